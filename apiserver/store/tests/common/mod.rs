@@ -1,0 +1,63 @@
+//! Shared by the store's integration tests: start either server, and the
+//! macro that runs one test case against both.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use skiff_store::harness::{Binaries, Kind, ServerProcess, ServerSettings};
+
+pub use skiff_store::harness::Kind as ServerKind;
+
+/// Progress notifications come this often in tests, on both servers.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Starts a fresh server of `kind` (its own data directory and ports).
+pub async fn server(kind: Kind) -> ServerProcess {
+    let binaries = Binaries::new(env!("CARGO_BIN_EXE_skiff-store"));
+    let settings = ServerSettings {
+        progress_notify_interval: Some(PROGRESS_INTERVAL),
+    };
+    match ServerProcess::start(kind, &binaries, settings).await {
+        Ok(server) => server,
+        Err(err) => panic!(
+            "cannot start {}: {err}\n(the README's test command installs etcd-server; set SKIFF_ETCD_BIN to use another etcd)",
+            kind.name()
+        ),
+    }
+}
+
+/// Runs each named `async fn(&ServerProcess)` twice: as `on_skiff_store::name`
+/// against this crate's binary and as `on_etcd::name` against a real etcd.
+/// The case code is the same for both, so a behaviour that differs fails one.
+#[macro_export]
+macro_rules! against_both {
+    ($($case:ident),* $(,)?) => {
+        mod on_skiff_store {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let server = $crate::common::server($crate::common::ServerKind::SkiffStore).await;
+                    super::$case(&server).await;
+                }
+            )*
+        }
+        mod on_etcd {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let server = $crate::common::server($crate::common::ServerKind::Etcd).await;
+                    super::$case(&server).await;
+                }
+            )*
+        }
+    };
+}
+
+/// The gRPC status of a failed call.
+pub fn status_of<T: std::fmt::Debug>(result: Result<T, etcd_client::Error>) -> tonic::Status {
+    match result {
+        Err(etcd_client::Error::GRpcStatus(status)) => status,
+        other => panic!("expected a gRPC error status, got {other:?}"),
+    }
+}
