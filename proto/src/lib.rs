@@ -7,17 +7,34 @@
 //!   whose server side the embedded store (`apiserver/store`) implements. The
 //!   `.proto` files live in `proto/etcd/` and are compiled by `build.rs` with
 //!   protox, so no system `protoc` is needed for them.
+//! - [`store`]: the record format of the store's write-ahead log
+//!   (`proto/skiff/store_wal.proto`).
 
-/// The etcd v3 API, as generated from `proto/etcd/`.
-pub mod etcd {
-    /// Multi-version key-value records (`mvccpb.KeyValue`, `mvccpb.Event`).
-    pub mod mvccpb {
-        tonic::include_proto!("mvccpb");
-    }
-    /// The gRPC services and their messages (`etcdserverpb`).
-    pub mod etcdserverpb {
-        tonic::include_proto!("etcdserverpb");
-    }
-    pub use etcdserverpb::*;
-    pub use mvccpb::{Event, KeyValue, event};
+// The generated modules sit at the crate root because prost resolves
+// references between packages by their place in the package hierarchy
+// (`skiff.store` refers to `etcdserverpb` as `super::super::etcdserverpb`).
+#[doc(hidden)]
+pub mod mvccpb {
+    tonic::include_proto!("mvccpb");
 }
+#[doc(hidden)]
+pub mod etcdserverpb {
+    tonic::include_proto!("etcdserverpb");
+}
+#[doc(hidden)]
+pub mod skiff {
+    pub mod store {
+        tonic::include_proto!("skiff.store");
+    }
+}
+
+/// The etcd v3 API, as generated from `proto/etcd/`: the gRPC services and
+/// their messages (`etcdserverpb`) and the key-value records (`mvccpb`).
+pub mod etcd {
+    pub use crate::etcdserverpb::*;
+    pub use crate::mvccpb;
+    pub use crate::mvccpb::{Event, KeyValue, event};
+}
+
+/// skiff-store's own records (`proto/skiff/store_wal.proto`).
+pub use skiff::store;

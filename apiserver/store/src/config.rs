@@ -46,6 +46,12 @@ pub struct Config {
     /// Most write requests committed together in one group commit.
     #[arg(long, default_value_t = 1024)]
     pub max_batch_requests: usize,
+
+    /// How often the database file itself is synced. Writes are durable
+    /// before that, in the write-ahead log; this bounds how much log a
+    /// restart replays.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub backend_batch_interval: Duration,
 }
 
 impl Config {
@@ -60,6 +66,7 @@ impl Config {
             max_txn_ops: 128,
             watch_progress_notify_interval: Duration::from_secs(600),
             max_batch_requests: 1024,
+            backend_batch_interval: Duration::from_secs(1),
         }
     }
 
@@ -68,6 +75,7 @@ impl Config {
             max_request_bytes: self.max_request_bytes,
             max_txn_ops: self.max_txn_ops,
             max_batch: self.max_batch_requests,
+            checkpoint_interval: self.backend_batch_interval,
             ..StoreOptions::new(&self.data_dir)
         }
     }

@@ -55,6 +55,8 @@ pub struct ServerSettings {
     /// Progress notifications for idle watches this often (both kinds accept
     /// `--experimental-watch-progress-notify-interval`).
     pub progress_notify_interval: Option<Duration>,
+    /// More flags for skiff-store only (etcd gets none).
+    pub skiff_store_args: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

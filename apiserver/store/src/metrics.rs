@@ -24,6 +24,8 @@ pub struct Metrics {
     pub batched_requests: AtomicU64,
     pub largest_batch: AtomicU64,
     pub batch_micros: AtomicU64,
+    /// Durable commits of the database (the log before them is deleted).
+    pub checkpoints: AtomicU64,
 }
 
 impl Metrics {
@@ -82,7 +84,7 @@ impl Metrics {
         );
         gauge(
             "skiff_store_write_batches_total",
-            "Write batches (one fsync each).",
+            "Write batches (one log sync each).",
             "counter",
             self.batches.load(Relaxed).to_string(),
         );

@@ -25,7 +25,18 @@ const ROUNDS: usize = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill() {
-    let mut server = common::server(ServerKind::SkiffStore).await;
+    crash_rounds(&[]).await;
+}
+
+/// The same with the database synced every 20 ms, so kills land before,
+/// during and after checkpoints and the deletion of old log segments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_sigkill_around_checkpoints() {
+    crash_rounds(&["--backend-batch-interval", "20ms"]).await;
+}
+
+async fn crash_rounds(args: &[&str]) {
+    let mut server = common::server_with(ServerKind::SkiffStore, args).await;
     let mut all_acked: Vec<Acked> = Vec::new();
     let mut all_delete_attempts: Vec<String> = Vec::new();
     let mut lease_id = None;

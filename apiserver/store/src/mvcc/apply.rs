@@ -22,7 +22,7 @@ use super::keys::KeyRange;
 use super::read::{Reader, RevisionEvents, check_revision, serve_range};
 use super::schema::{
     EVENTS, HISTORY, LATEST, LEASE_KEYS, LEASES, META, META_COMPACT_REVISION, META_REVISION,
-    decode, encode,
+    META_WAL_SEQUENCE, decode, encode,
 };
 use crate::error::{Result, StoreError};
 
@@ -113,8 +113,14 @@ impl<'t> Applier<'t> {
         self.pending.clear();
     }
 
-    /// Records the revisions and closes the tables; the caller commits.
-    pub fn finish(mut self) -> Result<Applied> {
+    /// Whether the request being applied has changed anything yet.
+    pub fn has_pending_changes(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Records the revisions (and, when anything changed, the log sequence
+    /// the batch will have) and closes the tables; the caller commits.
+    pub fn finish(mut self, wal_sequence: u64) -> Result<Applied> {
         let changed = !self.produced.is_empty()
             || !self.lease_effects.is_empty()
             || self.compact_revision != self.compacted_before;
@@ -122,6 +128,7 @@ impl<'t> Applier<'t> {
             self.meta.insert(META_REVISION, self.revision as u64)?;
             self.meta
                 .insert(META_COMPACT_REVISION, self.compact_revision as u64)?;
+            self.meta.insert(META_WAL_SEQUENCE, wal_sequence)?;
         }
         Ok(Applied {
             changed,

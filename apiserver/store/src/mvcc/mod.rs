@@ -12,6 +12,7 @@ pub mod keys;
 mod read;
 mod schema;
 mod shared;
+mod wal;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -38,7 +39,8 @@ use crate::metrics::Metrics;
 use read::Reader;
 use schema::*;
 use shared::Shared;
-use writer::{Job, WriteDone, WriteOp, WriteOutput};
+use skiff_proto::store::{LeaseGrant, WalBatch, WalOp, wal_op::Op};
+use writer::{Job, WriteDone, WriteOutput, Writer, WriterOptions};
 
 /// How the store is opened; see [`crate::Config`] for the flags that set these.
 #[derive(Debug, Clone)]
@@ -52,6 +54,11 @@ pub struct StoreOptions {
     pub min_lease_ttl: i64,
     /// Most requests the writer puts in one commit.
     pub max_batch: usize,
+    /// How often the database is made durable on its own, so that the
+    /// write-ahead log before that point can be deleted.
+    pub checkpoint_interval: Duration,
+    /// Size of each preallocated write-ahead-log segment.
+    pub wal_segment_bytes: u64,
 }
 
 impl StoreOptions {
@@ -62,6 +69,8 @@ impl StoreOptions {
             max_txn_ops: 128,
             min_lease_ttl: 2,
             max_batch: 1024,
+            checkpoint_interval: Duration::from_secs(1),
+            wal_segment_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -98,7 +107,8 @@ pub struct Changes {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `options.data_dir` and starts its writer.
+    /// Opens (or creates) the store in `options.data_dir`, replays its
+    /// write-ahead log, and starts its writer.
     pub fn open(options: StoreOptions) -> Result<(Store, WriterThread)> {
         create_private_dir(&options.data_dir)?;
         let path = options.data_dir.join("store.redb");
@@ -108,29 +118,49 @@ impl Store {
                 path.display()
             ))
         })?;
-        let (revision, compact_revision, ids, leases) = initialise(&db)?;
+        let wal_dir = options.data_dir.join("wal");
+        let (wal, records) =
+            wal::Wal::open(&wal_dir, options.wal_segment_bytes).map_err(|err| {
+                StoreError::Startup(format!(
+                    "cannot read the write-ahead log in {}: {err}",
+                    wal_dir.display()
+                ))
+            })?;
+        initialise(&db)?;
+        // The sequence the database holds durably; replay commits do not
+        // sync, so until the checkpoint below this is still the durable one.
+        let durable_sequence = load(&db)?.wal_sequence;
+        let replayed = replay(&db, records, durable_sequence, options.min_lease_ttl)?;
+        let loaded = load(&db)?;
         tracing::info!(
             path = %path.display(),
-            revision,
-            compact_revision,
-            leases = leases.len(),
+            revision = loaded.revision,
+            compact_revision = loaded.compact_revision,
+            leases = loaded.leases.len(),
+            replayed_batches = replayed,
             "store opened"
         );
-        let lessor = Lessor::load(leases, Instant::now());
+        let lessor = Lessor::load(loaded.leases, Instant::now());
         let shared = Arc::new(Shared::new(
             db,
-            revision,
-            compact_revision,
+            loaded.revision,
+            loaded.compact_revision,
             lessor,
-            ids,
+            loaded.ids,
             options.min_lease_ttl,
         ));
+        let writer_options = WriterOptions {
+            max_batch: options.max_batch.max(1),
+            max_batch_bytes: 4 * options.max_request_bytes.max(1),
+            checkpoint_interval: options.checkpoint_interval,
+        };
+        let mut writer = Writer::new(shared.clone(), wal, durable_sequence, writer_options);
+        // Whatever was replayed becomes durable in the database now.
+        writer.start_checkpoint()?;
         let (jobs, queue) = mpsc::channel(16 * 1024);
-        let writer_shared = shared.clone();
-        let max_batch = options.max_batch.max(1);
         let thread = std::thread::Builder::new()
             .name("skiff-store-writer".into())
-            .spawn(move || writer::run(writer_shared, queue, max_batch))
+            .spawn(move || writer.run(queue))
             .map_err(|err| StoreError::Startup(format!("cannot start the writer thread: {err}")))?;
         let store = Store {
             shared,
@@ -261,20 +291,53 @@ impl Store {
         Ok(())
     }
 
-    async fn submit(&self, op: WriteOp) -> Result<WriteDone> {
+    async fn submit(&self, op: Op) -> Result<WriteDone> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Write {
+            op: WalOp { op: Some(op) },
+            reply,
+        };
+        self.jobs.send(job).await.map_err(|_| StoreError::Stopped)?;
+        answer.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// Makes everything written so far durable in the database itself (the
+    /// writer also does this every `checkpoint_interval` while writes come).
+    pub async fn checkpoint(&self) -> Result<()> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { op, reply })
+            .send(Job::Checkpoint { reply })
             .await
             .map_err(|_| StoreError::Stopped)?;
         answer.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// Checkpoints every `checkpoint_interval` until `stop` resolves, so a
+    /// store that went quiet does not keep its log around.
+    pub async fn checkpoint_periodically(self, stop: impl std::future::Future<Output = ()>) {
+        let mut tick = tokio::time::interval(
+            self.options
+                .checkpoint_interval
+                .max(Duration::from_millis(10)),
+        );
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(err) = self.checkpoint().await {
+                tracing::warn!(error = %err, "periodic checkpoint failed");
+            }
+        }
     }
 
     pub async fn put(&self, req: PutRequest) -> Result<PutResponse> {
         self.shared.metrics.put.fetch_add(1, Relaxed);
         check::check_put(&req)?;
         self.check_size(&req)?;
-        match self.submit(WriteOp::Put(req)).await? {
+        match self.submit(Op::Put(req)).await? {
             WriteDone {
                 output: WriteOutput::Put(mut resp),
                 revision,
@@ -290,7 +353,7 @@ impl Store {
         self.shared.metrics.delete_range.fetch_add(1, Relaxed);
         check::check_delete(&req)?;
         self.check_size(&req)?;
-        match self.submit(WriteOp::DeleteRange(req)).await? {
+        match self.submit(Op::DeleteRange(req)).await? {
             WriteDone {
                 output: WriteOutput::DeleteRange(mut resp),
                 revision,
@@ -306,7 +369,7 @@ impl Store {
         self.shared.metrics.txn.fetch_add(1, Relaxed);
         check::check_txn(&req, self.options.max_txn_ops)?;
         self.check_size(&req)?;
-        match self.submit(WriteOp::Txn(req)).await? {
+        match self.submit(Op::Txn(req)).await? {
             WriteDone {
                 output: WriteOutput::Txn(mut resp),
                 revision,
@@ -322,7 +385,7 @@ impl Store {
     /// The compaction is on disk when this returns, so `physical` always holds.
     pub async fn compact(&self, req: CompactionRequest) -> Result<i64> {
         self.shared.metrics.compact.fetch_add(1, Relaxed);
-        let done = self.submit(WriteOp::Compact(req.revision)).await?;
+        let done = self.submit(Op::Compact(req.revision)).await?;
         Ok(done.revision)
     }
 
@@ -334,7 +397,7 @@ impl Store {
         if ttl > MAX_LEASE_TTL {
             return Err(StoreError::LeaseTtlTooLarge);
         }
-        match self.submit(WriteOp::LeaseGrant { id, ttl }).await? {
+        match self.submit(Op::LeaseGrant(LeaseGrant { id, ttl })).await? {
             WriteDone {
                 output: WriteOutput::LeaseGranted { id, ttl },
                 revision,
@@ -346,7 +409,7 @@ impl Store {
     /// Revokes a lease, deleting its keys; returns the revision.
     pub async fn lease_revoke(&self, id: i64) -> Result<i64> {
         self.shared.metrics.lease_revoke.fetch_add(1, Relaxed);
-        Ok(self.submit(WriteOp::LeaseRevoke(id)).await?.revision)
+        Ok(self.submit(Op::LeaseRevoke(id)).await?.revision)
     }
 
     /// A keep-alive; the lease's TTL, or `None` when it does not exist.
@@ -406,7 +469,7 @@ impl Store {
                 .expect("lessor lock")
                 .take_expired(Instant::now());
             for id in expired {
-                match self.submit(WriteOp::LeaseRevoke(id)).await {
+                match self.submit(Op::LeaseRevoke(id)).await {
                     Ok(done) => {
                         self.shared.metrics.lease_expired.fetch_add(1, Relaxed);
                         tracing::debug!(
@@ -487,39 +550,96 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-type Loaded = (i64, i64, (u64, u64), Vec<(i64, i64)>);
+/// What a store holds about itself.
+struct Loaded {
+    revision: i64,
+    compact_revision: i64,
+    ids: (u64, u64),
+    leases: Vec<(i64, i64)>,
+    wal_sequence: u64,
+}
 
-/// Creates the tables of a new store (revision 1, like a new etcd) and loads
-/// what an existing one has.
-fn initialise(db: &Database) -> Result<Loaded> {
+/// Creates the tables of a new store (at revision 1, like a new etcd).
+fn initialise(db: &Database) -> Result<()> {
     let txn = db.begin_write()?;
-    let loaded = {
+    {
         let mut meta = txn.open_table(META)?;
         txn.open_table(EVENTS)?;
         txn.open_table(HISTORY)?;
         txn.open_table(LATEST)?;
+        txn.open_table(LEASES)?;
         txn.open_table(LEASE_KEYS)?;
-        let leases_table = txn.open_table(LEASES)?;
-        let mut get_or_init = |name: &'static str, init: u64| -> Result<u64> {
-            if let Some(v) = meta.get(name)? {
-                return Ok(v.value());
+        let mut init = |name: &'static str, value: u64| -> Result<()> {
+            if meta.get(name)?.is_none() {
+                meta.insert(name, value)?;
             }
-            meta.insert(name, init)?;
-            Ok(init)
+            Ok(())
         };
-        let revision = get_or_init(META_REVISION, 1)? as i64;
-        let compacted = get_or_init(META_COMPACT_REVISION, 0)? as i64;
+        init(META_REVISION, 1)?;
+        init(META_COMPACT_REVISION, 0)?;
+        init(META_WAL_SEQUENCE, 0)?;
         // Random identities, kept for the life of the data directory, within
         // the positive int64 range that some clients assume.
-        let cluster_id = get_or_init(META_CLUSTER_ID, rand::random::<u64>() >> 1)?;
-        let member_id = get_or_init(META_MEMBER_ID, rand::random::<u64>() >> 1)?;
-        let mut leases = Vec::new();
-        for entry in leases_table.iter()? {
-            let (id, ttl) = entry?;
-            leases.push((id.value(), ttl.value()));
-        }
-        (revision, compacted, (cluster_id, member_id), leases)
-    };
+        init(META_CLUSTER_ID, rand::random::<u64>() >> 1)?;
+        init(META_MEMBER_ID, rand::random::<u64>() >> 1)?;
+    }
     txn.commit()?;
-    Ok(loaded)
+    Ok(())
+}
+
+fn load(db: &Database) -> Result<Loaded> {
+    let txn = db.begin_read()?;
+    let meta = txn.open_table(META)?;
+    let get = |name: &str| -> Result<u64> { Ok(meta.get(name)?.map_or(0, |v| v.value())) };
+    let mut leases = Vec::new();
+    for entry in txn.open_table(LEASES)?.iter()? {
+        let (id, ttl) = entry?;
+        leases.push((id.value(), ttl.value()));
+    }
+    Ok(Loaded {
+        revision: get(META_REVISION)? as i64,
+        compact_revision: get(META_COMPACT_REVISION)? as i64,
+        ids: (get(META_CLUSTER_ID)?, get(META_MEMBER_ID)?),
+        leases,
+        wal_sequence: get(META_WAL_SEQUENCE)?,
+    })
+}
+
+/// Applies the log records the database does not have yet (those after its
+/// last checkpoint), through the same code as live writes. Returns how many.
+fn replay(
+    db: &Database,
+    records: Vec<wal::Record>,
+    durable: u64,
+    min_lease_ttl: i64,
+) -> Result<usize> {
+    let mut replayed = 0;
+    for record in records.into_iter().filter(|r| r.sequence > durable) {
+        let batch = WalBatch::decode(record.payload.as_slice())?;
+        let loaded = load(db)?;
+        let mut txn = db.begin_write()?;
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| StoreError::Startup(e.to_string()))?;
+        {
+            let mut applier = apply::Applier::open(
+                &txn,
+                loaded.revision,
+                loaded.compact_revision,
+                min_lease_ttl,
+            )?;
+            for op in &batch.ops {
+                writer::apply(&mut applier, op).map_err(|err| {
+                    StoreError::Corrupt(format!(
+                        "log record {} does not replay: {err}",
+                        record.sequence
+                    ))
+                })?;
+                applier.finish_request();
+            }
+            applier.finish(record.sequence)?;
+        }
+        txn.commit()?;
+        replayed += 1;
+    }
+    Ok(replayed)
 }

@@ -41,6 +41,8 @@ pub(crate) const LEASE_KEYS: TableDefinition<(i64, &[u8]), ()> = TableDefinition
 pub(crate) const META_REVISION: &str = "revision";
 /// Reads and watches below this revision answer "compacted".
 pub(crate) const META_COMPACT_REVISION: &str = "compact_revision";
+/// The last write-ahead-log record the database holds (see `wal.rs`).
+pub(crate) const META_WAL_SEQUENCE: &str = "wal_sequence";
 pub(crate) const META_CLUSTER_ID: &str = "cluster_id";
 pub(crate) const META_MEMBER_ID: &str = "member_id";
 

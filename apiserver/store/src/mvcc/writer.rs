@@ -1,36 +1,38 @@
 //! The writer: one thread that applies every write, in batches.
 //!
 //! Requests queue on a channel. The writer takes the first waiting request
-//! and every other one already queued behind it (up to a limit), applies them
-//! in order inside one redb transaction, commits once (one fsync for the whole
-//! batch: group commit), and only then answers each request and hands the
-//! batch's events to watchers. So an acknowledged write is on disk, a failed
-//! request leaves no trace, and concurrent writers share the cost of a sync
-//! instead of each paying for their own.
+//! and every other one already queued behind it (up to a limit), and for the
+//! whole batch:
+//!
+//! 1. applies them in order inside one redb transaction (`apply.rs`); a
+//!    request that fails its checks gets its error and changes nothing;
+//! 2. appends the writes that changed something to the write-ahead log
+//!    (`wal.rs`) as one record, and syncs it: from here the batch is durable;
+//! 3. commits the redb transaction without syncing it (readers see the batch
+//!    only now, after it is durable), except at a checkpoint, when the commit
+//!    is synced and the log before it is deleted;
+//! 4. publishes the events to watchers and answers every request.
+//!
+//! So concurrent writers share one sync (group commit), nothing is visible or
+//! acknowledged before it is on disk, and a crash loses only writes nobody
+//! was told about. On start, the log after the last checkpoint is replayed
+//! through the same [`apply`] function the live path uses.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use skiff_proto::etcd::{
-    DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, TxnRequest, TxnResponse,
-};
+use prost::Message;
+use skiff_proto::etcd::{DeleteRangeResponse, PutResponse, TxnResponse};
+use skiff_proto::store::{LeaseGrant, WalBatch, WalOp, wal_op::Op};
 use tokio::sync::{mpsc, oneshot};
 
 use super::apply::{Applied, Applier};
+use super::schema::{META, META_WAL_SEQUENCE};
 use super::shared::Shared;
+use super::wal::Wal;
 use crate::error::{Result, StoreError};
 
-/// One write, as queued for the writer.
-#[derive(Debug)]
-pub(crate) enum WriteOp {
-    Put(PutRequest),
-    DeleteRange(DeleteRangeRequest),
-    Txn(TxnRequest),
-    Compact(i64),
-    LeaseGrant { id: i64, ttl: i64 },
-    LeaseRevoke(i64),
-}
-
+/// What the writer answers for one write.
 #[derive(Debug)]
 pub(crate) enum WriteOutput {
     Put(PutResponse),
@@ -48,103 +50,287 @@ pub(crate) struct WriteDone {
     pub revision: i64,
 }
 
-pub(crate) struct Job {
-    pub op: WriteOp,
-    pub reply: oneshot::Sender<Result<WriteDone>>,
+pub(crate) enum Job {
+    /// A write, in the form the log records it (a lease grant may still have
+    /// id 0 here; the log gets the id it was given).
+    Write {
+        op: WalOp,
+        reply: oneshot::Sender<Result<WriteDone>>,
+    },
+    /// Make everything written so far durable in the database itself.
+    Checkpoint { reply: oneshot::Sender<Result<()>> },
 }
 
-/// Runs the writer until every sender of `jobs` is gone.
-pub(crate) fn run(shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
-    while let Some(first) = jobs.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < max_batch {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
+#[derive(Debug, Clone)]
+pub(crate) struct WriterOptions {
+    pub max_batch: usize,
+    pub max_batch_bytes: usize,
+    pub checkpoint_interval: Duration,
+}
+
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    wal: Wal,
+    /// The last log sequence the database holds durably.
+    durable_sequence: u64,
+    last_checkpoint: Instant,
+    options: WriterOptions,
+    /// Set when a batch failed after reaching the log: the database and the
+    /// log may disagree until a restart replays the log, so no more writes.
+    broken: Option<String>,
+}
+
+/// How a batch failed.
+enum BatchFailure {
+    /// Nothing was logged or committed; the store is as it was.
+    Rejected(StoreError),
+    /// The log has the batch but the database may not.
+    Broken(String),
+}
+
+impl Writer {
+    pub fn new(
+        shared: Arc<Shared>,
+        wal: Wal,
+        durable_sequence: u64,
+        options: WriterOptions,
+    ) -> Self {
+        Writer {
+            shared,
+            wal,
+            durable_sequence,
+            last_checkpoint: Instant::now(),
+            options,
+            broken: None,
         }
-        commit_batch(&shared, batch);
     }
-    tracing::debug!("writer stopped: no more senders");
-}
 
-fn commit_batch(shared: &Shared, batch: Vec<Job>) {
-    let started = Instant::now();
-    let size = batch.len();
-    let (ops, replies): (Vec<WriteOp>, Vec<_>) =
-        batch.into_iter().map(|job| (job.op, job.reply)).unzip();
-    match apply_batch(shared, &ops) {
-        Ok((results, applied)) => {
-            shared.publish(applied);
-            for (reply, result) in replies.into_iter().zip(results) {
-                // The requester may have gone away; the write stands anyway.
-                let _ = reply.send(result);
-            }
+    /// The checkpoint at start: makes a replayed log durable in the database.
+    pub fn start_checkpoint(&mut self) -> Result<()> {
+        let last = self.wal.last_sequence();
+        if last > self.durable_sequence {
+            self.checkpoint()?;
         }
-        Err(err) => {
-            // Nothing of the batch was committed: every request fails, and the
-            // in-memory state (which is only updated after a commit) is intact.
-            tracing::error!(error = %err, requests = size, "write batch failed; nothing was applied");
-            let message = err.to_string();
-            for reply in replies {
-                let _ = reply.send(Err(StoreError::WriteFailed(message.clone())));
-            }
-        }
+        self.wal
+            .release_through(self.durable_sequence)
+            .map_err(|e| StoreError::Startup(e.to_string()))?;
+        Ok(())
     }
-    shared.metrics.record_batch(size, started.elapsed());
-}
 
-/// Applies `ops` in one transaction. A request that fails its checks gets its
-/// own error; a storage failure aborts the whole batch.
-fn apply_batch(shared: &Shared, ops: &[WriteOp]) -> Result<(Vec<Result<WriteDone>>, Applied)> {
-    let txn = shared.db.begin_write()?;
-    let mut results = Vec::with_capacity(ops.len());
-    let applied = {
-        let mut applier = Applier::open(
-            &txn,
-            shared.revision(),
-            shared.compact_revision(),
-            shared.min_lease_ttl,
-        )?;
-        for op in ops {
-            match apply_one(&mut applier, op) {
-                Ok(output) => {
-                    let revision = applier.finish_request();
-                    results.push(Ok(WriteDone { output, revision }));
+    /// Runs until every sender of `jobs` is gone, then checkpoints.
+    pub fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+        let mut held: Option<Job> = None;
+        loop {
+            let Some(first) = held.take().or_else(|| jobs.blocking_recv()) else {
+                break;
+            };
+            let mut writes = Vec::new();
+            let mut checkpoints = Vec::new();
+            let mut bytes = 0;
+            let mut next = Some(first);
+            while let Some(job) = next.take() {
+                match job {
+                    Job::Write { op, reply } => {
+                        bytes += op.encoded_len();
+                        writes.push((op, reply));
+                    }
+                    Job::Checkpoint { reply } => checkpoints.push(reply),
                 }
-                Err(err @ (StoreError::Storage(_) | StoreError::Corrupt(_))) => return Err(err),
-                Err(err) => {
-                    applier.abandon_request();
-                    results.push(Err(err));
+                if writes.len() >= self.options.max_batch || bytes >= self.options.max_batch_bytes {
+                    break;
+                }
+                next = jobs.try_recv().ok();
+            }
+            if let Some(job) = next {
+                held = Some(job);
+            }
+            if !writes.is_empty() {
+                self.commit_batch(writes);
+            }
+            if !checkpoints.is_empty() {
+                let result = self.checkpoint();
+                for reply in checkpoints {
+                    let _ = reply.send(
+                        result
+                            .as_ref()
+                            .map(|_| ())
+                            .map_err(|e| StoreError::WriteFailed(e.to_string())),
+                    );
                 }
             }
         }
-        applier.finish()?
-    };
-    if applied.changed {
+        if let Err(err) = self.checkpoint() {
+            tracing::error!(error = %err, "final checkpoint failed; the log will be replayed at the next start");
+        }
+        tracing::debug!("writer stopped: no more senders");
+    }
+
+    fn commit_batch(&mut self, batch: Vec<(WalOp, oneshot::Sender<Result<WriteDone>>)>) {
+        let started = Instant::now();
+        let size = batch.len();
+        let (ops, replies): (Vec<WalOp>, Vec<_>) = batch.into_iter().unzip();
+        let outcome = match &self.broken {
+            Some(reason) => Err(BatchFailure::Broken(reason.clone())),
+            None => self.apply_batch(&ops),
+        };
+        match outcome {
+            Ok((results, applied)) => {
+                self.shared.publish(applied);
+                for (reply, result) in replies.into_iter().zip(results) {
+                    // The requester may have gone away; the write stands anyway.
+                    let _ = reply.send(result);
+                }
+            }
+            Err(failure) => {
+                let message = match failure {
+                    BatchFailure::Rejected(err) => {
+                        tracing::error!(error = %err, requests = size, "write batch failed; nothing was applied");
+                        err.to_string()
+                    }
+                    BatchFailure::Broken(reason) => {
+                        if self.broken.is_none() {
+                            tracing::error!(%reason, "the store stops taking writes; restart it to replay its log");
+                            self.broken = Some(reason.clone());
+                        }
+                        format!(
+                            "the store stopped taking writes after a storage failure ({reason}); restart it"
+                        )
+                    }
+                };
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::WriteFailed(message.clone())));
+                }
+            }
+        }
+        self.shared.metrics.record_batch(size, started.elapsed());
+    }
+
+    fn apply_batch(
+        &mut self,
+        ops: &[WalOp],
+    ) -> Result<(Vec<Result<WriteDone>>, Applied), BatchFailure> {
+        let rejected = |err: StoreError| BatchFailure::Rejected(err);
+        let mut txn = self
+            .shared
+            .db
+            .begin_write()
+            .map_err(|e| rejected(e.into()))?;
+        let sequence = self.wal.last_sequence() + 1;
+        let mut results = Vec::with_capacity(ops.len());
+        let mut logged = Vec::new();
+        let applied = {
+            let mut applier = Applier::open(
+                &txn,
+                self.shared.revision(),
+                self.shared.compact_revision(),
+                self.shared.min_lease_ttl,
+            )
+            .map_err(rejected)?;
+            for op in ops {
+                match apply(&mut applier, op) {
+                    Ok((output, log)) => {
+                        let revision = applier.finish_request();
+                        logged.extend(log);
+                        results.push(Ok(WriteDone { output, revision }));
+                    }
+                    Err(err @ (StoreError::Storage(_) | StoreError::Corrupt(_))) => {
+                        return Err(rejected(err));
+                    }
+                    Err(err) => {
+                        applier.abandon_request();
+                        results.push(Err(err));
+                    }
+                }
+            }
+            applier.finish(sequence).map_err(rejected)?
+        };
+        if !applied.changed {
+            txn.abort().map_err(|e| rejected(e.into()))?;
+            return Ok((results, applied));
+        }
+        let payload = WalBatch { ops: logged }.encode_to_vec();
+        match self.wal.append(&payload) {
+            Ok(written) => debug_assert_eq!(written, sequence),
+            Err(err) => return Err(BatchFailure::Broken(format!("cannot write the log: {err}"))),
+        }
+        let checkpoint = self.last_checkpoint.elapsed() >= self.options.checkpoint_interval;
+        let durability = if checkpoint {
+            redb::Durability::Immediate
+        } else {
+            redb::Durability::None
+        };
+        txn.set_durability(durability)
+            .map_err(|e| BatchFailure::Broken(e.to_string()))?;
+        txn.commit()
+            .map_err(|e| BatchFailure::Broken(format!("cannot commit to the database: {e}")))?;
+        if checkpoint {
+            self.checkpointed(sequence);
+        }
+        Ok((results, applied))
+    }
+
+    /// Makes the database itself durable up to the last logged batch, so the
+    /// log before it can go.
+    fn checkpoint(&mut self) -> Result<()> {
+        let last = self.wal.last_sequence();
+        if last == self.durable_sequence || self.broken.is_some() {
+            return Ok(());
+        }
+        let mut txn = self.shared.db.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)
+            .map_err(|e| StoreError::WriteFailed(e.to_string()))?;
+        // Rewriting the sequence gives the commit something to write.
+        txn.open_table(META)?.insert(META_WAL_SEQUENCE, last)?;
         txn.commit()?;
-    } else {
-        txn.abort()?;
+        self.checkpointed(last);
+        Ok(())
     }
-    Ok((results, applied))
+
+    fn checkpointed(&mut self, sequence: u64) {
+        self.durable_sequence = sequence;
+        self.last_checkpoint = Instant::now();
+        self.shared
+            .metrics
+            .checkpoints
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Err(err) = self.wal.release_through(sequence) {
+            tracing::warn!(error = %err, "cannot delete old log segments");
+        }
+    }
 }
 
-fn apply_one(applier: &mut Applier<'_>, op: &WriteOp) -> Result<WriteOutput> {
-    Ok(match op {
-        WriteOp::Put(req) => WriteOutput::Put(applier.put(req)?),
-        WriteOp::DeleteRange(req) => WriteOutput::DeleteRange(applier.delete_range(req)?),
-        WriteOp::Txn(req) => WriteOutput::Txn(applier.txn(req)?),
-        WriteOp::Compact(revision) => {
+/// Applies one write. Returns what to answer and what to log: nothing when
+/// the write changed nothing (a txn that only read, a delete that matched no
+/// key), and for a lease grant the id it was given.
+pub(crate) fn apply(applier: &mut Applier<'_>, op: &WalOp) -> Result<(WriteOutput, Option<WalOp>)> {
+    let logged = |op: Op| Some(WalOp { op: Some(op) });
+    Ok(match &op.op {
+        Some(Op::Put(req)) => (WriteOutput::Put(applier.put(req)?), Some(op.clone())),
+        Some(Op::DeleteRange(req)) => {
+            let resp = applier.delete_range(req)?;
+            let log = (resp.deleted > 0).then(|| op.clone());
+            (WriteOutput::DeleteRange(resp), log)
+        }
+        Some(Op::Txn(req)) => {
+            let resp = applier.txn(req)?;
+            let log = applier.has_pending_changes().then(|| op.clone());
+            (WriteOutput::Txn(resp), log)
+        }
+        Some(Op::Compact(revision)) => {
             applier.compact(*revision)?;
-            WriteOutput::Compacted
+            (WriteOutput::Compacted, Some(op.clone()))
         }
-        WriteOp::LeaseGrant { id, ttl } => {
-            let (id, ttl) = applier.lease_grant(*id, *ttl)?;
-            WriteOutput::LeaseGranted { id, ttl }
+        Some(Op::LeaseGrant(grant)) => {
+            let (id, ttl) = applier.lease_grant(grant.id, grant.ttl)?;
+            (
+                WriteOutput::LeaseGranted { id, ttl },
+                logged(Op::LeaseGrant(LeaseGrant { id, ttl })),
+            )
         }
-        WriteOp::LeaseRevoke(id) => {
+        Some(Op::LeaseRevoke(id)) => {
             applier.lease_revoke(*id)?;
-            WriteOutput::LeaseRevoked
+            (WriteOutput::LeaseRevoked, Some(op.clone()))
         }
+        None => return Err(StoreError::Corrupt("a write with no operation".into())),
     })
 }

@@ -14,9 +14,15 @@ pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Starts a fresh server of `kind` (its own data directory and ports).
 pub async fn server(kind: Kind) -> ServerProcess {
+    server_with(kind, &[]).await
+}
+
+/// Like [`server`], with more flags for skiff-store.
+pub async fn server_with(kind: Kind, skiff_store_args: &[&str]) -> ServerProcess {
     let binaries = Binaries::new(env!("CARGO_BIN_EXE_skiff-store"));
     let settings = ServerSettings {
         progress_notify_interval: Some(PROGRESS_INTERVAL),
+        skiff_store_args: skiff_store_args.iter().map(|a| a.to_string()).collect(),
     };
     match ServerProcess::start(kind, &binaries, settings).await {
         Ok(server) => server,

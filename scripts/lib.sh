@@ -1,0 +1,25 @@
+# Shared by scripts/up.sh and scripts/test.sh: install missing Debian packages.
+
+# ensure_packages PKG... — installs the ones that are missing (as root, or with sudo).
+ensure_packages() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "skiff: installing Debian packages: ${missing[*]}" >&2
+    local as_root=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || { echo "skiff: need root (or sudo) to install ${missing[*]}" >&2; return 1; }
+        as_root=(sudo)
+    fi
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+}
+
+# Packages every build needs: protoc for the etcd-client crate.
+BUILD_PACKAGES=(protobuf-compiler libprotobuf-dev)
+# Packages the tests need: a real etcd and etcdctl to compare the store with.
+TEST_PACKAGES=(etcd-server etcd-client)
+# Packages `scripts/up.sh` needs: etcdctl, to look into the store.
+RUN_PACKAGES=(etcd-client)
