@@ -23,7 +23,7 @@ use crate::harness::{Binaries, Kind, ServerProcess, ServerSettings};
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// How long each throughput row runs.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
     /// Value size of every put, in bytes.
     #[arg(long, default_value_t = 256)]
@@ -31,12 +31,20 @@ pub struct BenchArgs {
     /// Requests measured for each latency row.
     #[arg(long, default_value_t = 2000)]
     pub samples: usize,
+    /// Rounds, alternating skiff-store and etcd; each row reports the median.
+    /// Shared machines are noisy: one round is not a measurement.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
     /// The etcd binary to compare with.
     #[arg(long, env = "SKIFF_ETCD_BIN", default_value = "etcd")]
     pub etcd: PathBuf,
     /// Only benchmark skiff-store (when no etcd is installed).
     #[arg(long)]
     pub skip_etcd: bool,
+    /// A flag for the skiff-store under test (repeatable), e.g.
+    /// `--store-arg=--backend-cache-bytes=16777216`.
+    #[arg(long = "store-arg", allow_hyphen_values = true)]
+    pub store_args: Vec<String>,
 }
 
 /// One server's figures.
@@ -70,20 +78,64 @@ pub async fn run(args: BenchArgs, skiff_store: &Path) -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         std::env::temp_dir().display()
     );
-    let skiff = measure(Kind::SkiffStore, &binaries, &args).await?;
-    let etcd = if args.skip_etcd {
-        None
-    } else {
-        Some(measure(Kind::Etcd, &binaries, &args).await?)
-    };
+    println!(
+        "{} rounds, alternating the servers; every figure is the median of its row",
+        args.rounds.max(1)
+    );
+    let mut skiff_runs = Vec::new();
+    let mut etcd_runs = Vec::new();
+    for round in 1..=args.rounds.max(1) {
+        eprintln!("round {round}:");
+        skiff_runs.push(measure(Kind::SkiffStore, &binaries, &args).await?);
+        if !args.skip_etcd {
+            etcd_runs.push(measure(Kind::Etcd, &binaries, &args).await?);
+        }
+    }
+    let skiff = Figures::median(&skiff_runs);
+    let etcd = (!etcd_runs.is_empty()).then(|| Figures::median(&etcd_runs));
     let etcd_version = etcd_version(&args.etcd);
     print_table(&skiff, etcd.as_ref(), &etcd_version);
     Ok(())
 }
 
+impl Figures {
+    /// Row by row, the median of several rounds.
+    fn median(runs: &[Figures]) -> Figures {
+        fn mid(mut values: Vec<f64>) -> f64 {
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        }
+        let of = |f: fn(&Figures) -> f64| mid(runs.iter().map(f).collect());
+        let put_throughput = (0..runs[0].put_throughput.len())
+            .map(|i| {
+                (
+                    runs[0].put_throughput[i].0,
+                    mid(runs.iter().map(|r| r.put_throughput[i].1).collect()),
+                )
+            })
+            .collect();
+        Figures {
+            put_throughput,
+            range_p50_us: of(|f| f.range_p50_us),
+            range_p99_us: of(|f| f.range_p99_us),
+            watch_p50_us: of(|f| f.watch_p50_us),
+            watch_p99_us: of(|f| f.watch_p99_us),
+            rss_kib: of(|f| f.rss_kib as f64) as u64,
+            peak_rss_kib: of(|f| f.peak_rss_kib as f64) as u64,
+        }
+    }
+}
+
 async fn measure(kind: Kind, binaries: &Binaries, args: &BenchArgs) -> anyhow::Result<Figures> {
     eprintln!("starting {} ...", kind.name());
-    let server = ServerProcess::start(kind, binaries, ServerSettings::default()).await?;
+    let settings = match kind {
+        Kind::SkiffStore => ServerSettings {
+            skiff_store_args: args.store_args.clone(),
+            ..ServerSettings::default()
+        },
+        Kind::Etcd => ServerSettings::default(),
+    };
+    let server = ServerProcess::start(kind, binaries, settings).await?;
     let mut figures = Figures::default();
     let value = vec![b'x'; args.value_size];
     for clients in CLIENT_COUNTS {
@@ -97,6 +149,15 @@ async fn measure(kind: Kind, binaries: &Binaries, args: &BenchArgs) -> anyhow::R
     let (p50, p99) = watch_latency(&server, args.samples, &value).await?;
     figures.watch_p50_us = p50;
     figures.watch_p99_us = p99;
+    eprintln!(
+        "  {}: range p50 {:.0}µs p99 {:.0}µs, put-to-watch p50 {:.0}µs p99 {:.0}µs",
+        kind.name(),
+        figures.range_p50_us,
+        figures.range_p99_us,
+        figures.watch_p50_us,
+        figures.watch_p99_us
+    );
+
     let (rss, peak) = server.memory_kib().unwrap_or((0, 0));
     figures.rss_kib = rss;
     figures.peak_rss_kib = peak;
@@ -302,6 +363,30 @@ fn print_table(skiff: &Figures, etcd: Option<&Figures>, etcd_version: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn medians_row_by_row() {
+        let run = |put: f64, p50: f64| Figures {
+            put_throughput: vec![(1, put)],
+            range_p50_us: p50,
+            ..Figures::default()
+        };
+        let median = Figures::median(&[run(10.0, 300.0), run(30.0, 100.0), run(20.0, 200.0)]);
+        assert_eq!(median.put_throughput, vec![(1, 20.0)]);
+        assert_eq!(median.range_p50_us, 200.0);
+    }
+
+    #[test]
+    fn medians_row_by_row() {
+        let run = |put: f64, p50: f64| Figures {
+            put_throughput: vec![(1, put)],
+            range_p50_us: p50,
+            ..Figures::default()
+        };
+        let median = Figures::median(&[run(10.0, 300.0), run(30.0, 100.0), run(20.0, 200.0)]);
+        assert_eq!(median.put_throughput, vec![(1, 20.0)]);
+        assert_eq!(median.range_p50_us, 200.0);
+    }
 
     #[test]
     fn percentiles_pick_ranks() {

@@ -52,6 +52,11 @@ pub struct Config {
     /// restart replays.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub backend_batch_interval: Duration,
+
+    /// Memory for the database's page cache, in bytes. Half of it at most
+    /// holds pages written since the last sync of the database file.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    pub backend_cache_bytes: usize,
 }
 
 impl Config {
@@ -67,6 +72,7 @@ impl Config {
             watch_progress_notify_interval: Duration::from_secs(600),
             max_batch_requests: 1024,
             backend_batch_interval: Duration::from_secs(1),
+            backend_cache_bytes: 64 * 1024 * 1024,
         }
     }
 
@@ -76,6 +82,7 @@ impl Config {
             max_txn_ops: self.max_txn_ops,
             max_batch: self.max_batch_requests,
             checkpoint_interval: self.backend_batch_interval,
+            cache_bytes: self.backend_cache_bytes,
             ..StoreOptions::new(&self.data_dir)
         }
     }

@@ -146,6 +146,7 @@ impl ServerProcess {
                     .arg(self.data_dir())
                     .arg("--listen-client-urls")
                     .arg(&client_url);
+                cmd.args(&self.settings.skiff_store_args);
                 cmd.env("RUST_LOG", "warn");
             }
             Kind::Etcd => {

@@ -107,6 +107,12 @@ impl Metrics {
             format!("{:.6}", self.batch_micros.load(Relaxed) as f64 / 1e6),
         );
         gauge(
+            "skiff_store_checkpoints_total",
+            "Durable commits of the database file; the log before each is deleted.",
+            "counter",
+            self.checkpoints.load(Relaxed).to_string(),
+        );
+        gauge(
             "skiff_store_leases_expired_total",
             "Leases revoked because they expired.",
             "counter",

@@ -25,17 +25,19 @@ const ROUNDS: usize = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill() {
-    crash_rounds(&[]).await;
+    crash_rounds(&[], 0).await;
 }
 
 /// The same with the database synced every 20 ms, so kills land before,
 /// during and after checkpoints and the deletion of old log segments.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill_around_checkpoints() {
-    crash_rounds(&["--backend-batch-interval", "20ms"]).await;
+    crash_rounds(&["--backend-batch-interval", "20ms"], 3).await;
 }
 
-async fn crash_rounds(args: &[&str]) {
+/// Runs the rounds; each must see at least `checkpoints_per_round`
+/// checkpoints before its kill.
+async fn crash_rounds(args: &[&str], checkpoints_per_round: u32) {
     let mut server = common::server_with(ServerKind::SkiffStore, args).await;
     let mut all_acked: Vec<Acked> = Vec::new();
     let mut all_delete_attempts: Vec<String> = Vec::new();
@@ -99,7 +101,14 @@ async fn crash_rounds(args: &[&str]) {
         while acked.lock().unwrap().len() < 200 + round * 100 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        let metrics = common::http_get(&server.endpoint, "/metrics");
+        let checkpoints = common::metric(&metrics, "skiff_store_checkpoints_total");
+        assert!(
+            checkpoints >= f64::from(checkpoints_per_round),
+            "{checkpoints} checkpoints before the kill"
+        );
         server.kill9().unwrap();
+
         for writer in writers {
             writer.await.unwrap();
         }

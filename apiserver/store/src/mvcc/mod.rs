@@ -59,6 +59,8 @@ pub struct StoreOptions {
     pub checkpoint_interval: Duration,
     /// Size of each preallocated write-ahead-log segment.
     pub wal_segment_bytes: u64,
+    /// redb's page cache (reads, and writes not yet synced to the file).
+    pub cache_bytes: usize,
 }
 
 impl StoreOptions {
@@ -71,6 +73,7 @@ impl StoreOptions {
             max_batch: 1024,
             checkpoint_interval: Duration::from_secs(1),
             wal_segment_bytes: 64 * 1024 * 1024,
+            cache_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -112,12 +115,15 @@ impl Store {
     pub fn open(options: StoreOptions) -> Result<(Store, WriterThread)> {
         create_private_dir(&options.data_dir)?;
         let path = options.data_dir.join("store.redb");
-        let db = Database::create(&path).map_err(|err| {
-            StoreError::Startup(format!(
-                "cannot open the store at {}: {err}",
-                path.display()
-            ))
-        })?;
+        let db = Database::builder()
+            .set_cache_size(options.cache_bytes)
+            .create(&path)
+            .map_err(|err| {
+                StoreError::Startup(format!(
+                    "cannot open the store at {}: {err}",
+                    path.display()
+                ))
+            })?;
         let wal_dir = options.data_dir.join("wal");
         let (wal, records) =
             wal::Wal::open(&wal_dir, options.wal_segment_bytes).map_err(|err| {

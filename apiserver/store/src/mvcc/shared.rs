@@ -37,9 +37,11 @@ impl Shared {
         (cluster_id, member_id): (u64, u64),
         min_lease_ttl: i64,
     ) -> Self {
-        // Enough batches that a watch stream briefly busy sending does not
-        // fall behind; one that does catches up from disk.
-        let (events, _) = broadcast::channel(4096);
+        // The channel keeps its last N batches alive even after every watch
+        // stream has taken them, and under load one batch holds hundreds of
+        // events. 256 is enough for a stream briefly busy sending; one that
+        // falls further behind catches up from the event log on disk.
+        let (events, _) = broadcast::channel(256);
         Shared {
             db,
             revision: AtomicI64::new(revision),
