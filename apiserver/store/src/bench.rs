@@ -377,18 +377,6 @@ mod tests {
     }
 
     #[test]
-    fn medians_row_by_row() {
-        let run = |put: f64, p50: f64| Figures {
-            put_throughput: vec![(1, put)],
-            range_p50_us: p50,
-            ..Figures::default()
-        };
-        let median = Figures::median(&[run(10.0, 300.0), run(30.0, 100.0), run(20.0, 200.0)]);
-        assert_eq!(median.put_throughput, vec![(1, 20.0)]);
-        assert_eq!(median.range_p50_us, 200.0);
-    }
-
-    #[test]
     fn percentiles_pick_ranks() {
         let took: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
         assert_eq!(percentiles(took), (50.0, 99.0));

@@ -98,9 +98,13 @@ impl KeyRange {
 mod tests {
     use super::*;
 
+    /// key, range_end, a probe key, and whether the range contains it.
+    type Case = (&'static [u8], &'static [u8], &'static [u8], bool);
+
     #[test]
     fn shapes() {
-        let cases: &[(&[u8], &[u8], &[u8], bool)] = &[
+        let cases: &[Case] = &[
+
             // key, range_end, probe, contained
             (b"a", b"", b"a", true),
             (b"a", b"", b"ab", false),

@@ -101,7 +101,19 @@ impl WriterThread {
     }
 }
 
+/// A lease's remaining life, as `LeaseTimeToLive` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseTimeToLive {
+    /// Whole seconds left.
+    pub remaining: i64,
+    /// The TTL it was granted with.
+    pub granted: i64,
+    /// The keys attached to it, when asked for.
+    pub keys: Vec<Vec<u8>>,
+}
+
 /// Events read back from disk for a watcher that is behind.
+
 #[derive(Debug)]
 pub struct Changes {
     pub revisions: Vec<RevisionEvents>,
@@ -428,13 +440,9 @@ impl Store {
             .renew(id, Instant::now())
     }
 
-    /// (remaining seconds, granted TTL, attached keys when asked for), or
-    /// `None` when the lease does not exist.
-    pub fn lease_time_to_live(
-        &self,
-        id: i64,
-        with_keys: bool,
-    ) -> Result<Option<(i64, i64, Vec<Vec<u8>>)>> {
+    /// How long a lease has left, or `None` when it does not exist.
+    pub fn lease_time_to_live(&self, id: i64, with_keys: bool) -> Result<Option<LeaseTimeToLive>> {
+
         let Some((remaining, granted)) = self
             .shared
             .lessor
@@ -450,7 +458,7 @@ impl Store {
         } else {
             Vec::new()
         };
-        Ok(Some((remaining, granted, keys)))
+        Ok(Some(LeaseTimeToLive { remaining, granted, keys }))
     }
 
     pub fn lease_ids(&self) -> Vec<i64> {

@@ -88,13 +88,14 @@ impl Lease for LeaseService {
         let req = request.into_inner();
         let header = Some(self.store.header(self.store.revision()));
         let response = match self.store.lease_time_to_live(req.id, req.keys)? {
-            Some((ttl, granted_ttl, keys)) => LeaseTimeToLiveResponse {
+            Some(lease) => LeaseTimeToLiveResponse {
                 header,
                 id: req.id,
-                ttl,
-                granted_ttl,
-                keys,
+                ttl: lease.remaining,
+                granted_ttl: lease.granted,
+                keys: lease.keys,
             },
+
             None => LeaseTimeToLiveResponse {
                 header,
                 id: req.id,
