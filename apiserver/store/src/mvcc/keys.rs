@@ -104,7 +104,6 @@ mod tests {
     #[test]
     fn shapes() {
         let cases: &[Case] = &[
-
             // key, range_end, probe, contained
             (b"a", b"", b"a", true),
             (b"a", b"", b"ab", false),

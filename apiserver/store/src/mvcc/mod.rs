@@ -442,7 +442,6 @@ impl Store {
 
     /// How long a lease has left, or `None` when it does not exist.
     pub fn lease_time_to_live(&self, id: i64, with_keys: bool) -> Result<Option<LeaseTimeToLive>> {
-
         let Some((remaining, granted)) = self
             .shared
             .lessor
@@ -458,7 +457,11 @@ impl Store {
         } else {
             Vec::new()
         };
-        Ok(Some(LeaseTimeToLive { remaining, granted, keys }))
+        Ok(Some(LeaseTimeToLive {
+            remaining,
+            granted,
+            keys,
+        }))
     }
 
     pub fn lease_ids(&self) -> Vec<i64> {
