@@ -1,0 +1,63 @@
+//! The `apps/v1` group: workloads with a pod template.
+
+mod workloads;
+
+use k8s_openapi::api::apps::v1 as api;
+
+use super::{Resource, Sub, type_ops};
+use crate::validation::NameRule;
+
+pub fn resources() -> Vec<Resource> {
+    let apps = |kind, plural, singular, short_names, strategy, typed| Resource {
+        group: "apps",
+        version: "v1",
+        kind,
+        plural,
+        singular,
+        namespaced: true,
+        short_names,
+        categories: &["all"],
+        subresources: &[Sub::Status, Sub::Scale],
+        name_rule: NameRule::Dns1123Subdomain,
+        tracks_generation: true,
+        strategy,
+        typed,
+    };
+    vec![
+        apps(
+            "Deployment",
+            "deployments",
+            "deployment",
+            &["deploy"],
+            &workloads::DEPLOYMENT,
+            type_ops::<api::Deployment>(),
+        ),
+        apps(
+            "ReplicaSet",
+            "replicasets",
+            "replicaset",
+            &["rs"],
+            &workloads::REPLICA_SET,
+            type_ops::<api::ReplicaSet>(),
+        ),
+        Resource {
+            subresources: &[Sub::Status],
+            ..apps(
+                "DaemonSet",
+                "daemonsets",
+                "daemonset",
+                &["ds"],
+                &workloads::DAEMON_SET,
+                type_ops::<api::DaemonSet>(),
+            )
+        },
+        apps(
+            "StatefulSet",
+            "statefulsets",
+            "statefulset",
+            &["sts"],
+            &workloads::STATEFUL_SET,
+            type_ops::<api::StatefulSet>(),
+        ),
+    ]
+}
