@@ -1,0 +1,91 @@
+//! POST: create an object.
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::Value;
+
+use super::prepare::{self, FieldValidation};
+use super::{Api, Query, respond, storage_error};
+use crate::admission;
+use crate::error::{ApiError, ApiResult};
+use crate::http::body;
+use crate::http::request::Target;
+use crate::object;
+use crate::registry::{Resource, Sub};
+
+pub async fn create(
+    api: &Api,
+    headers: &HeaderMap,
+    query: &Query,
+    target: &Target,
+    body: Body,
+) -> ApiResult<Response> {
+    let resource = target.resource;
+    if resource.namespaced && target.namespace.is_empty() {
+        return Err(ApiError::method_not_allowed(format!(
+            "{} must be created in a namespace: POST to .../namespaces/<namespace>/{}",
+            resource.plural, resource.plural
+        )));
+    }
+    let bytes = body::read(body).await?;
+    let obj = crate::protobuf::decode_body(resource, &body::content_type(headers), &bytes)?;
+    let (created, warnings) = create_object(api, query, resource, &target.namespace, obj).await?;
+    Ok(with_warnings(
+        respond(StatusCode::CREATED, &created),
+        &warnings,
+    ))
+}
+
+/// Creates `obj` (decoded, not yet checked) in `namespace`: the steps a
+/// create shares with a server-side apply of a new object.
+pub async fn create_object(
+    api: &Api,
+    query: &Query,
+    resource: &'static Resource,
+    namespace: &str,
+    mut obj: Value,
+) -> ApiResult<(Value, Vec<String>)> {
+    prepare::check_kind(resource, &mut obj)?;
+    prepare::check_namespace(resource, &mut obj, namespace)?;
+    let warnings = prepare::check_fields(resource, &obj, FieldValidation::from_query(query))?;
+    prepare::init_metadata(resource, &mut obj)?;
+    if resource.has(Sub::Status)
+        && let Some(map) = obj.as_object_mut()
+    {
+        map.remove("status");
+    }
+    resource.strategy.default(&mut obj);
+    resource.strategy.prepare_for_create(&mut obj);
+    prepare::validate(resource, &obj, None)?;
+    let name = object::name(&obj).to_string();
+    api.admission
+        .namespace_lifecycle(&api.storage, resource, namespace, &name)
+        .await?;
+    if resource.plural == "services" && resource.group.is_empty() {
+        api.admission.allocate(&api.storage, &mut obj, None).await?;
+    }
+    if query.dry_run() {
+        return Ok((obj, warnings));
+    }
+    let (claims, _) = admission::claim_changes(resource, &obj, None);
+    let key = resource.key(namespace, &name);
+    let stored = api
+        .storage
+        .create(&key, &obj, &claims)
+        .await
+        .map_err(|e| storage_error(e, resource, &name))?;
+    tracing::debug!(resource = resource.plural, namespace, name, "created");
+    Ok((stored.value, warnings))
+}
+
+/// Adds a `Warning` header per warning (kubectl prints them).
+pub fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+    for warning in warnings {
+        let escaped = warning.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(value) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+            response.headers_mut().append("Warning", value);
+        }
+    }
+    response.into_response()
+}

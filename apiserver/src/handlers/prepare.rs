@@ -1,0 +1,358 @@
+//! What every write does to an object before it is stored: check its kind
+//! and namespace, look for unknown fields (`fieldValidation`), set the
+//! metadata the server owns, default and validate it.
+
+use serde_json::{Map, Value, json};
+
+use crate::error::{ApiError, ApiResult};
+use crate::object::{self, str_at};
+use crate::registry::Resource;
+use crate::validation::{FieldError, validate_object_meta};
+
+use super::Query;
+
+/// `fieldValidation`: what to do with fields the type does not have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValidation {
+    Ignore,
+    Warn,
+    Strict,
+}
+
+impl FieldValidation {
+    pub fn from_query(query: &Query) -> Self {
+        match query.get("fieldValidation") {
+            Some("Strict") => FieldValidation::Strict,
+            Some("Ignore") => FieldValidation::Ignore,
+            // Upstream's default since 1.27.
+            _ => FieldValidation::Warn,
+        }
+    }
+}
+
+/// `Deployment in version "v1" cannot be handled as a Deployment: …`
+fn cannot_handle(resource: &Resource, why: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!(
+        "{kind} in version \"{version}\" cannot be handled as a {kind}: {why}",
+        kind = resource.kind,
+        version = resource.version
+    ))
+}
+
+/// Sets kind and apiVersion, refusing ones that name another type.
+pub fn check_kind(resource: &Resource, obj: &mut Value) -> ApiResult<()> {
+    let api_version = resource.api_version();
+    match str_at(obj, &["apiVersion"]) {
+        Some(v) if !v.is_empty() && v != api_version => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({api_version})"
+            )));
+        }
+        _ => {}
+    }
+    match str_at(obj, &["kind"]) {
+        Some(k) if !k.is_empty() && k != resource.kind => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                resource.kind
+            )));
+        }
+        _ => {}
+    }
+    obj["apiVersion"] = json!(api_version);
+    obj["kind"] = json!(resource.kind);
+    Ok(())
+}
+
+/// Sets the namespace from the URL, refusing a different one in the body.
+pub fn check_namespace(resource: &Resource, obj: &mut Value, namespace: &str) -> ApiResult<()> {
+    if !resource.namespaced {
+        return Ok(());
+    }
+    match str_at(obj, &["metadata", "namespace"]) {
+        Some(ns) if !ns.is_empty() && ns != namespace => Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        )),
+        _ => {
+            object::set(obj, &["metadata", "namespace"], json!(namespace));
+            Ok(())
+        }
+    }
+}
+
+/// Decodes the object as its type: a type mismatch is a 400; unknown fields
+/// are an error, a warning or nothing, per `fieldValidation`. Returns the
+/// warnings to send.
+pub fn check_fields(
+    resource: &Resource,
+    obj: &Value,
+    mode: FieldValidation,
+) -> ApiResult<Vec<String>> {
+    let typed = (resource.typed.roundtrip)(obj).map_err(|e| cannot_handle(resource, e))?;
+    if mode == FieldValidation::Ignore {
+        return Ok(Vec::new());
+    }
+    let mut unknown = Vec::new();
+    unknown_fields(obj, &typed, "", &mut unknown);
+    if unknown.is_empty() {
+        return Ok(Vec::new());
+    }
+    let listed: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
+    match mode {
+        FieldValidation::Strict => Err(cannot_handle(
+            resource,
+            format!("strict decoding error: {}", listed.join(", ")),
+        )),
+        _ => Ok(listed),
+    }
+}
+
+/// Paths present (and not null) in `sent` but not in `typed`, the same
+/// object after a trip through its type.
+fn unknown_fields(sent: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {
+    match (sent, typed) {
+        (Value::Object(sent), Value::Object(typed)) => {
+            for (key, value) in sent {
+                if value.is_null() {
+                    continue;
+                }
+                let here = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                match typed.get(key) {
+                    Some(t) => unknown_fields(value, t, &here, out),
+                    None => out.push(here),
+                }
+            }
+        }
+        (Value::Array(sent), Value::Array(typed)) => {
+            for (i, (s, t)) in sent.iter().zip(typed).enumerate() {
+                unknown_fields(s, t, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `generateName` + 5 characters, as upstream picks them (no vowels, no
+/// look-alike digits).
+pub fn generated_name(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let suffix: String = (0..5)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect();
+    let prefix = if prefix.len() > 58 {
+        &prefix[..58]
+    } else {
+        prefix
+    };
+    format!("{prefix}{suffix}")
+}
+
+pub fn new_uid() -> String {
+    let mut b: [u8; 16] = rand::random();
+    // A random (version 4, variant 1) UUID: the version is the high nibble
+    // of byte 6, the variant the top two bits of byte 8.
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// Now, as metadata timestamps are written (RFC 3339, whole seconds, UTC).
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// The metadata a create sets: name (from generateName), uid, creation
+/// time, generation; and what a client may not set on create.
+pub fn init_metadata(resource: &Resource, obj: &mut Value) -> ApiResult<()> {
+    let meta = object::object_at(obj, &["metadata"]);
+    if let Some(rv) = meta
+        .get("resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+    {
+        let _ = rv;
+        return Err(ApiError::bad_request(
+            "resourceVersion should not be set on objects to be created",
+        ));
+    }
+    let name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if name.is_empty()
+        && let Some(prefix) = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+    {
+        meta.insert("name".into(), json!(generated_name(prefix)));
+    }
+    meta.insert("uid".into(), json!(new_uid()));
+    meta.insert("creationTimestamp".into(), json!(now()));
+    for server_owned in [
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    ] {
+        meta.remove(server_owned);
+    }
+    if resource.tracks_generation {
+        meta.insert("generation".into(), json!(1));
+    } else {
+        meta.remove("generation");
+    }
+    drop_empty(meta);
+    Ok(())
+}
+
+/// Empty label and annotation maps are left out, as upstream stores them.
+fn drop_empty(meta: &mut Map<String, Value>) {
+    for key in ["labels", "annotations", "finalizers", "ownerReferences"] {
+        let empty = match meta.get(key) {
+            Some(Value::Object(m)) => m.is_empty(),
+            Some(Value::Array(a)) => a.is_empty(),
+            Some(Value::Null) => true,
+            _ => false,
+        };
+        if empty {
+            meta.remove(key);
+        }
+    }
+}
+
+/// The metadata an update may not change: copied from the stored object.
+pub fn keep_server_metadata(new: &mut Value, old: &Value) {
+    for key in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "name",
+        "namespace",
+        "generateName",
+    ] {
+        match object::get(old, &["metadata", key]) {
+            Some(v) => object::set(new, &["metadata", key], v.clone()),
+            None => {
+                object::remove(new, &["metadata", key]);
+            }
+        }
+    }
+    drop_empty(object::object_at(new, &["metadata"]));
+}
+
+/// Validates metadata and the kind's own rules; 422 listing every problem.
+pub fn validate(resource: &Resource, obj: &Value, old: Option<&Value>) -> ApiResult<()> {
+    let mut errors: Vec<FieldError> =
+        validate_object_meta(obj.get("metadata"), resource.namespaced, resource.name_rule);
+    errors.extend(match old {
+        Some(old) => resource.strategy.validate_update(obj, old),
+        None => resource.strategy.validate(obj),
+    });
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        resource.kind,
+        resource.group,
+        object::name(obj),
+        &errors,
+    ))
+}
+
+/// Whether the spec (everything but metadata and status) changed: what
+/// bumps `metadata.generation`.
+pub fn spec_changed(new: &Value, old: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(map) = v.as_object_mut() {
+            for key in ["metadata", "status", "apiVersion", "kind"] {
+                map.remove(key);
+            }
+        }
+        v
+    };
+    strip(new) != strip(old)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_found() {
+        let deployments = crate::registry::find("apps", "v1", "deployments").unwrap();
+        let obj = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "creationTimestamp": null}, "spec": {"replica": 3, "selector": {"matchLabels": {"a": "b"}}, "template": {"spec": {"containers": [{"name": "a", "image": "b", "imagePolicy": "x"}]}}}});
+        let warnings = check_fields(deployments, &obj, FieldValidation::Warn).unwrap();
+        assert_eq!(
+            warnings,
+            vec![
+                "unknown field \"spec.replica\"",
+                "unknown field \"spec.template.spec.containers[0].imagePolicy\""
+            ]
+        );
+        let err = check_fields(deployments, &obj, FieldValidation::Strict).unwrap_err();
+        assert_eq!(
+            err.message,
+            "Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: unknown field \"spec.replica\", unknown field \"spec.template.spec.containers[0].imagePolicy\""
+        );
+        assert!(
+            check_fields(deployments, &obj, FieldValidation::Ignore)
+                .unwrap()
+                .is_empty()
+        );
+        let wrong_type = json!({"metadata": {"name": "x"}, "spec": {"replicas": "three"}});
+        let err = check_fields(deployments, &wrong_type, FieldValidation::Ignore).unwrap_err();
+        assert!(
+            err.message.starts_with(
+                "Deployment in version \"v1\" cannot be handled as a Deployment: invalid type"
+            ),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn names_and_uids() {
+        let name = generated_name("web-");
+        assert_eq!(name.len(), 9);
+        assert!(name.starts_with("web-"));
+        let uid = new_uid();
+        assert_eq!(uid.len(), 36);
+        assert_eq!(
+            uid.split('-').map(str::len).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert_eq!(&uid[14..15], "4");
+        assert!(matches!(&uid[19..20], "8" | "9" | "a" | "b"), "{uid}");
+        assert!(now().ends_with('Z'));
+    }
+
+    #[test]
+    fn generation_follows_spec() {
+        let old = json!({"metadata": {"generation": 1, "labels": {"a": "b"}}, "spec": {"replicas": 1}, "status": {"x": 1}});
+        let relabelled = json!({"metadata": {"generation": 1, "labels": {"a": "c"}}, "spec": {"replicas": 1}, "status": {"x": 2}});
+        assert!(!spec_changed(&relabelled, &old));
+        let scaled = json!({"metadata": {}, "spec": {"replicas": 2}});
+        assert!(spec_changed(&scaled, &old));
+    }
+}

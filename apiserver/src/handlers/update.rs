@@ -1,0 +1,178 @@
+//! PUT: replace an object (or only its status), with optimistic
+//! concurrency: a resourceVersion in the body must still be current, else
+//! 409 Conflict. Without one the update is unconditional.
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+use super::create::with_warnings;
+use super::prepare::{self, FieldValidation};
+use super::{Api, Query, error_target, respond, storage_error};
+use crate::admission;
+use crate::error::{ApiError, ApiResult};
+use crate::http::body;
+use crate::http::request::Target;
+use crate::object::{self, get};
+use crate::registry::{Resource, Sub};
+use crate::storage::{StorageError, Stored};
+
+/// Unconditional writes retry this often when someone else wrote first.
+pub const RETRIES: usize = 8;
+
+pub async fn update(
+    api: &Api,
+    headers: &HeaderMap,
+    query: &Query,
+    target: &Target,
+    name: &str,
+    body: Body,
+) -> ApiResult<Response> {
+    let resource = target.resource;
+    let bytes = body::read(body).await?;
+    let mut obj = crate::protobuf::decode_body(resource, &body::content_type(headers), &bytes)?;
+    prepare::check_kind(resource, &mut obj)?;
+    prepare::check_namespace(resource, &mut obj, &target.namespace)?;
+    match object::str_at(&obj, &["metadata", "name"]) {
+        Some(n) if !n.is_empty() && n != name => {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+        _ => object::set(&mut obj, &["metadata", "name"], json!(name)),
+    }
+    let warnings = prepare::check_fields(resource, &obj, FieldValidation::from_query(query))?;
+    let expected: Option<i64> = match object::str_at(&obj, &["metadata", "resourceVersion"])
+        .filter(|v| !v.is_empty())
+    {
+        Some(rv) => Some(
+            rv.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?,
+        ),
+        None => None,
+    };
+    let key = resource.key(&target.namespace, name);
+    for _ in 0..RETRIES {
+        let current = api
+            .storage
+            .get(&key)
+            .await
+            .map_err(|e| storage_error(e, resource, name))?
+            .ok_or_else(|| ApiError::not_found(error_target(resource, name)))?;
+        if expected.is_some_and(|rv| rv != current.revision) {
+            return Err(ApiError::conflict(error_target(resource, name)));
+        }
+        let new = updated(resource, target.sub, &obj, &current.value);
+        match save(api, query, resource, &key, new, &current).await {
+            Err(StorageError::Conflict) if expected.is_none() => continue,
+            Err(e) => return Err(map_save_error(e, resource, name)),
+            Ok(Saved::Written(value) | Saved::Deleted(value)) => {
+                return Ok(with_warnings(respond(StatusCode::OK, &value), &warnings));
+            }
+        }
+    }
+    Err(ApiError::conflict(error_target(resource, name)))
+}
+
+/// What an update of `current` with `sent` stores: the main resource cannot
+/// change status (when the kind has a status subresource) and the status
+/// subresource can change only status; the server's metadata stays.
+pub fn updated(resource: &Resource, sub: Option<Sub>, sent: &Value, current: &Value) -> Value {
+    let mut new = if sub == Some(Sub::Status) {
+        let mut new = current.clone();
+        match sent.get("status") {
+            Some(status) if !status.is_null() => new["status"] = status.clone(),
+            _ => {
+                object::remove(&mut new, &["status"]);
+            }
+        }
+        new
+    } else {
+        let mut new = sent.clone();
+        if resource.has(Sub::Status) {
+            match current.get("status") {
+                Some(status) => new["status"] = status.clone(),
+                None => {
+                    object::remove(&mut new, &["status"]);
+                }
+            }
+        }
+        new
+    };
+    prepare::keep_server_metadata(&mut new, current);
+    if sub != Some(Sub::Status) {
+        resource.strategy.default(&mut new);
+        if resource.tracks_generation && prepare::spec_changed(&new, current) {
+            let generation = object::i64_at(current, &["metadata", "generation"]).unwrap_or(1);
+            object::set(&mut new, &["metadata", "generation"], json!(generation + 1));
+        }
+    }
+    new
+}
+
+pub enum Saved {
+    Written(Value),
+    /// The update removed the last finalizer of an object being deleted, so
+    /// it is gone now.
+    Deleted(Value),
+}
+
+/// Validates and stores `new` over `current` (compare-and-swap on its revision).
+pub async fn save(
+    api: &Api,
+    query: &Query,
+    resource: &Resource,
+    key: &str,
+    mut new: Value,
+    current: &Stored,
+) -> Result<Saved, StorageError> {
+    if let Err(invalid) = prepare::validate(resource, &new, Some(&current.value)) {
+        return Err(StorageError::Invalid(Box::new(invalid)));
+    }
+    if resource.plural == "services" && resource.group.is_empty() {
+        api.admission
+            .allocate(&api.storage, &mut new, Some(&current.value))
+            .await
+            .map_err(|e| StorageError::Invalid(Box::new(e)))?;
+    }
+    let deleting = get(&new, &["metadata", "deletionTimestamp"]).is_some_and(|t| !t.is_null());
+    let finalizers = object::items(&new, &["metadata", "finalizers"]).len();
+    if deleting && finalizers == 0 {
+        if query.dry_run() {
+            return Ok(Saved::Deleted(new));
+        }
+        let (_, released) = admission::claim_changes(resource, &Value::Null, Some(&current.value));
+        let gone = api
+            .storage
+            .delete(key, Some(current.revision), &released)
+            .await?;
+        return Ok(Saved::Deleted(gone.value));
+    }
+    // An update that changes nothing writes nothing, so watchers see no event.
+    let mut unchanged = new.clone();
+    object::set(
+        &mut unchanged,
+        &["metadata", "resourceVersion"],
+        current.value["metadata"]["resourceVersion"].clone(),
+    );
+    if unchanged == current.value {
+        return Ok(Saved::Written(current.value.clone()));
+    }
+    if query.dry_run() {
+        return Ok(Saved::Written(new));
+    }
+    let (claims, released) = admission::claim_changes(resource, &new, Some(&current.value));
+    let stored = api
+        .storage
+        .update(key, &new, current.revision, &claims, &released)
+        .await?;
+    Ok(Saved::Written(stored.value))
+}
+
+pub fn map_save_error(err: StorageError, resource: &Resource, name: &str) -> ApiError {
+    match err {
+        StorageError::Invalid(api_error) => *api_error,
+        other => storage_error(other, resource, name),
+    }
+}
