@@ -1,5 +1,27 @@
-//! Compiles the `.proto` files under `etcd/` and `skiff/` with protox (a pure-Rust protoc),
-//! so building Skiff needs no system `protoc` for its own contracts.
+//! Compiles the `.proto` files with protox (a pure-Rust protoc), so building
+//! Skiff needs no system `protoc` for its own contracts:
+//!
+//! - `etcd/` and `skiff/` become Rust types and the etcd gRPC server traits;
+//! - `k8s/` (the Kubernetes protobuf subset) becomes a descriptor set,
+//!   `OUT_DIR/k8s_descriptors.bin`, which `src/kubernetes.rs` embeds and
+//!   reads with prost-reflect. No Rust types are generated for it.
+
+use std::path::PathBuf;
+
+/// The Kubernetes files, relative to `k8s/`; each file's imports come along.
+const K8S_FILES: &[&str] = &[
+    "api/apps_v1.proto",
+    "api/authentication_v1.proto",
+    "api/authorization_v1.proto",
+    "api/autoscaling_v1.proto",
+    "api/autoscaling_v2.proto",
+    "api/batch_v1.proto",
+    "api/core_v1.proto",
+    "api/networking_v1.proto",
+    "api/policy_v1.proto",
+    "api/rbac_v1.proto",
+    "api/scheduling_v1.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
@@ -15,5 +37,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(false)
         .build_server(true)
         .compile_fds(descriptors)?;
+
+    println!("cargo:rerun-if-changed=k8s");
+    let mut compiler = protox::Compiler::new(["k8s"])?;
+    // Imports (meta/v1, google/protobuf/descriptor.proto for the options)
+    // must be in the set for prost-reflect to resolve the references.
+    compiler.include_imports(true);
+    compiler.open_files(K8S_FILES)?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("k8s_descriptors.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
     Ok(())
 }

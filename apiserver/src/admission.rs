@@ -290,7 +290,7 @@ pub fn claim_changes(
     new: &Value,
     old: Option<&Value>,
 ) -> (Vec<String>, Vec<String>) {
-    if resource.plural != "services" || resource.group != "" {
+    if resource.plural != "services" || !resource.group.is_empty() {
         return (Vec::new(), Vec::new());
     }
     let after = service_claims(new);

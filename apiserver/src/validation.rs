@@ -85,7 +85,6 @@ impl FieldError {
     }
 
     /// An immutable field that was changed.
-
     pub fn immutable(field: impl Into<String>, value: Value) -> Self {
         Self::invalid(field, value, "field is immutable")
     }
@@ -283,8 +282,8 @@ pub fn validate_labels(field: &str, labels: Option<&Value>) -> Vec<FieldError> {
         errors.extend(validate_qualified_name(field, key));
         match value.as_str() {
             Some(v) if is_label_value(v) => {}
-            Some(v) => errors.push(FieldError::invalid(format!("{field}"), Value::String(v.into()), "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")),
-            None => errors.push(FieldError::invalid(format!("{field}"), value.clone(), "label values must be strings")),
+            Some(v) => errors.push(FieldError::invalid(field, Value::String(v.into()), "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")),
+            None => errors.push(FieldError::invalid(field, value.clone(), "label values must be strings")),
         }
     }
     errors

@@ -9,6 +9,10 @@
 //!   protox, so no system `protoc` is needed for them.
 //! - [`store`]: the record format of the store's write-ahead log
 //!   (`proto/skiff/store_wal.proto`).
+//! - [`kubernetes`]: Kubernetes' own protobuf encoding, which kubectl uses for
+//!   request bodies; [`kubernetes::decode`] turns such a body into the JSON
+//!   form the API server works on. The message subset lives in `proto/k8s/`
+//!   and is read at run time with prost-reflect, not compiled to Rust types.
 
 // The generated modules sit at the crate root because prost resolves
 // references between packages by their place in the package hierarchy
@@ -38,3 +42,5 @@ pub mod etcd {
 
 /// skiff-store's own records (`proto/skiff/store_wal.proto`).
 pub use skiff::store;
+
+pub mod kubernetes;

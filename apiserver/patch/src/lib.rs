@@ -58,4 +58,6 @@ mod value;
 pub use error::PatchError;
 pub use json_patch::json_patch;
 pub use merge_patch::merge_patch;
-pub use strategic::{TypeRef, kubernetes_type, strategic_merge_patch};
+pub use strategic::{
+    FieldPatchMeta, TypeRef, kubernetes_type, patch_metadata, strategic_merge_patch,
+};

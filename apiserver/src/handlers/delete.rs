@@ -148,8 +148,12 @@ async fn delete_one(
             i64_at(&marked, &["spec", "terminationGracePeriodSeconds"]).unwrap_or(30)
         });
         let wait_for_kubelet = graceful_pod && grace > 0;
+        // A namespace waits for the namespace controller to empty it and
+        // remove its `kubernetes` finalizer (in spec.finalizers).
+        let namespace_content =
+            is_namespace(resource) && !object::items(&marked, &["spec", "finalizers"]).is_empty();
 
-        if finalizers.is_empty() && !wait_for_kubelet {
+        if finalizers.is_empty() && !wait_for_kubelet && !namespace_content {
             if query.dry_run() {
                 return Ok((StatusCode::OK, current.value));
             }
@@ -169,6 +173,9 @@ async fn delete_one(
         // controller removing its finalizer, the kubelet) deletes it later.
         if already && !wait_for_kubelet && extra.is_none() {
             return Ok((StatusCode::ACCEPTED, current.value));
+        }
+        if namespace_content {
+            object::set(&mut marked, &["status", "phase"], json!("Terminating"));
         }
         let meta = object::object_at(&mut marked, &["metadata"]);
         if !finalizers.is_empty() {
@@ -207,6 +214,10 @@ async fn delete_one(
         }
     }
     Err(ApiError::conflict(error_target(resource, name)))
+}
+
+pub fn is_namespace(resource: &Resource) -> bool {
+    resource.group.is_empty() && resource.plural == "namespaces"
 }
 
 /// Pods answer with the deleted object; other kinds with a Success Status,

@@ -6,7 +6,9 @@ mod create;
 mod delete;
 pub mod discovery;
 mod get;
+pub mod internal;
 mod list;
+
 pub mod openapi;
 mod patch;
 mod prepare;
@@ -172,7 +174,7 @@ async fn objects(
             get::get(api, headers, query, &target, &name).await
         }
         (Method::POST, None, None) => create::create(api, headers, query, &target, body).await,
-        (Method::PUT, Some(name), None | Some(Sub::Status)) => {
+        (Method::PUT, Some(name), None | Some(Sub::Status) | Some(Sub::Finalize)) => {
             update::update(api, headers, query, &target, &name, body).await
         }
         (Method::PATCH, Some(name), None | Some(Sub::Status)) => {

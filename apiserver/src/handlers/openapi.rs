@@ -225,6 +225,31 @@ fn paths_of(r: &Resource, schema: &str, paths: &mut Map<String, Value>) {
     }
 }
 
+/// Marks the fields that merge in strategic merge patches, as upstream's
+/// schemas do: kubectl computes the patches it sends from these, and without
+/// them treats every list as atomic (so a server-defaulted field in a list
+/// makes every re-apply a change).
+fn publish_patch_metadata(schemas: &mut Map<String, Value>) {
+    for meta in skiff_patch::patch_metadata() {
+        for (name, schema) in schemas.iter_mut() {
+            if name.rsplit('.').next() != Some(meta.owner) {
+                continue;
+            }
+            let Some(property) = schema
+                .get_mut("properties")
+                .and_then(|p| p.get_mut(meta.field))
+                .and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            property.insert("x-kubernetes-patch-strategy".into(), json!(meta.strategy));
+            if let Some(key) = meta.merge_key {
+                property.insert("x-kubernetes-patch-merge-key".into(), json!(key));
+            }
+        }
+    }
+}
+
 fn document(group: &str, version: &str) -> Value {
     let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
     let mut paths = Map::new();
@@ -248,6 +273,7 @@ fn document(group: &str, version: &str) -> Value {
         "io.k8s.apimachinery.pkg.apis.meta.v1.Patch".into(),
         json!({"type": "object", "description": "Patch is provided to give a concrete name and type to the Kubernetes PATCH request body."}),
     );
+    publish_patch_metadata(&mut schemas);
     for (r, name) in &kinds {
         if let Some(schema) = schemas.get_mut(name).and_then(Value::as_object_mut) {
             schema.insert("x-kubernetes-group-version-kind".into(), gvk(r, r.kind));
@@ -306,8 +332,19 @@ mod tests {
             doc["components"]["schemas"]["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]
                 .is_object()
         );
+        // What kubectl computes strategic merge patches from.
+        let containers =
+            &doc["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+        assert_eq!(
+            (
+                containers["x-kubernetes-patch-strategy"].as_str(),
+                containers["x-kubernetes-patch-merge-key"].as_str()
+            ),
+            (Some("merge"), Some("name"))
+        );
         let core: Value = serde_json::from_str(&DOCUMENTS["api/v1"].body).unwrap();
         assert!(core["paths"]["/api/v1/namespaces/{namespace}/pods/{name}/status"].is_object());
+
         assert!(core["paths"]["/api/v1/nodes/{name}"].is_object());
     }
 

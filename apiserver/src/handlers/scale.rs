@@ -33,7 +33,7 @@ fn scale_of(obj: &Value) -> Value {
         "spec": {"replicas": i64_at(obj, &["spec", "replicas"]).unwrap_or(0)},
         "status": {
             "replicas": i64_at(obj, &["status", "replicas"]).unwrap_or(0),
-            "selector": if selector == "<none>" { String::new() } else { selector.replace(" in (", " in (") },
+            "selector": if selector == "<none>" { String::new() } else { selector },
         },
     })
 }

@@ -79,7 +79,19 @@ pub async fn update(
 /// change status (when the kind has a status subresource) and the status
 /// subresource can change only status; the server's metadata stays.
 pub fn updated(resource: &Resource, sub: Option<Sub>, sent: &Value, current: &Value) -> Value {
-    let mut new = if sub == Some(Sub::Status) {
+    let mut new = if sub == Some(Sub::Finalize) {
+        // Only the namespace's spec.finalizers change.
+        let mut new = current.clone();
+        match crate::object::get(sent, &["spec", "finalizers"]) {
+            Some(finalizers) => {
+                crate::object::set(&mut new, &["spec", "finalizers"], finalizers.clone())
+            }
+            None => {
+                object::remove(&mut new, &["spec", "finalizers"]);
+            }
+        }
+        new
+    } else if sub == Some(Sub::Status) {
         let mut new = current.clone();
         match sent.get("status") {
             Some(status) if !status.is_null() => new["status"] = status.clone(),
@@ -101,7 +113,7 @@ pub fn updated(resource: &Resource, sub: Option<Sub>, sent: &Value, current: &Va
         new
     };
     prepare::keep_server_metadata(&mut new, current);
-    if sub != Some(Sub::Status) {
+    if sub.is_none() {
         resource.strategy.default(&mut new);
         if resource.tracks_generation && prepare::spec_changed(&new, current) {
             let generation = object::i64_at(current, &["metadata", "generation"]).unwrap_or(1);
@@ -137,7 +149,10 @@ pub async fn save(
             .map_err(|e| StorageError::Invalid(Box::new(e)))?;
     }
     let deleting = get(&new, &["metadata", "deletionTimestamp"]).is_some_and(|t| !t.is_null());
-    let finalizers = object::items(&new, &["metadata", "finalizers"]).len();
+    let mut finalizers = object::items(&new, &["metadata", "finalizers"]).len();
+    if super::delete::is_namespace(resource) {
+        finalizers += object::items(&new, &["spec", "finalizers"]).len();
+    }
     if deleting && finalizers == 0 {
         if query.dry_run() {
             return Ok(Saved::Deleted(new));

@@ -148,10 +148,10 @@ pub async fn watch(
             tokio::spawn(async move {
                 let send = |bytes: Bytes| lines.send(Ok(bytes));
                 for event in &first {
-                    if let Some((kind, object)) = visible(resource, &filter, event) {
-                        if send(encoder.event(kind, object)).await.is_err() {
-                            return;
-                        }
+                    if let Some((kind, object)) = visible(resource, &filter, event)
+                        && send(encoder.event(kind, object)).await.is_err()
+                    {
+                        return;
                     }
                 }
                 let deadline = tokio::time::sleep(timeout);

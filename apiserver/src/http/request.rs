@@ -101,7 +101,8 @@ fn objects(group: &str, version: &str, rest: &[&str]) -> Route {
         _ => (false, rest),
     };
     let lookup = |plural: &str| registry::find(group, version, plural);
-    let not_found = || Route::NotFound(format!("the server could not find the requested resource"));
+    let not_found =
+        || Route::NotFound("the server could not find the requested resource".to_string());
     let target = |resource: &'static Resource,
                   namespace: &str,
                   name: Option<&str>,
@@ -136,7 +137,7 @@ fn objects(group: &str, version: &str, rest: &[&str]) -> Route {
         ["namespaces", name, sub]
             if group.is_empty()
                 && Sub::parse(sub).is_some()
-                && !registry::find("", "v1", sub).is_some() =>
+                && registry::find("", "v1", sub).is_none() =>
         {
             match lookup("namespaces") {
                 Some(ns) => target(ns, "", Some(name), Some(sub), &[]),

@@ -31,6 +31,9 @@ pub enum Sub {
     Attach,
     PortForward,
     Proxy,
+    /// `namespaces/<name>/finalize`: how the namespace controller removes
+    /// the `kubernetes` finalizer from `spec.finalizers`.
+    Finalize,
 }
 
 impl Sub {
@@ -45,6 +48,7 @@ impl Sub {
             Sub::Attach => "attach",
             Sub::PortForward => "portforward",
             Sub::Proxy => "proxy",
+            Sub::Finalize => "finalize",
         }
     }
 
@@ -52,6 +56,7 @@ impl Sub {
     pub fn verbs(self) -> &'static [&'static str] {
         match self {
             Sub::Status | Sub::Scale => &["get", "patch", "update"],
+            Sub::Finalize => &["update"],
             Sub::Binding | Sub::Eviction => &["create"],
             Sub::Log => &["get"],
             Sub::Exec | Sub::Attach | Sub::PortForward => &["create", "get"],
@@ -68,7 +73,7 @@ impl Sub {
             Sub::Log | Sub::Exec | Sub::Attach | Sub::PortForward | Sub::Proxy => {
                 Some(("", "v1", "Pod"))
             }
-            Sub::Status => None,
+            Sub::Status | Sub::Finalize => None,
         }
     }
 
@@ -83,6 +88,7 @@ impl Sub {
             Sub::Attach,
             Sub::PortForward,
             Sub::Proxy,
+            Sub::Finalize,
         ]
         .into_iter()
         .find(|s| s.name() == name)

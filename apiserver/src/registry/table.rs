@@ -74,7 +74,6 @@ pub fn name(obj: &Value) -> Value {
 }
 
 /// The Age cell: how long ago the object was created.
-
 pub fn age(obj: &Value) -> Value {
     json!(since(str_at(obj, &["metadata", "creationTimestamp"])))
 }

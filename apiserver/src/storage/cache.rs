@@ -76,6 +76,9 @@ impl CacheEvent {
     }
 }
 
+/// The events a new watch sends first, and the receiver of what follows.
+pub type Subscription = (Vec<Arc<CacheEvent>>, broadcast::Receiver<Arc<CacheEvent>>);
+
 /// Why a watch cannot start.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,10 +167,7 @@ impl ResourceCache {
     /// Starts a watch: the events to send first and a receiver for the rest,
     /// with no gap between them. `after`: replay events after this revision;
     /// `None`: every current object as ADDED.
-    pub fn subscribe(
-        &self,
-        after: Option<i64>,
-    ) -> Result<(Vec<Arc<CacheEvent>>, broadcast::Receiver<Arc<CacheEvent>>), WatchStartError> {
+    pub fn subscribe(&self, after: Option<i64>) -> Result<Subscription, WatchStartError> {
         let state = self.state.read().expect("cache lock");
         let first = match after {
             None => state

@@ -237,3 +237,37 @@ mod tests {
         );
     }
 }
+
+/// One field's strategic-merge metadata, as upstream publishes it in its
+/// OpenAPI schemas (`x-kubernetes-patch-strategy`,
+/// `x-kubernetes-patch-merge-key`); kubectl reads it from there to compute
+/// the patches it sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldPatchMeta {
+    /// The Go type that has the field, e.g. `PodSpec`.
+    pub owner: &'static str,
+    /// The JSON field name, e.g. `containers`.
+    pub field: &'static str,
+    /// `merge`, `retainKeys` or `merge,retainKeys`.
+    pub strategy: &'static str,
+    pub merge_key: Option<&'static str>,
+}
+
+/// Every field of the built-in types that has a patch strategy.
+pub fn patch_metadata() -> impl Iterator<Item = FieldPatchMeta> {
+    FIELDS.iter().filter_map(|f| {
+        let strategy = match f.strategy {
+            Strategy::MergePrimitives | Strategy::MergeByKey(_) => "merge",
+            Strategy::MergeByKeyRetainKeys(_) => "merge,retainKeys",
+            Strategy::RetainKeys => "retainKeys",
+            Strategy::Replace => "replace",
+            Strategy::Plain => return None,
+        };
+        Some(FieldPatchMeta {
+            owner: f.owner,
+            field: f.field,
+            strategy,
+            merge_key: f.strategy.merge_key(),
+        })
+    })
+}

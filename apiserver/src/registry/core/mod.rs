@@ -37,7 +37,7 @@ pub fn resources() -> Vec<Resource> {
         Resource {
             singular: "namespace",
             short_names: &["ns"],
-            subresources: &[Sub::Status],
+            subresources: &[Sub::Status, Sub::Finalize],
             name_rule: NameRule::Dns1123Label,
             strategy: &namespace::NamespaceStrategy,
             typed: type_ops::<api::Namespace>(),
