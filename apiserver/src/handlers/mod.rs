@@ -11,7 +11,7 @@ mod list;
 
 pub mod openapi;
 mod patch;
-mod prepare;
+pub mod prepare;
 mod scale;
 mod update;
 mod watch;
