@@ -10,25 +10,29 @@ use crate::error::{ApiError, ApiResult};
 /// Bodies over this are answered with 413 (upstream's limit is 3 MiB too).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
-pub async fn read(body: Body) -> ApiResult<Bytes> {
-    match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(bytes) => Ok(bytes),
-        Err(err) if is_length_limit(&err) => Err(ApiError::too_large(MAX_BODY_BYTES)),
-        Err(err) => Err(ApiError::bad_request(format!(
-            "cannot read the request body: {err}"
-        ))),
-    }
-}
+/// Past the limit the rest of a body is still read (and dropped) up to this,
+/// so the client, still sending, gets the 413 rather than a broken connection.
+const DRAIN_BYTES: usize = 64 * 1024 * 1024;
 
-fn is_length_limit(err: &axum::Error) -> bool {
-    let mut source: Option<&dyn std::error::Error> = Some(err);
-    while let Some(e) = source {
-        if e.to_string().contains("length limit") {
-            return true;
+pub async fn read(body: Body) -> ApiResult<Bytes> {
+    let mut stream = body.into_data_stream();
+    let mut collected = bytes::BytesMut::new();
+    let mut total = 0usize;
+    while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+        let chunk = chunk
+            .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+        total += chunk.len();
+        if total > DRAIN_BYTES {
+            break;
         }
-        source = e.source();
+        if total <= MAX_BODY_BYTES {
+            collected.extend_from_slice(&chunk);
+        }
     }
-    false
+    if total > MAX_BODY_BYTES {
+        return Err(ApiError::too_large(MAX_BODY_BYTES));
+    }
+    Ok(collected.freeze())
 }
 
 /// The media type of the body, without parameters ("" when missing).

@@ -18,6 +18,8 @@ pub enum Backend {
 
 pub struct ApiServer {
     child: Option<Child>,
+    /// The arguments it was started with, to start it again.
+    args: Vec<String>,
     pub dir: tempfile::TempDir,
     pub url: String,
     pub kubeconfig: PathBuf,
@@ -86,40 +88,62 @@ impl ApiServer {
             }
         };
         let port = free_port();
-        let log = std::fs::File::create(dir.path().join("apiserver.log")).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_skiff-apiserver"));
-        cmd.arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args([
-                "--bind-address",
-                "127.0.0.1",
-                "--secure-port",
-                &port.to_string(),
-            ])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
+        let mut args: Vec<String> = vec![
+            "--data-dir".into(),
+            dir.path().join("data").to_string_lossy().into_owned(),
+        ];
+        args.extend(["--bind-address", "127.0.0.1", "--secure-port"].map(String::from));
+        args.push(port.to_string());
+        args.extend(extra.iter().map(|a| a.to_string()));
         if let Some(etcd) = &etcd {
-            cmd.arg("--etcd-servers").arg(&etcd.endpoint);
+            args.extend(["--etcd-servers".to_string(), etcd.endpoint.clone()]);
         }
-        let child = cmd.spawn().expect("start skiff-apiserver");
         let kubeconfig = dir.path().join("data/admin.kubeconfig");
         let cache = tempfile::Builder::new()
             .prefix("skiff-test-kubectl-cache-")
             .tempdir()
             .unwrap();
         let mut server = ApiServer {
-            child: Some(child),
+            child: None,
+            args,
             dir,
             url: format!("https://127.0.0.1:{port}"),
             kubeconfig,
             cache,
             _etcd: etcd,
         };
+        server.spawn();
         server.wait_ready();
         server
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("apiserver.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_skiff-apiserver"))
+            .args(&self.args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start skiff-apiserver");
+        self.child = Some(child);
+    }
+
+    /// Kills the server (SIGKILL) and starts it again on the same data and port.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+        self.wait_ready();
+    }
+
+    /// The etcd this server uses, when it has one of its own.
+    pub fn etcd_endpoint(&self) -> Option<&str> {
+        self._etcd.as_ref().map(|e| e.endpoint.as_str())
     }
 
     fn wait_ready(&mut self) {
@@ -218,7 +242,7 @@ impl ApiServer {
         self.dir.path()
     }
 
-    /// Kills the server (SIGKILL) and starts it again on the same data.
+    /// Kills the server (SIGKILL).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
