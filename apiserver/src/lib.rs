@@ -13,11 +13,13 @@
 
 pub mod admission;
 pub mod authn;
+pub mod bench;
 pub mod bootstrap;
 mod config;
 pub mod error;
 pub mod handlers;
 pub mod http;
+pub mod managed;
 pub mod object;
 pub mod pki;
 pub mod protobuf;

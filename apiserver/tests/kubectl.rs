@@ -18,6 +18,7 @@ on_both_backends!(
     create_generators,
     api_resources_and_explain,
     errors_read_like_upstream,
+    server_side_apply_conflicts,
 );
 
 const APP: &str = r#"apiVersion: v1
@@ -764,4 +765,60 @@ async fn errors_read_like_upstream(s: &ApiServer) {
         .kubectl_env(&["--kubeconfig", &stranger, "get", "pods"], &[])
         .fails();
     assert!(err.contains("You must be logged in to the server"), "{err}");
+}
+
+async fn server_side_apply_conflicts(s: &ApiServer) {
+    let config = |replicas: u32, extra_label: bool| {
+        let label = if extra_label { "\n    tier: front" } else { "" };
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  labels:\n    app: web{label}\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n"
+        )
+    };
+    let path = s.file("ssa.yaml", &config(2, true));
+    assert_eq!(
+        s.kubectl(&["apply", "--server-side", "-f", &path]).ok(),
+        "deployment.apps/web serverside-applied\n"
+    );
+    let managers = s
+        .kubectl(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.metadata.managedFields[*].manager}",
+        ])
+        .ok();
+    assert_eq!(managers, "kubectl");
+
+    // Someone else scales: they own spec.replicas now.
+    s.kubectl(&["scale", "deploy", "web", "--replicas=5"]).ok();
+    let err = s.kubectl(&["apply", "--server-side", "-f", &path]).fails();
+    assert!(err.contains("Apply failed with 1 conflict: conflict with \"kubectl\" with subresource \"scale\" using apps/v1: .spec.replicas"), "{err}");
+    assert!(
+        err.contains("--force-conflicts"),
+        "kubectl explains the way out: {err}"
+    );
+    assert_eq!(
+        s.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"])
+            .ok(),
+        "5"
+    );
+
+    // Forcing takes the field back; a label left out of the config goes away.
+    let path = s.file("ssa.yaml", &config(2, false));
+    assert_eq!(
+        s.kubectl(&["apply", "--server-side", "--force-conflicts", "-f", &path])
+            .ok(),
+        "deployment.apps/web serverside-applied\n"
+    );
+    let state = s
+        .kubectl(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.replicas} {.metadata.labels}",
+        ])
+        .ok();
+    assert_eq!(state, "2 {\"app\":\"web\"}");
 }

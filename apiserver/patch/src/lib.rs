@@ -59,5 +59,5 @@ pub use error::PatchError;
 pub use json_patch::json_patch;
 pub use merge_patch::merge_patch;
 pub use strategic::{
-    FieldPatchMeta, TypeRef, kubernetes_type, patch_metadata, strategic_merge_patch,
+    FieldPatchMeta, ListKind, TypeRef, kubernetes_type, patch_metadata, strategic_merge_patch,
 };

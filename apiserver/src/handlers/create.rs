@@ -44,7 +44,20 @@ pub async fn create_object(
     query: &Query,
     resource: &'static Resource,
     namespace: &str,
+    obj: Value,
+) -> ApiResult<(Value, Vec<String>)> {
+    create_object_as(api, query, resource, namespace, obj, None).await
+}
+
+/// As [`create_object`]; `applied`: the configuration of a server-side apply
+/// that creates the object (its fields become the applier's).
+pub async fn create_object_as(
+    api: &Api,
+    query: &Query,
+    resource: &'static Resource,
+    namespace: &str,
     mut obj: Value,
+    applied: Option<&Value>,
 ) -> ApiResult<(Value, Vec<String>)> {
     prepare::check_kind(resource, &mut obj)?;
     prepare::check_namespace(resource, &mut obj, namespace)?;
@@ -64,6 +77,18 @@ pub async fn create_object(
         .await?;
     if resource.plural == "services" && resource.group.is_empty() {
         api.admission.allocate(&api.storage, &mut obj, None).await?;
+    }
+    let api_version = resource.api_version();
+    let writer = crate::managed::Writer {
+        manager: query.manager(),
+        api_version: &api_version,
+        subresource: None,
+        apply: applied.is_some(),
+    };
+    let ty = skiff_patch::kubernetes_type(resource.group, resource.kind);
+    match applied {
+        Some(config) => crate::managed::record_apply_create(&mut obj, config, &writer, ty),
+        None => crate::managed::record_update(&mut obj, None, &writer, ty),
     }
     if query.dry_run() {
         return Ok((obj, warnings));

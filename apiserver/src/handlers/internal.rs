@@ -64,7 +64,18 @@ pub async fn upsert(
         super::prepare::check_kind(resource, &mut obj)?;
         super::prepare::check_namespace(resource, &mut obj, namespace)?;
         let new = updated(resource, None, &obj, &current.value);
-        match save(api, &Query::default(), resource, &key, new, &current).await {
+        match save(
+            api,
+            &Query::default(),
+            resource,
+            &key,
+            new,
+            &current,
+            None,
+            false,
+        )
+        .await
+        {
             Ok(Saved::Written(v) | Saved::Deleted(v)) => return Ok(v),
             Err(crate::storage::StorageError::Conflict) => continue,
             Err(e) => return Err(map_save_error(e, resource, &name)),

@@ -46,17 +46,31 @@ pub struct Api {
 
 pub type SharedApi = Arc<Api>;
 
-/// The query parameters of a request.
+/// The query parameters of a request, and who is writing.
 #[derive(Debug, Default, Clone)]
-pub struct Query(HashMap<String, String>);
+pub struct Query(HashMap<String, String>, String);
 
 impl Query {
     pub fn parse(query: Option<&str>) -> Query {
-        Query(
-            form_urlencoded::parse(query.unwrap_or("").as_bytes())
-                .into_owned()
-                .collect(),
-        )
+        let params = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+        Query(params, String::new())
+    }
+
+    /// The field manager: `fieldManager`, else the user agent's first word
+    /// (`kubectl/v1.32.4 (…)` → `kubectl`), as upstream names it.
+    pub fn manager(&self) -> &str {
+        match self.get("fieldManager") {
+            Some(manager) => manager,
+            None if !self.1.is_empty() => &self.1,
+            None => "unknown",
+        }
+    }
+
+    pub fn with_user_agent(mut self, agent: &str) -> Query {
+        self.1 = agent.split('/').next().unwrap_or("").trim().to_string();
+        self
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -125,7 +139,12 @@ pub fn storage_error(err: StorageError, resource: &Resource, name: &str) -> ApiE
 /// Answers every `/api` and `/apis` request.
 pub async fn dispatch(State(api): State<SharedApi>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let query = Query::parse(parts.uri.query());
+    let agent = parts
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let query = Query::parse(parts.uri.query()).with_user_agent(agent);
     let result = match request::route(parts.uri.path()) {
         None => Err(ApiError {
             code: 404,

@@ -11,7 +11,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use skiff_patch::PatchError;
 
-use super::create::{create_object, with_warnings};
+use super::create::{create_object_as, with_warnings};
 use super::prepare::{self, FieldValidation};
 use super::update::{RETRIES, Saved, map_save_error, save, updated};
 use super::{Api, Query, error_target, respond, storage_error};
@@ -124,7 +124,8 @@ pub async fn patch(
                 let mut obj = patch.clone();
                 object::set(&mut obj, &["metadata", "name"], json!(name));
                 let (created, warnings) =
-                    create_object(api, query, resource, &target.namespace, obj).await?;
+                    create_object_as(api, query, resource, &target.namespace, obj, Some(&patch))
+                        .await?;
                 return Ok(with_warnings(
                     respond(StatusCode::CREATED, &created),
                     &warnings,
@@ -135,7 +136,27 @@ pub async fn patch(
         if expected.is_some_and(|rv| rv != current.revision) {
             return Err(ApiError::conflict(error_target(resource, name)));
         }
-        let mut patched = apply_patch(kind, resource, &current.value, &patch)?;
+        let mut patched = if kind == PatchType::Apply {
+            // Server-side apply: merge, with field ownership and conflicts.
+            let api_version = resource.api_version();
+            let writer = crate::managed::Writer {
+                manager: query.manager(),
+                api_version: &api_version,
+                subresource: None,
+                apply: true,
+            };
+            let ty = skiff_patch::kubernetes_type(resource.group, resource.kind);
+            crate::managed::apply(
+                &current.value,
+                &patch,
+                &writer,
+                ty,
+                query.flag("force"),
+                error_target(resource, name),
+            )?
+        } else {
+            apply_patch(kind, resource, &current.value, &patch)?
+        };
         prepare::check_kind(resource, &mut patched)?;
         if object::name(&patched) != name
             || (resource.namespaced && object::namespace(&patched) != target.namespace)
@@ -151,7 +172,19 @@ pub async fn patch(
             &patched,
             &current.value,
         );
-        match save(api, query, resource, &key, new, &current).await {
+        let sub = target.sub.filter(|s| *s == Sub::Status);
+        match save(
+            api,
+            query,
+            resource,
+            &key,
+            new,
+            &current,
+            sub,
+            kind == PatchType::Apply,
+        )
+        .await
+        {
             Err(StorageError::Conflict) if expected.is_none() => continue,
             Err(e) => return Err(map_save_error(e, resource, name)),
             Ok(Saved::Written(value) | Saved::Deleted(value)) => {

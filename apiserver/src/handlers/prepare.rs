@@ -42,6 +42,14 @@ fn cannot_handle(resource: &Resource, why: impl std::fmt::Display) -> ApiError {
 /// Sets kind and apiVersion, refusing ones that name another type.
 pub fn check_kind(resource: &Resource, obj: &mut Value) -> ApiResult<()> {
     let api_version = resource.api_version();
+    // A patch can turn the object into anything (`[{"op":"replace","path":"",
+    // "value":1}]`); upstream's decoder then refuses it the same way.
+    if !obj.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "the object in the data is not a JSON object; expected a {}",
+            resource.kind
+        )));
+    }
     match str_at(obj, &["apiVersion"]) {
         Some(v) if !v.is_empty() && v != api_version => {
             return Err(ApiError::bad_request(format!(
@@ -146,11 +154,14 @@ pub fn generated_name(prefix: &str) -> String {
     let suffix: String = (0..5)
         .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
         .collect();
-    let prefix = if prefix.len() > 58 {
-        &prefix[..58]
-    } else {
-        prefix
-    };
+    // Upstream cuts the prefix to 58 bytes (63 minus the suffix). A cut in
+    // the middle of a character would panic, so it moves back to the last
+    // character boundary; the name then fails validation as usual.
+    let mut cut = prefix.len().min(58);
+    while !prefix.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let prefix = &prefix[..cut];
     format!("{prefix}{suffix}")
 }
 

@@ -100,7 +100,8 @@ pub async fn scale(
         let mut wanted = current.value.clone();
         object::set(&mut wanted, &["spec", "replicas"], json!(replicas));
         let new = updated(resource, None, &wanted, &current.value);
-        match save(api, query, resource, &key, new, &current).await {
+        let scale = Some(crate::registry::Sub::Scale);
+        match save(api, query, resource, &key, new, &current, scale, false).await {
             Err(StorageError::Conflict) => continue,
             Err(e) => return Err(map_save_error(e, resource, name)),
             Ok(Saved::Written(value) | Saved::Deleted(value)) => {

@@ -64,7 +64,7 @@ pub async fn update(
             return Err(ApiError::conflict(error_target(resource, name)));
         }
         let new = updated(resource, target.sub, &obj, &current.value);
-        match save(api, query, resource, &key, new, &current).await {
+        match save(api, query, resource, &key, new, &current, target.sub, false).await {
             Err(StorageError::Conflict) if expected.is_none() => continue,
             Err(e) => return Err(map_save_error(e, resource, name)),
             Ok(Saved::Written(value) | Saved::Deleted(value)) => {
@@ -130,7 +130,10 @@ pub enum Saved {
     Deleted(Value),
 }
 
-/// Validates and stores `new` over `current` (compare-and-swap on its revision).
+/// Validates and stores `new` over `current` (compare-and-swap on its
+/// revision), recording who changed which fields unless this is a
+/// server-side apply (which settled ownership itself).
+#[allow(clippy::too_many_arguments)]
 pub async fn save(
     api: &Api,
     query: &Query,
@@ -138,7 +141,25 @@ pub async fn save(
     key: &str,
     mut new: Value,
     current: &Stored,
+    sub: Option<Sub>,
+    apply: bool,
 ) -> Result<Saved, StorageError> {
+    if !apply {
+        let api_version = resource.api_version();
+        // Status and scale writes are recorded as their own managers'
+        // entries (`subresource: scale`), as upstream does.
+        let subresource = sub
+            .filter(|s| matches!(s, Sub::Status | Sub::Scale))
+            .map(Sub::name);
+        let writer = crate::managed::Writer {
+            manager: query.manager(),
+            api_version: &api_version,
+            subresource,
+            apply,
+        };
+        let ty = skiff_patch::kubernetes_type(resource.group, resource.kind);
+        crate::managed::record_update(&mut new, Some(&current.value), &writer, ty);
+    }
     if let Err(invalid) = prepare::validate(resource, &new, Some(&current.value)) {
         return Err(StorageError::Invalid(Box::new(invalid)));
     }

@@ -38,7 +38,7 @@ mod type_ref;
 
 use serde_json::{Map, Value};
 
-pub use type_ref::{FieldPatchMeta, TypeRef, kubernetes_type, patch_metadata};
+pub use type_ref::{FieldPatchMeta, ListKind, TypeRef, kubernetes_type, patch_metadata};
 
 use crate::error::PatchError;
 use crate::value::type_name;

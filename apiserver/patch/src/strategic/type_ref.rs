@@ -130,6 +130,32 @@ impl TypeRef {
     }
 }
 
+/// How the elements of a list field are told apart, for tracking which
+/// manager owns which element (server-side apply).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListKind {
+    /// The list is one value, replaced whole.
+    Atomic,
+    /// A set of primitives, merged by value.
+    Set,
+    /// Objects identified by this key field.
+    Keyed(&'static str),
+}
+
+impl TypeRef {
+    /// The type of `field`'s contents and, if it is a list, how its elements
+    /// are told apart.
+    pub fn child(self, field: &str) -> (TypeRef, ListKind) {
+        let (child, strategy) = self.field(field);
+        let kind = match strategy {
+            Strategy::MergePrimitives => ListKind::Set,
+            Strategy::MergeByKey(key) | Strategy::MergeByKeyRetainKeys(key) => ListKind::Keyed(key),
+            _ => ListKind::Atomic,
+        };
+        (child, kind)
+    }
+}
+
 /// The schema type of a whole object of a built-in kind, e.g.
 /// `kubernetes_type("apps", "Deployment")`. The core group is `""` (`"core"`
 /// is accepted too). Kinds the schema does not list, custom resources among
