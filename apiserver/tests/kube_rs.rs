@@ -17,7 +17,7 @@ use kube::runtime::watcher;
 use kube::{Client, Error};
 use serde_json::json;
 
-on_both_backends!(typed_crud, pagination, limits);
+on_both_backends!(typed_crud, pagination, limits, events_in_both_groups);
 
 async fn client(server: &ApiServer) -> Client {
     Client::try_from(config(server).await).expect("client")
@@ -228,6 +228,108 @@ async fn limits(s: &ApiServer) {
     )
     .await;
     assert_eq!(resp.status(), 404);
+}
+
+/// An Event written through events.k8s.io/v1 by kube-rs's `Recorder` (how
+/// Skiff's controllers report) is the Event `kubectl get events` and
+/// `kubectl describe` read through core/v1, and the other way round.
+async fn events_in_both_groups(s: &ApiServer) {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event;
+    use kube::Resource;
+    use kube::runtime::events::{Event as Report, EventType, Recorder, Reporter};
+
+    let c = client(s).await;
+    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
+    let cm = cms
+        .create(&PostParams::default(), &config_map("settings", &[]))
+        .await
+        .unwrap();
+    let reporter = Reporter {
+        controller: "skiff-test-controller".into(),
+        instance: Some("test-1".into()),
+    };
+    let recorder = Recorder::new(c.clone(), reporter);
+    let report = Report {
+        type_: EventType::Warning,
+        reason: "ColorChanged".into(),
+        note: Some("color went from red to blue".into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    // Twice: the second is a merge patch that starts a series.
+    for _ in 0..2 {
+        recorder
+            .publish(&report, &cm.object_ref(&()))
+            .await
+            .unwrap();
+    }
+
+    let core: Api<CoreEvent> = Api::namespaced(c.clone(), "default");
+    let about_cm = ListParams::default().fields("involvedObject.name=settings");
+    let listed = core.list(&about_cm).await.unwrap();
+    assert_eq!(listed.items.len(), 1, "{:?}", listed.items);
+    let event = &listed.items[0];
+    assert_eq!(
+        event.message.as_deref(),
+        Some("color went from red to blue")
+    );
+    assert_eq!(
+        event.reporting_component.as_deref(),
+        Some("skiff-test-controller")
+    );
+    assert_eq!(event.involved_object.kind.as_deref(), Some("ConfigMap"));
+    assert_eq!(event.series.as_ref().and_then(|s| s.count), Some(2));
+
+    let table = s.kubectl(&["get", "events", "-n", "default"]).ok();
+    let row = table
+        .lines()
+        .find(|l| l.contains("ColorChanged"))
+        .unwrap_or_else(|| panic!("no event row in:\n{table}"));
+    assert!(
+        row.contains("Warning") && row.contains("configmap/settings"),
+        "{row}"
+    );
+    assert!(row.contains("color went from red to blue"), "{row}");
+    let described = s
+        .kubectl(&["describe", "configmap", "settings", "-n", "default"])
+        .ok();
+    let events = described.split("Events:").nth(1).unwrap_or_default();
+    assert!(
+        events.contains("ColorChanged") && events.contains("skiff-test-controller"),
+        "{described}"
+    );
+
+    // And a core Event (how the kubelet and kubectl's own tools write) reads
+    // through events.k8s.io with its fields renamed.
+    let core_event: CoreEvent = serde_json::from_value(json!({
+        "metadata": {"name": "settings.core"},
+        "involvedObject": {"kind": "ConfigMap", "name": "settings", "namespace": "default"},
+        "reason": "Pulled", "message": "from core", "type": "Normal",
+        "source": {"component": "kubelet"}, "count": 3,
+    }))
+    .unwrap();
+    core.create(&PostParams::default(), &core_event)
+        .await
+        .unwrap();
+    let v1: Api<Event> = Api::namespaced(c.clone(), "default");
+    let read = v1.get("settings.core").await.unwrap();
+    assert_eq!(read.note.as_deref(), Some("from core"));
+    assert_eq!(
+        read.regarding.as_ref().and_then(|r| r.name.as_deref()),
+        Some("settings")
+    );
+    assert_eq!(read.deprecated_count, Some(3));
+    let by_regarding = ListParams::default().fields("regarding.name=settings");
+    assert_eq!(v1.list(&by_regarding).await.unwrap().items.len(), 2);
+
+    // events.k8s.io asks more of a write than core/v1 does.
+    let sparse: Event = serde_json::from_value(json!({"metadata": {"name": "sparse"}})).unwrap();
+    let err = v1
+        .create(&PostParams::default(), &sparse)
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(err), 422);
 }
 
 async fn axum_body(resp: http::Response<kube::client::Body>) -> serde_json::Value {

@@ -42,7 +42,7 @@ pub async fn bind(
     let key = resource.key(&target.namespace, name);
     for _ in 0..RETRIES {
         let current = api
-            .storage
+            .store(resource)
             .get(&key)
             .await
             .map_err(|e| storage_error(e, resource, name))?
@@ -79,7 +79,7 @@ pub async fn bind(
             return Ok(respond(StatusCode::CREATED, &success(201)));
         }
         match api
-            .storage
+            .store(resource)
             .update(&key, &pod, current.revision, &[], &[])
             .await
         {

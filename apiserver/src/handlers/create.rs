@@ -96,7 +96,7 @@ pub async fn create_object_as(
     let (claims, _) = admission::claim_changes(resource, &obj, None);
     let key = resource.key(namespace, &name);
     let stored = api
-        .storage
+        .store(resource)
         .create(&key, &obj, &claims)
         .await
         .map_err(|e| storage_error(e, resource, &name))?;

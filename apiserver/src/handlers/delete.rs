@@ -99,7 +99,7 @@ async fn delete_one(
     let key = resource.key(namespace, name);
     for _ in 0..RETRIES {
         let current = api
-            .storage
+            .store(resource)
             .get(&key)
             .await
             .map_err(|e| storage_error(e, resource, name))?
@@ -160,7 +160,7 @@ async fn delete_one(
             let (_, released) =
                 admission::claim_changes(resource, &Value::Null, Some(&current.value));
             match api
-                .storage
+                .store(resource)
                 .delete(&key, Some(current.revision), &released)
                 .await
             {
@@ -204,7 +204,7 @@ async fn delete_one(
             return Ok((StatusCode::ACCEPTED, marked));
         }
         match api
-            .storage
+            .store(resource)
             .update(&key, &marked, current.revision, &[], &[])
             .await
         {
@@ -244,7 +244,7 @@ pub async fn delete_collection(
     let options = options(query, &bytes)?;
     let filter = Filter::parse(resource, query, &target.namespace, None)?;
     let page = api
-        .storage
+        .store(resource)
         .list(&resource.list_prefix(&target.namespace), None, 0, None)
         .await
         .map_err(|e| storage_error(e, resource, ""))?;

@@ -22,7 +22,7 @@ pub async fn get(
     let object = if query.get("resourceVersion") == Some("0") {
         api.cache(resource)?.get(&key).map(|o| (*o).clone())
     } else {
-        api.storage
+        api.store(resource)
             .get(&key)
             .await
             .map_err(|e| storage_error(e, resource, name))?

@@ -19,7 +19,7 @@ pub async fn ensure(
 ) -> ApiResult<Value> {
     let key = resource.key(namespace, object::name(&obj));
     if let Some(existing) = api
-        .storage
+        .store(resource)
         .get(&key)
         .await
         .map_err(|e| storage_error(e, resource, object::name(&obj)))?
@@ -29,7 +29,7 @@ pub async fn ensure(
     match create_object(api, &Query::default(), resource, namespace, obj.clone()).await {
         Ok((created, _)) => Ok(created),
         Err(e) if e.code == 409 => Ok(api
-            .storage
+            .store(resource)
             .get(&key)
             .await
             .map_err(|e| storage_error(e, resource, ""))?
@@ -50,7 +50,7 @@ pub async fn upsert(
     let key = resource.key(namespace, &name);
     for _ in 0..super::update::RETRIES {
         let Some(current) = api
-            .storage
+            .store(resource)
             .get(&key)
             .await
             .map_err(|e| storage_error(e, resource, &name))?

@@ -201,7 +201,7 @@ async fn paged(
     let mut items = Vec::new();
     let page_size = if limit == 0 { 500 } else { limit.max(1) };
     loop {
-        let page = api.storage.list(prefix, after.as_deref(), page_size, revision).await.map_err(|e| match e {
+        let page = api.store(resource).list(prefix, after.as_deref(), page_size, revision).await.map_err(|e| match e {
             crate::storage::StorageError::Compacted => ApiError::expired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list."),
             other => storage_error(other, resource, ""),
         })?;

@@ -90,6 +90,14 @@ impl Query {
 }
 
 impl Api {
+    /// The storage of `resource`, converting to and from its stored form.
+    pub fn store<'a>(&'a self, resource: &'a Resource) -> crate::storage::ResourceStore<'a> {
+        crate::storage::ResourceStore {
+            storage: &self.storage,
+            resource,
+        }
+    }
+
     pub fn cache(&self, resource: &Resource) -> ApiResult<&Arc<ResourceCache>> {
         self.cache
             .of(resource)

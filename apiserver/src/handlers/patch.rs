@@ -115,7 +115,7 @@ pub async fn patch(
 
     for _ in 0..RETRIES {
         let current = api
-            .storage
+            .store(resource)
             .get(&key)
             .await
             .map_err(|e| storage_error(e, resource, name))?;

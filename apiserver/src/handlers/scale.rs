@@ -51,7 +51,7 @@ pub async fn scale(
     let key = resource.key(&target.namespace, name);
     if method == Method::GET {
         let current = api
-            .storage
+            .store(resource)
             .get(&key)
             .await
             .map_err(|e| storage_error(e, resource, name))?
@@ -66,7 +66,7 @@ pub async fn scale(
         .transpose()?;
     for _ in 0..RETRIES {
         let current = api
-            .storage
+            .store(resource)
             .get(&key)
             .await
             .map_err(|e| storage_error(e, resource, name))?

@@ -55,7 +55,7 @@ pub async fn update(
     let key = resource.key(&target.namespace, name);
     for _ in 0..RETRIES {
         let current = api
-            .storage
+            .store(resource)
             .get(&key)
             .await
             .map_err(|e| storage_error(e, resource, name))?
@@ -180,7 +180,7 @@ pub async fn save(
         }
         let (_, released) = admission::claim_changes(resource, &Value::Null, Some(&current.value));
         let gone = api
-            .storage
+            .store(resource)
             .delete(key, Some(current.revision), &released)
             .await?;
         return Ok(Saved::Deleted(gone.value));
@@ -200,7 +200,7 @@ pub async fn save(
     }
     let (claims, released) = admission::claim_changes(resource, &new, Some(&current.value));
     let stored = api
-        .storage
+        .store(resource)
         .update(key, &new, current.revision, &claims, &released)
         .await?;
     Ok(Saved::Written(stored.value))

@@ -8,6 +8,7 @@
 
 mod apps;
 mod core;
+mod events;
 mod other;
 pub mod table;
 
@@ -152,6 +153,20 @@ pub struct Resource {
     pub tracks_generation: bool,
     pub strategy: &'static dyn Strategy,
     pub typed: TypeOps,
+    /// Kept in etcd as another resource's objects, converted on the way in
+    /// and out (events.k8s.io/v1 Events are core/v1 Events, as upstream).
+    pub stored_as: Option<StoredAs>,
+}
+
+/// How a resource is stored as another one: where, and the two conversions.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredAs {
+    /// The key prefix of the stored resource, ending in '/'.
+    pub prefix: &'static str,
+    /// The stored form to the served one.
+    pub to_served: fn(&mut Value),
+    /// The served form to the stored one.
+    pub to_stored: fn(&mut Value),
 }
 
 impl std::fmt::Debug for Resource {
@@ -186,11 +201,10 @@ impl Resource {
     /// The etcd key prefix of its objects, ending in '/'.
     pub fn key_prefix(&self) -> String {
         // Core resources and the built-in groups share one flat namespace of
-        // plurals, as in Kubernetes, except where a plural exists twice.
-        if self.group == "events.k8s.io" {
-            "/registry/events.k8s.io/events/".to_string()
-        } else {
-            format!("/registry/{}/", self.plural)
+        // plurals, as in Kubernetes; a resource stored as another uses its keys.
+        match self.stored_as {
+            Some(stored) => stored.prefix.to_string(),
+            None => format!("/registry/{}/", self.plural),
         }
     }
 
@@ -209,6 +223,26 @@ impl Resource {
             format!("{}{namespace}/", self.key_prefix())
         } else {
             self.key_prefix()
+        }
+    }
+
+    /// The object as served, from its stored form.
+    pub fn served(&self, mut obj: Value) -> Value {
+        if let Some(stored) = self.stored_as {
+            (stored.to_served)(&mut obj);
+        }
+        obj
+    }
+
+    /// The object as stored, from its served form.
+    pub fn stored<'a>(&self, obj: &'a Value) -> std::borrow::Cow<'a, Value> {
+        match self.stored_as {
+            Some(stored) => {
+                let mut obj = obj.clone();
+                (stored.to_stored)(&mut obj);
+                std::borrow::Cow::Owned(obj)
+            }
+            None => std::borrow::Cow::Borrowed(obj),
         }
     }
 

@@ -29,6 +29,7 @@ fn resource(
         tracks_generation: false,
         strategy: &super::Plain,
         typed: type_ops::<coordination::v1::Lease>(),
+        stored_as: None,
     }
 }
 
@@ -51,7 +52,9 @@ pub fn resources() -> Vec<Resource> {
         Resource {
             short_names: &["ev"],
             name_rule: NameRule::PathSegment,
+            strategy: &super::events::EventsV1Strategy,
             typed: type_ops::<events::v1::Event>(),
+            stored_as: Some(super::events::AS_CORE_EVENT),
             ..resource("events.k8s.io", "Event", "events", "event")
         },
         Resource {

@@ -231,7 +231,7 @@ impl ResourceCache {
             revision = Some(page.revision);
             for item in page.items {
                 after = Some(item.key.clone());
-                objects.insert(item.key, Arc::new(item.value));
+                objects.insert(item.key, Arc::new(self.resource.served(item.value)));
             }
             if !page.more {
                 break;
@@ -301,7 +301,8 @@ impl ResourceCache {
             let revision = kv.mod_revision();
             let cache_event = match event.event_type() {
                 EventType::Put => {
-                    let object = Arc::new(decode(kv.key(), kv.value(), revision)?.value);
+                    let object = decode(kv.key(), kv.value(), revision)?.value;
+                    let object = Arc::new(self.resource.served(object));
                     let prev = state.objects.insert(key.clone(), object.clone());
                     let kind = if prev.is_none() {
                         EventKind::Added
@@ -321,7 +322,9 @@ impl ResourceCache {
                     let cached = state.objects.remove(&key);
                     // The object as it was, stamped with the delete's revision.
                     let last = match event.prev_kv() {
-                        Some(prev) => decode(prev.key(), prev.value(), revision)?.value,
+                        Some(prev) => self
+                            .resource
+                            .served(decode(prev.key(), prev.value(), revision)?.value),
                         None => {
                             let mut last = cached.as_deref().cloned().unwrap_or(Value::Null);
                             crate::object::set(
@@ -381,12 +384,12 @@ impl WatchCache {
         for resource in resources {
             let cache = Arc::new(ResourceCache::new(resource, history));
             tokio::spawn(cache.clone().run(storage.clone(), stop.clone()));
-            caches.insert(resource.key_prefix(), cache);
+            caches.insert(resource.qualified(), cache);
         }
         WatchCache { caches }
     }
 
     pub fn of(&self, resource: &Resource) -> Option<&Arc<ResourceCache>> {
-        self.caches.get(&resource.key_prefix())
+        self.caches.get(&resource.qualified())
     }
 }

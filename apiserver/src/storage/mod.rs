@@ -11,6 +11,9 @@
 //! - delete: txn with the same precondition when one is given.
 
 pub mod cache;
+mod resource_store;
+
+pub use resource_store::ResourceStore;
 
 use etcd_client::{
     Compare, CompareOp, DeleteOptions, GetOptions, KvClient, PutOptions, Txn, TxnOp, TxnOpResponse,

@@ -22,6 +22,7 @@ pub fn resources() -> Vec<Resource> {
         tracks_generation: true,
         strategy,
         typed,
+        stored_as: None,
     };
     vec![
         apps(

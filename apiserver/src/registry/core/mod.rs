@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1 as api;
 use super::{Plain, Resource, Sub, type_ops};
 use crate::validation::NameRule;
 
-pub use misc::lease_holder;
+pub use misc::{EventStrategy, lease_holder};
 
 fn core(kind: &'static str, plural: &'static str, namespaced: bool) -> Resource {
     Resource {
@@ -29,6 +29,7 @@ fn core(kind: &'static str, plural: &'static str, namespaced: bool) -> Resource 
         tracks_generation: false,
         strategy: &Plain,
         typed: type_ops::<api::ConfigMap>(),
+        stored_as: None,
     }
 }
 
