@@ -144,7 +144,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
     let cache = WatchCache::start(
         &storage,
-        registry::RESOURCES.iter(),
+        registry::RESOURCES.iter().filter(|r| r.review.is_none()),
         config.watch_history,
         &stop,
     );
@@ -349,6 +349,7 @@ async fn readyz(State(api): State<SharedApi>) -> Response {
     let storage_ok = api.storage.current_revision().await.is_ok();
     let caches_ok = registry::RESOURCES
         .iter()
+        .filter(|r| r.review.is_none())
         .all(|r| api.cache.of(r).is_some_and(|c| c.revision() > 0));
     if storage_ok && caches_ok {
         http::system::ok()

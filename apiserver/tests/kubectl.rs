@@ -19,6 +19,7 @@ on_both_backends!(
     api_resources_and_explain,
     errors_read_like_upstream,
     server_side_apply_conflicts,
+    auth_can_i_and_whoami,
 );
 
 const APP: &str = r#"apiVersion: v1
@@ -821,4 +822,68 @@ async fn server_side_apply_conflicts(s: &ApiServer) {
         ])
         .ok();
     assert_eq!(state, "2 {\"app\":\"web\"}");
+}
+
+/// `kubectl auth` sends protobuf reviews; Skiff allows every authenticated
+/// user and says so.
+async fn auth_can_i_and_whoami(s: &ApiServer) {
+    assert_eq!(
+        s.kubectl(&["auth", "can-i", "create", "deployments"]).ok(),
+        "yes\n"
+    );
+    assert_eq!(
+        s.kubectl(&["auth", "can-i", "get", "/healthz"]).ok(),
+        "yes\n"
+    );
+    let listed = s
+        .kubectl(&["auth", "can-i", "--list", "-n", "default"])
+        .ok();
+    let rows = columns(&listed);
+    assert_eq!(
+        rows[0],
+        [
+            "Resources",
+            "Non-Resource",
+            "URLs",
+            "Resource",
+            "Names",
+            "Verbs"
+        ],
+        "{listed}"
+    );
+    assert!(
+        rows.iter().any(|r| r == &["*.*", "[]", "[]", "[*]"]),
+        "{listed}"
+    );
+    let me = s.kubectl(&["auth", "whoami"]).ok();
+    let rows = columns(&me);
+    assert_eq!(rows[0], ["ATTRIBUTE", "VALUE"], "{me}");
+    assert!(rows[1][0] == "Username" && rows[1].len() == 2, "{me}");
+    assert!(
+        me.contains("system:masters"),
+        "the admin is a superuser: {me}"
+    );
+    let resources = s
+        .kubectl(&[
+            "api-resources",
+            "--api-group=authorization.k8s.io",
+            "-o",
+            "wide",
+        ])
+        .ok();
+    let review = columns(&resources)
+        .into_iter()
+        .find(|r| r[0] == "selfsubjectaccessreviews")
+        .unwrap_or_else(|| panic!("{resources}"));
+    assert_eq!(
+        review.last().map(String::as_str),
+        Some("create"),
+        "{resources}"
+    );
+    // Reviews are not stored: there is nothing to get.
+    let err = s.kubectl(&["get", "selfsubjectaccessreviews"]).fails();
+    assert!(
+        err.contains("MethodNotAllowed") || err.contains("not allow"),
+        "{err}"
+    );
 }

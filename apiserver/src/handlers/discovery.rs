@@ -36,7 +36,10 @@ fn aggregated(headers: &HeaderMap) -> Option<&'static str> {
     None
 }
 
-fn verbs() -> Value {
+fn verbs(r: &Resource) -> Value {
+    if r.review.is_some() {
+        return json!(["create"]);
+    }
     json!([
         "create",
         "delete",
@@ -63,7 +66,7 @@ fn discovery_resource(r: &Resource) -> Value {
         "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
         "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
         "singularResource": r.singular,
-        "verbs": verbs(),
+        "verbs": verbs(r),
     });
     if !r.short_names.is_empty() {
         resource["shortNames"] = json!(r.short_names);
@@ -167,7 +170,7 @@ pub fn resources(group: &str, version: &str) -> Response {
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": verbs(),
+            "verbs": verbs(r),
         });
         if !r.short_names.is_empty() {
             entry["shortNames"] = json!(r.short_names);

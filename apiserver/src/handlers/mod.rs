@@ -12,6 +12,7 @@ mod list;
 pub mod openapi;
 mod patch;
 pub mod prepare;
+mod review;
 mod scale;
 mod update;
 mod watch;
@@ -172,6 +173,10 @@ pub async fn dispatch(State(api): State<SharedApi>, request: Request) -> Respons
             details: None,
             retry_after: None,
         }),
+        Some(Route::Objects(target)) if target.resource.review.is_some() => {
+            let user = parts.extensions.get::<crate::authn::UserInfo>();
+            review::review(&parts.method, &parts.headers, &target, user, body).await
+        }
         Some(Route::Objects(target)) => {
             objects(&api, &parts.method, &parts.headers, &query, target, body).await
         }

@@ -178,6 +178,19 @@ fn paths_of(r: &Resource, schema: &str, paths: &mut Map<String, Value>) {
     }, "required": true});
     let mut patch_params = write_params();
     patch_params.push(query_param("force", "Force is going to \"force\" Apply requests. It means user will re-acquire conflicting fields owned by other people."));
+    if r.review.is_some() {
+        let post = operation(
+            r,
+            "post",
+            r.kind,
+            format!("create{kind}"),
+            write_params(),
+            reference(schema),
+            Some(object_body),
+        );
+        paths.insert(collection, json!({"post": post}));
+        return;
+    }
     let mut coll = json!({
         "get": operation(r, "list", r.kind, format!("list{kind}"), list_params(), reference(&list_schema), None),
         "post": operation(r, "post", r.kind, format!("create{kind}"), write_params(), reference(schema), Some(object_body.clone())),

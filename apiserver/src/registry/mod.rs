@@ -10,6 +10,7 @@ mod apps;
 mod core;
 mod events;
 mod other;
+mod reviews;
 pub mod table;
 
 use std::sync::LazyLock;
@@ -156,7 +157,13 @@ pub struct Resource {
     /// Kept in etcd as another resource's objects, converted on the way in
     /// and out (events.k8s.io/v1 Events are core/v1 Events, as upstream).
     pub stored_as: Option<StoredAs>,
+    /// A review (SelfSubjectAccessReview, …): only created, answered with
+    /// its status filled in, never stored.
+    pub review: Option<Review>,
 }
+
+/// Fills in the status of a review for the user who sent it.
+pub type Review = fn(&mut Value, &crate::authn::UserInfo);
 
 /// How a resource is stored as another one: where, and the two conversions.
 #[derive(Debug, Clone, Copy)]
@@ -281,6 +288,7 @@ pub static RESOURCES: LazyLock<Vec<Resource>> = LazyLock::new(|| {
     let mut all = core::resources();
     all.extend(apps::resources());
     all.extend(other::resources());
+    all.extend(reviews::resources());
     all
 });
 

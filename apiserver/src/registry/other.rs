@@ -30,6 +30,7 @@ fn resource(
         strategy: &super::Plain,
         typed: type_ops::<coordination::v1::Lease>(),
         stored_as: None,
+        review: None,
     }
 }
 

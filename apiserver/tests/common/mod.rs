@@ -87,17 +87,6 @@ impl ApiServer {
                 )
             }
         };
-        let port = free_port();
-        let mut args: Vec<String> = vec![
-            "--data-dir".into(),
-            dir.path().join("data").to_string_lossy().into_owned(),
-        ];
-        args.extend(["--bind-address", "127.0.0.1", "--secure-port"].map(String::from));
-        args.push(port.to_string());
-        args.extend(extra.iter().map(|a| a.to_string()));
-        if let Some(etcd) = &etcd {
-            args.extend(["--etcd-servers".to_string(), etcd.endpoint.clone()]);
-        }
         let kubeconfig = dir.path().join("data/admin.kubeconfig");
         let cache = tempfile::Builder::new()
             .prefix("skiff-test-kubectl-cache-")
@@ -105,15 +94,41 @@ impl ApiServer {
             .unwrap();
         let mut server = ApiServer {
             child: None,
-            args,
+            args: Vec::new(),
             dir,
-            url: format!("https://127.0.0.1:{port}"),
+            url: String::new(),
             kubeconfig,
             cache,
             _etcd: etcd,
         };
-        server.spawn();
-        server.wait_ready();
+        // A port probed free can be taken (by another test's etcd) before the
+        // server binds it: then the server exits saying so, and we try another.
+        for attempt in 1.. {
+            let port = free_port();
+            let mut args: Vec<String> = vec![
+                "--data-dir".into(),
+                server
+                    .dir
+                    .path()
+                    .join("data")
+                    .to_string_lossy()
+                    .into_owned(),
+            ];
+            args.extend(["--bind-address", "127.0.0.1", "--secure-port"].map(String::from));
+            args.push(port.to_string());
+            args.extend(extra.iter().map(|a| a.to_string()));
+            if let Some(etcd) = &server._etcd {
+                args.extend(["--etcd-servers".to_string(), etcd.endpoint.clone()]);
+            }
+            server.args = args;
+            server.url = format!("https://127.0.0.1:{port}");
+            server.spawn();
+            match server.try_ready() {
+                Ok(()) => break,
+                Err(log) if attempt < 5 && log.contains("Address already in use") => continue,
+                Err(log) => panic!("{log}"),
+            }
+        }
         server
     }
 
@@ -147,24 +162,34 @@ impl ApiServer {
     }
 
     fn wait_ready(&mut self) {
+        if let Err(why) = self.try_ready() {
+            panic!("{why}");
+        }
+    }
+
+    fn try_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!("skiff-apiserver exited ({status}):\n{}", self.log());
+                self.child = None;
+                return Err(format!(
+                    "skiff-apiserver exited ({status}):\n{}",
+                    self.log()
+                ));
             }
             if self.kubeconfig.exists()
                 && self.kubectl(&["get", "--raw", "/readyz"]).stdout.trim() == "ok"
             {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!(
+        Err(format!(
             "skiff-apiserver did not become ready in 60s:\n{}",
             self.log()
-        );
+        ))
     }
 
     pub fn log(&self) -> String {

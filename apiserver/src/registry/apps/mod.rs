@@ -23,6 +23,7 @@ pub fn resources() -> Vec<Resource> {
         strategy,
         typed,
         stored_as: None,
+        review: None,
     };
     vec![
         apps(

@@ -30,6 +30,7 @@ fn core(kind: &'static str, plural: &'static str, namespaced: bool) -> Resource 
         strategy: &Plain,
         typed: type_ops::<api::ConfigMap>(),
         stored_as: None,
+        review: None,
     }
 }
 
