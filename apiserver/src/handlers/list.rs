@@ -7,7 +7,9 @@
 //!   etcd's current revision (a consistent read), or at once for
 //!   `resourceVersion=0` ("any version").
 
-use axum::response::Response;
+use std::sync::Arc;
+
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
@@ -19,6 +21,7 @@ use crate::http::request::Target;
 use crate::object;
 use crate::registry::Resource;
 use crate::selectors::{FieldSelector, LabelSelector};
+use crate::storage::cache::Cached;
 
 /// How long a consistent read waits for the cache to catch up.
 const CACHE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
@@ -149,13 +152,9 @@ pub async fn list(
                 )));
             }
         }
-        let (objects, revision) = cache.list(&prefix);
-        let items = objects
-            .iter()
-            .filter(|o| filter.matches(resource, o))
-            .map(|o| (**o).clone())
-            .collect();
-        (items, revision, None)
+        let (mut objects, revision) = cache.list(&prefix);
+        objects.retain(|o| filter.matches(resource, o));
+        (objects, revision, None)
     };
 
     let mut meta = json!({"resourceVersion": revision.to_string()});
@@ -165,23 +164,49 @@ pub async fn list(
     Ok(match negotiate::format(headers) {
         Format::Table => {
             let include = IncludeObject::parse(query.get("includeObject"));
+            let objects = items.iter().map(|o| &***o);
             respond(
                 StatusCode::OK,
-                &negotiate::table(resource, &items, meta, include, true),
+                &negotiate::table(resource, objects, meta, include, true),
             )
         }
         Format::PartialMetadata => {
-            let items: Vec<Value> = items.iter().map(negotiate::partial_metadata).collect();
+            let items: Vec<Value> = items
+                .iter()
+                .map(|o| negotiate::partial_metadata(o))
+                .collect();
             respond(
                 StatusCode::OK,
                 &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items}),
             )
         }
-        Format::Json => respond(
-            StatusCode::OK,
-            &json!({"kind": format!("{}List", resource.kind), "apiVersion": resource.api_version(), "metadata": meta, "items": items}),
-        ),
+        Format::Json => json_list(resource, &meta, &items),
     })
+}
+
+/// `{"kind":"PodList",…,"items":[…]}`, written from each object's cached
+/// JSON rather than by cloning the objects into one document.
+fn json_list(resource: &Resource, meta: &Value, items: &[Arc<Cached>]) -> Response {
+    let head = json!({"kind": format!("{}List", resource.kind), "apiVersion": resource.api_version(), "metadata": meta});
+    let head = head.to_string();
+    let size = items.iter().map(|o| o.json().len() + 1).sum::<usize>();
+    let mut body = Vec::with_capacity(head.len() + size + 16);
+    // `head` is an object: reopen it before its closing brace.
+    body.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+    body.extend_from_slice(b",\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(item.json());
+    }
+    body.extend_from_slice(b"]}");
+    (
+        StatusCode::OK,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 /// Reads pages from etcd until `limit` matching objects are found (or the
@@ -193,7 +218,7 @@ async fn paged(
     prefix: &str,
     limit: usize,
     token: Option<Continue>,
-) -> ApiResult<(Vec<Value>, i64, Option<Continue>)> {
+) -> ApiResult<(Vec<Arc<Cached>>, i64, Option<Continue>)> {
     let (mut revision, mut after) = match token {
         Some(t) => (Some(t.revision), Some(t.after)),
         None => (None, None),
@@ -210,7 +235,7 @@ async fn paged(
         for (i, item) in page.items.into_iter().enumerate() {
             after = Some(item.key.clone());
             if filter.matches(resource, &item.value) {
-                items.push(item.value);
+                items.push(Cached::new(item.value));
             }
             if limit > 0 && items.len() == limit {
                 let more = i + 1 < count || page.more;

@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 
 use super::list::Filter;
@@ -26,7 +26,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::negotiate::{self, Format, IncludeObject};
 use crate::http::request::Target;
 use crate::registry::Resource;
-use crate::storage::cache::{CacheEvent, EventKind, WatchStartError};
+use crate::storage::cache::{CacheEvent, Cached, EventKind, WatchStartError};
 
 /// How long a watch from a future resourceVersion waits for it.
 const FUTURE_WAIT: Duration = Duration::from_secs(3);
@@ -41,15 +41,25 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn event(&mut self, kind: &str, object: &Value) -> Bytes {
+    fn event(&mut self, kind: &str, object: &Cached) -> Bytes {
         let object = match self.format {
-            Format::Json => object.clone(),
+            // The common case: the object's JSON, made once for every watcher.
+            Format::Json => {
+                let json = object.json();
+                let mut line = Vec::with_capacity(json.len() + 40);
+                line.extend_from_slice(b"{\"type\":\"");
+                line.extend_from_slice(kind.as_bytes());
+                line.extend_from_slice(b"\",\"object\":");
+                line.extend_from_slice(json);
+                line.extend_from_slice(b"}\n");
+                return Bytes::from(line);
+            }
             Format::PartialMetadata => negotiate::partial_metadata(object),
             Format::Table => {
                 let rv = object["metadata"]["resourceVersion"].clone();
                 let table = negotiate::table(
                     self.resource,
-                    [object],
+                    [&**object],
                     json!({"resourceVersion": rv}),
                     self.include,
                     !self.sent_columns,
@@ -76,7 +86,7 @@ fn visible<'a>(
     resource: &Resource,
     filter: &Filter,
     event: &'a CacheEvent,
-) -> Option<(&'static str, &'a Value)> {
+) -> Option<(&'static str, &'a Cached)> {
     let now = filter.matches(resource, &event.object);
     let before = event
         .prev
@@ -195,14 +205,15 @@ pub async fn watch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use serde_json::Value;
     use std::time::Instant;
 
     fn event(kind: EventKind, labels: Value, prev: Option<Value>) -> CacheEvent {
-        let object =
-            Arc::new(json!({"metadata": {"name": "p", "namespace": "default", "labels": labels}}));
+        let object = Cached::new(
+            json!({"metadata": {"name": "p", "namespace": "default", "labels": labels}}),
+        );
         let prev = prev.map(|p| {
-            Arc::new(json!({"metadata": {"name": "p", "namespace": "default", "labels": p}}))
+            Cached::new(json!({"metadata": {"name": "p", "namespace": "default", "labels": p}}))
         });
         CacheEvent::for_test(kind, object, prev, 5, Instant::now())
     }
@@ -261,6 +272,31 @@ mod tests {
         assert_eq!(
             kind(&event(EventKind::Deleted, json!({"app": "web"}), None)),
             Some("DELETED")
+        );
+    }
+}
+
+#[cfg(test)]
+mod encoding {
+    use super::*;
+
+    /// The bytes written from the cached JSON are the event upstream sends.
+    #[test]
+    fn json_events_are_whole_lines() {
+        let pods = crate::registry::find("", "v1", "pods").unwrap();
+        let mut encoder = Encoder {
+            resource: pods,
+            format: Format::Json,
+            include: IncludeObject::Metadata,
+            sent_columns: false,
+        };
+        let pod = Cached::new(json!({"metadata": {"name": "p", "resourceVersion": "7"}}));
+        let line = encoder.event("MODIFIED", &pod);
+        assert!(line.ends_with(b"\n"));
+        let event: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(
+            event,
+            json!({"type": "MODIFIED", "object": {"metadata": {"name": "p", "resourceVersion": "7"}}})
         );
     }
 }

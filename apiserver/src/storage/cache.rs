@@ -41,6 +41,38 @@ impl EventKind {
     }
 }
 
+/// An object in the cache, with its JSON encoding made once, when first
+/// needed, and then shared: a thousand watchers of one event, or a hundred
+/// lists of the same pods, serialize each object once. It reads as the
+/// object itself (`Deref<Target = Value>`).
+#[derive(Debug)]
+pub struct Cached {
+    value: Value,
+    json: std::sync::OnceLock<bytes::Bytes>,
+}
+
+impl Cached {
+    pub fn new(value: Value) -> Arc<Cached> {
+        Arc::new(Cached {
+            value,
+            json: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The object as JSON.
+    pub fn json(&self) -> &[u8] {
+        self.json
+            .get_or_init(|| serde_json::to_vec(&self.value).unwrap_or_default().into())
+    }
+}
+
+impl std::ops::Deref for Cached {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        &self.value
+    }
+}
+
 /// One change to one object, as watchers see it.
 #[derive(Debug)]
 pub struct CacheEvent {
@@ -48,9 +80,9 @@ pub struct CacheEvent {
     pub key: String,
     /// The object after the change (before it, for a delete), with the
     /// event's resourceVersion.
-    pub object: Arc<Value>,
+    pub object: Arc<Cached>,
     /// The object before the change, for selector transitions.
-    pub prev: Option<Arc<Value>>,
+    pub prev: Option<Arc<Cached>>,
     pub revision: i64,
     at: Instant,
 }
@@ -60,8 +92,8 @@ impl CacheEvent {
     #[doc(hidden)]
     pub fn for_test(
         kind: EventKind,
-        object: Arc<Value>,
-        prev: Option<Arc<Value>>,
+        object: Arc<Cached>,
+        prev: Option<Arc<Cached>>,
         revision: i64,
         at: Instant,
     ) -> Self {
@@ -88,7 +120,7 @@ pub enum WatchStartError {
 }
 
 struct State {
-    objects: BTreeMap<String, Arc<Value>>,
+    objects: BTreeMap<String, Arc<Cached>>,
     history: VecDeque<Arc<CacheEvent>>,
     /// Watches from this revision on can be served (events after it are kept).
     oldest: i64,
@@ -144,7 +176,7 @@ impl ResourceCache {
 
     /// The current objects under `prefix` (a namespace's, or all), and the
     /// revision they are current at.
-    pub fn list(&self, prefix: &str) -> (Vec<Arc<Value>>, i64) {
+    pub fn list(&self, prefix: &str) -> (Vec<Arc<Cached>>, i64) {
         let state = self.state.read().expect("cache lock");
         let objects = state
             .objects
@@ -155,7 +187,7 @@ impl ResourceCache {
         (objects, state.revision)
     }
 
-    pub fn get(&self, key: &str) -> Option<Arc<Value>> {
+    pub fn get(&self, key: &str) -> Option<Arc<Cached>> {
         self.state
             .read()
             .expect("cache lock")
@@ -231,7 +263,7 @@ impl ResourceCache {
             revision = Some(page.revision);
             for item in page.items {
                 after = Some(item.key.clone());
-                objects.insert(item.key, Arc::new(self.resource.served(item.value)));
+                objects.insert(item.key, Cached::new(self.resource.served(item.value)));
             }
             if !page.more {
                 break;
@@ -302,7 +334,7 @@ impl ResourceCache {
             let cache_event = match event.event_type() {
                 EventType::Put => {
                     let object = decode(kv.key(), kv.value(), revision)?.value;
-                    let object = Arc::new(self.resource.served(object));
+                    let object = Cached::new(self.resource.served(object));
                     let prev = state.objects.insert(key.clone(), object.clone());
                     let kind = if prev.is_none() {
                         EventKind::Added
@@ -326,7 +358,8 @@ impl ResourceCache {
                             .resource
                             .served(decode(prev.key(), prev.value(), revision)?.value),
                         None => {
-                            let mut last = cached.as_deref().cloned().unwrap_or(Value::Null);
+                            let mut last =
+                                cached.as_deref().map_or(Value::Null, |c| Value::clone(c));
                             crate::object::set(
                                 &mut last,
                                 &["metadata", "resourceVersion"],
@@ -338,7 +371,7 @@ impl ResourceCache {
                     CacheEvent {
                         kind: EventKind::Deleted,
                         key,
-                        object: Arc::new(last),
+                        object: Cached::new(last),
                         prev: cached,
                         revision,
                         at: now,
