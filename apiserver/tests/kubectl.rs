@@ -728,6 +728,35 @@ async fn errors_read_like_upstream(s: &ApiServer) {
     let err = s.kubectl(&["apply", "-f", &unknown]).fails();
     assert!(err.contains("unknown field \"datta\""), "{err}");
 
+    // A JSON body with a field twice: Strict refuses it, Warn warns (kubectl
+    // prints the warning), and the last value is the one kept.
+    let twice = s.file(
+        "twice.json",
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"twice","name":"twice"},"data":{"a":"1","a":"2"}}"#,
+    );
+    let strict = "/api/v1/namespaces/default/configmaps?fieldValidation=Strict";
+    let err = s
+        .kubectl(&["create", "--raw", strict, "-f", &twice])
+        .fails();
+    assert!(
+        err.contains(r#"strict decoding error: duplicate field \"metadata.name\", duplicate field \"data.a\""#)
+            || err.contains(r#"strict decoding error: duplicate field "metadata.name", duplicate field "data.a""#),
+        "{err}"
+    );
+    let warn = "/api/v1/namespaces/default/configmaps?fieldValidation=Warn";
+    let run = s.kubectl(&["create", "--raw", warn, "-f", &twice]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Warning: duplicate field \"data.a\""),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        s.kubectl(&["get", "cm", "twice", "-o", "jsonpath={.data.a}"])
+            .ok(),
+        "2"
+    );
+
     let err = s.kubectl(&["get", "deploy", "nosuch"]).fails();
     assert_eq!(
         err.trim(),

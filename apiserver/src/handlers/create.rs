@@ -29,8 +29,13 @@ pub async fn create(
         )));
     }
     let bytes = body::read(body).await?;
-    let obj = crate::protobuf::decode_body(resource, &body::content_type(headers), &bytes)?;
-    let (created, warnings) = create_object(api, query, resource, &target.namespace, obj).await?;
+    let content_type = body::content_type(headers);
+    let obj = crate::protobuf::decode_body(resource, &content_type, &bytes)?;
+    let duplicates = body::duplicate_fields(&content_type, &bytes);
+    let mode = FieldValidation::from_query(query);
+    let mut warnings = prepare::check_duplicates(resource, &duplicates, mode)?;
+    let (created, more) = create_object(api, query, resource, &target.namespace, obj).await?;
+    warnings.extend(more);
     Ok(with_warnings(
         respond(StatusCode::CREATED, &created),
         &warnings,

@@ -118,6 +118,29 @@ pub fn check_fields(
     }
 }
 
+/// Fields a JSON body sent twice (see `body::duplicate_fields`): an error,
+/// a warning each, or nothing, per `fieldValidation`, as unknown fields are.
+pub fn check_duplicates(
+    resource: &Resource,
+    duplicates: &[String],
+    mode: FieldValidation,
+) -> ApiResult<Vec<String>> {
+    if mode == FieldValidation::Ignore || duplicates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let listed: Vec<String> = duplicates
+        .iter()
+        .map(|f| format!("duplicate field \"{f}\""))
+        .collect();
+    match mode {
+        FieldValidation::Strict => Err(cannot_handle(
+            resource,
+            format!("strict decoding error: {}", listed.join(", ")),
+        )),
+        _ => Ok(listed),
+    }
+}
+
 /// Paths present (and not null) in `sent` but not in `typed`, the same
 /// object after a trip through its type.
 fn unknown_fields(sent: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {

@@ -31,7 +31,9 @@ pub async fn update(
 ) -> ApiResult<Response> {
     let resource = target.resource;
     let bytes = body::read(body).await?;
-    let mut obj = crate::protobuf::decode_body(resource, &body::content_type(headers), &bytes)?;
+    let content_type = body::content_type(headers);
+    let mut obj = crate::protobuf::decode_body(resource, &content_type, &bytes)?;
+    let duplicates = body::duplicate_fields(&content_type, &bytes);
     prepare::check_kind(resource, &mut obj)?;
     prepare::check_namespace(resource, &mut obj, &target.namespace)?;
     match object::str_at(&obj, &["metadata", "name"]) {
@@ -42,7 +44,9 @@ pub async fn update(
         }
         _ => object::set(&mut obj, &["metadata", "name"], json!(name)),
     }
-    let warnings = prepare::check_fields(resource, &obj, FieldValidation::from_query(query))?;
+    let mode = FieldValidation::from_query(query);
+    let mut warnings = prepare::check_duplicates(resource, &duplicates, mode)?;
+    warnings.extend(prepare::check_fields(resource, &obj, mode)?);
     let expected: Option<i64> = match object::str_at(&obj, &["metadata", "resourceVersion"])
         .filter(|v| !v.is_empty())
     {

@@ -71,6 +71,102 @@ pub fn decode(content_type: &str, bytes: &[u8]) -> ApiResult<Value> {
     Ok(value)
 }
 
+/// The fields a JSON body sends twice in one object, as upstream's strict
+/// decoder names them (`metadata.name`, `spec.containers[0].image`). A
+/// decoder keeps the last value silently; `fieldValidation` reports them.
+/// Nothing for other encodings (YAML refuses duplicate keys outright) or
+/// for a body that does not parse (its decoder reports that).
+pub fn duplicate_fields(content_type: &str, bytes: &[u8]) -> Vec<String> {
+    use serde::de::DeserializeSeed;
+    if !matches!(content_type, "" | "application/json") {
+        return Vec::new();
+    }
+    let mut found = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let walked = Duplicates {
+        path: String::new(),
+        found: &mut found,
+    }
+    .deserialize(&mut de);
+    if walked.is_err() {
+        return Vec::new();
+    }
+    found
+}
+
+/// Walks a JSON document, noting keys seen twice in one object.
+struct Duplicates<'a> {
+    path: String,
+    found: &'a mut Vec<String>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Duplicates<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Duplicates<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = if self.path.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.path)
+            };
+            if !seen.insert(key) {
+                self.found.push(path.clone());
+            }
+            map.next_value_seed(Duplicates {
+                path,
+                found: &mut *self.found,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0;
+        loop {
+            let seed = Duplicates {
+                path: format!("{}[{index}]", self.path),
+                found: &mut *self.found,
+            };
+            if seq.next_element_seed(seed)?.is_none() {
+                return Ok(());
+            }
+            index += 1;
+        }
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
 /// Decodes a body that must be an object.
 pub fn decode_object(content_type: &str, bytes: &[u8]) -> ApiResult<Value> {
     let value = decode(content_type, bytes)?;
@@ -85,6 +181,18 @@ pub fn decode_object(content_type: &str, bytes: &[u8]) -> ApiResult<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duplicate_fields_are_named_by_path() {
+        let body = br#"{"metadata":{"name":"a","name":"b"},"spec":{"containers":[{"image":"x","image":"y"}]},"kind":"Pod","kind":"Pod"}"#;
+        assert_eq!(
+            duplicate_fields("application/json", body),
+            ["metadata.name", "spec.containers[0].image", "kind"]
+        );
+        assert!(duplicate_fields("application/json", br#"{"a":{"b":1},"c":{"b":1}}"#).is_empty());
+        assert!(duplicate_fields("application/json", b"{not json").is_empty());
+        assert!(duplicate_fields("application/yaml", b"a: 1").is_empty());
+    }
 
     #[test]
     fn decoding() {
