@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Starts Skiff on this machine: every program that exists so far. Today that
-# is skiff-apiserver, with its embedded etcd-compatible store in-process.
-# Ctrl-C stops it; its state stays in .skiff/ (SKIFF_DATA_DIR).
+# is skiff-apiserver (with its embedded etcd-compatible store in-process) and
+# skiff-controller-manager (ReplicaSets and Deployments), which uses the
+# admin kubeconfig the API server writes. Ctrl-C stops both; the state stays
+# in .skiff/ (SKIFF_DATA_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_packages "${BUILD_PACKAGES[@]}" "${RUN_PACKAGES[@]}"
-cargo build --release --locked -p skiff-apiserver -p skiff-store
+cargo build --release --locked -p skiff-apiserver -p skiff-store -p skiff-controller-manager
 
 port="${SKIFF_API_PORT:-6443}"
 data="${SKIFF_DATA_DIR:-$PWD/.skiff}"
@@ -18,14 +20,34 @@ fi
 mkdir -p "$data"
 cat <<MSG
 skiff: starting skiff-apiserver on https://127.0.0.1:$port (embedded store, data in $data)
+skiff: and skiff-controller-manager (log: $data/controller-manager.log)
 skiff: from another terminal:
     export KUBECONFIG=$data/admin.kubeconfig
     kubectl get namespaces
     kubectl create deployment web --image=nginx:1.27 --replicas=2
-    kubectl get deploy,svc -A
+    kubectl get deploy,rs,pods -A
     kubectl get events -w
-skiff: (the scheduler, controllers, kubelet and proxy are not part of Skiff yet:
-skiff:  objects are stored and served, but no pods run.)
+skiff: (no scheduler or kubelet yet: pods are created but stay Pending.)
 skiff: Ctrl-C stops it.
 MSG
-exec ./target/release/skiff-apiserver --data-dir "$data" --bind-address 127.0.0.1 --secure-port "$port"
+./target/release/skiff-apiserver --data-dir "$data" --bind-address 127.0.0.1 --secure-port "$port" &
+apiserver=$!
+controller_manager=""
+stop() {
+    [ -n "$controller_manager" ] && kill "$controller_manager" 2>/dev/null
+    kill "$apiserver" 2>/dev/null
+    wait
+}
+trap stop EXIT INT TERM
+# The API server writes its admin kubeconfig on first start; wait until it serves.
+for _ in $(seq 1 300); do
+    if [ -s "$data/admin.kubeconfig" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        break
+    fi
+    kill -0 "$apiserver" 2>/dev/null || { echo "skiff: skiff-apiserver exited" >&2; exit 1; }
+    sleep 0.2
+done
+./target/release/skiff-controller-manager --kubeconfig "$data/admin.kubeconfig" \
+    >>"$data/controller-manager.log" 2>&1 &
+controller_manager=$!
+wait "$apiserver"
