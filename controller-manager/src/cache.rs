@@ -113,6 +113,20 @@ pub enum Change<'a, K> {
     Relisted,
 }
 
+impl<'a, K> Change<'a, K> {
+    /// The same change, borrowed again (to hand it to several handlers).
+    pub fn reborrow(&self) -> Change<'a, K> {
+        match self {
+            Change::Applied { old, new } => Change::Applied {
+                old: old.clone(),
+                new,
+            },
+            Change::Deleted(o) => Change::Deleted(o),
+            Change::Relisted => Change::Relisted,
+        }
+    }
+}
+
 /// Applies `event` to `writer`, telling `handler` about it first.
 pub fn apply_event<K>(
     event: &Event<K>,

@@ -11,10 +11,12 @@ use std::future::Future;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::Client;
+use kube::api::DynamicObject;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::discovery::ApiResource;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 /// The kinds controllers write.
@@ -110,6 +112,79 @@ pub trait Cluster: Send + Sync + 'static {
 
     /// Reports an Event (never fails the caller).
     fn event(&self, event: EventRecord);
+
+    /// Reads any kind (`None`: not found). The garbage collector checks an
+    /// owner it does not have in its cache this way before calling it gone.
+    fn get_dyn(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Value>, WriteError>> + Send;
+
+    /// A JSON merge patch of any kind.
+    fn patch_dyn(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+        patch: Value,
+    ) -> impl Future<Output = Result<(), WriteError>> + Send;
+
+    /// Creates an object of any kind.
+    fn create_dyn(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        body: Value,
+    ) -> impl Future<Output = Result<(), WriteError>> + Send;
+
+    /// Lists any kind in a namespace, from the API server (not a cache).
+    fn list_dyn(
+        &self,
+        resource: &ApiResource,
+        namespace: &str,
+    ) -> impl Future<Output = Result<Vec<Value>, WriteError>> + Send;
+
+    /// `PUT /api/v1/namespaces/{name}/finalize` with `spec.finalizers`.
+    fn finalize_namespace(
+        &self,
+        name: &str,
+        finalizers: Vec<String>,
+    ) -> impl Future<Output = Result<(), WriteError>> + Send;
+
+    /// Deletes any kind with a propagation policy (`Background`, `Foreground`,
+    /// `Orphan`), only that `uid` when given.
+    fn delete_dyn(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+        uid: Option<&str>,
+        propagation: &str,
+    ) -> impl Future<Output = Result<(), WriteError>> + Send;
+}
+
+fn dyn_api(client: Client, resource: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
+    match namespace {
+        Some(ns) => Api::namespaced_with(client, ns, resource),
+        None => Api::all_with(client, resource),
+    }
+}
+
+fn delete_params(uid: Option<&str>, propagation: &str) -> DeleteParams {
+    let mut params = match propagation {
+        "Foreground" => DeleteParams::foreground(),
+        "Orphan" => DeleteParams::orphan(),
+        _ => DeleteParams::background(),
+    };
+    if let Some(uid) = uid {
+        params.preconditions = Some(Preconditions {
+            uid: Some(uid.to_string()),
+            resource_version: None,
+        });
+    }
+    params
 }
 
 /// The real cluster, through kube-rs.
@@ -214,14 +289,7 @@ where
         + fmt::Debug,
 {
     let api: Api<K> = Api::namespaced(client, ns);
-    let mut params = DeleteParams::background();
-    if let Some(uid) = uid {
-        params.preconditions = Some(Preconditions {
-            uid: Some(uid.to_string()),
-            resource_version: None,
-        });
-    }
-    api.delete(name, &params).await?;
+    api.delete(name, &delete_params(uid, "Background")).await?;
     Ok(())
 }
 
@@ -269,6 +337,79 @@ impl Cluster for KubeCluster {
     fn event(&self, event: EventRecord) {
         let _ = self.events.send(event);
     }
+
+    async fn get_dyn(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>, WriteError> {
+        let api = dyn_api(self.client.clone(), resource, namespace);
+        Ok(api.get_opt(name).await?.map(encode))
+    }
+
+    async fn patch_dyn(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+        patch: Value,
+    ) -> Result<(), WriteError> {
+        let api = dyn_api(self.client.clone(), resource, namespace);
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
+
+    async fn create_dyn(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        mut body: Value,
+    ) -> Result<(), WriteError> {
+        body["apiVersion"] = json!(resource.api_version);
+        body["kind"] = json!(resource.kind);
+        let obj: DynamicObject = decode(body)?;
+        let api = dyn_api(self.client.clone(), resource, namespace);
+        api.create(&PostParams::default(), &obj).await?;
+        Ok(())
+    }
+
+    async fn list_dyn(
+        &self,
+        resource: &ApiResource,
+        namespace: &str,
+    ) -> Result<Vec<Value>, WriteError> {
+        let api = dyn_api(self.client.clone(), resource, Some(namespace));
+        let list = api.list(&kube::api::ListParams::default()).await?;
+        Ok(list.items.into_iter().map(encode).collect())
+    }
+
+    async fn finalize_namespace(
+        &self,
+        name: &str,
+        finalizers: Vec<String>,
+    ) -> Result<(), WriteError> {
+        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+        let mut ns = api.get(name).await?;
+        ns.spec.get_or_insert_with(Default::default).finalizers = Some(finalizers);
+        api.replace_subresource("finalize", name, &PostParams::default(), &ns)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_dyn(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+        uid: Option<&str>,
+        propagation: &str,
+    ) -> Result<(), WriteError> {
+        let api = dyn_api(self.client.clone(), resource, namespace);
+        api.delete(name, &delete_params(uid, propagation)).await?;
+        Ok(())
+    }
 }
 
 /// A recording fake for unit tests.
@@ -299,7 +440,36 @@ pub mod fake {
             name: String,
             uid: Option<String>,
         },
+        /// `patch_dyn` (resource is the plural).
+        DynPatch {
+            resource: String,
+            namespace: Option<String>,
+            name: String,
+            patch: Value,
+        },
+        /// `create_dyn`.
+        DynCreate {
+            resource: String,
+            namespace: Option<String>,
+            body: Value,
+        },
+        /// `finalize_namespace`.
+        Finalize {
+            name: String,
+            finalizers: Vec<String>,
+        },
+        /// `delete_dyn`.
+        DynDelete {
+            resource: String,
+            namespace: Option<String>,
+            name: String,
+            uid: Option<String>,
+            propagation: String,
+        },
     }
+
+    /// (plural, namespace, name).
+    pub type ObjectKey = (String, Option<String>, String);
 
     #[derive(Debug, Default)]
     pub struct FakeCluster {
@@ -307,6 +477,10 @@ pub mod fake {
         pub events: Mutex<Vec<EventRecord>>,
         /// Errors the next writes get, in order (a `None` lets one succeed).
         pub failures: Mutex<VecDeque<Option<WriteError>>>,
+        /// What `get_dyn` finds: (plural, namespace, name) → object.
+        pub live: Mutex<std::collections::HashMap<ObjectKey, Value>>,
+        /// What `list_dyn` finds: (plural, namespace) → objects.
+        pub lists: Mutex<std::collections::HashMap<(String, String), Vec<Value>>>,
         names: Mutex<u64>,
     }
 
@@ -398,6 +572,95 @@ pub mod fake {
 
         fn event(&self, event: EventRecord) {
             self.events.lock().unwrap().push(event);
+        }
+
+        async fn get_dyn(
+            &self,
+            resource: &ApiResource,
+            namespace: Option<&str>,
+            name: &str,
+        ) -> Result<Option<Value>, WriteError> {
+            let key = (
+                resource.plural.clone(),
+                namespace.map(String::from),
+                name.to_string(),
+            );
+            Ok(self.live.lock().unwrap().get(&key).cloned())
+        }
+
+        async fn patch_dyn(
+            &self,
+            resource: &ApiResource,
+            namespace: Option<&str>,
+            name: &str,
+            patch: Value,
+        ) -> Result<(), WriteError> {
+            self.writes.lock().unwrap().push(Write::DynPatch {
+                resource: resource.plural.clone(),
+                namespace: namespace.map(String::from),
+                name: name.into(),
+                patch,
+            });
+            self.next_failure().map_or(Ok(()), Err)
+        }
+
+        async fn create_dyn(
+            &self,
+            resource: &ApiResource,
+            namespace: Option<&str>,
+            body: Value,
+        ) -> Result<(), WriteError> {
+            self.writes.lock().unwrap().push(Write::DynCreate {
+                resource: resource.plural.clone(),
+                namespace: namespace.map(String::from),
+                body,
+            });
+            self.next_failure().map_or(Ok(()), Err)
+        }
+
+        async fn list_dyn(
+            &self,
+            resource: &ApiResource,
+            namespace: &str,
+        ) -> Result<Vec<Value>, WriteError> {
+            let key = (resource.plural.clone(), namespace.to_string());
+            Ok(self
+                .lists
+                .lock()
+                .unwrap()
+                .get(&key)
+                .cloned()
+                .unwrap_or_default())
+        }
+
+        async fn finalize_namespace(
+            &self,
+            name: &str,
+            finalizers: Vec<String>,
+        ) -> Result<(), WriteError> {
+            self.writes.lock().unwrap().push(Write::Finalize {
+                name: name.into(),
+                finalizers,
+            });
+            self.next_failure().map_or(Ok(()), Err)
+        }
+
+        async fn delete_dyn(
+            &self,
+            resource: &ApiResource,
+            namespace: Option<&str>,
+            name: &str,
+            uid: Option<&str>,
+            propagation: &str,
+        ) -> Result<(), WriteError> {
+            self.writes.lock().unwrap().push(Write::DynDelete {
+                resource: resource.plural.clone(),
+                namespace: namespace.map(String::from),
+                name: name.into(),
+                uid: uid.map(String::from),
+                propagation: propagation.into(),
+            });
+            self.next_failure().map_or(Ok(()), Err)
         }
     }
 }

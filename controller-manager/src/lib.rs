@@ -10,15 +10,20 @@
 //!   module beside each applies a plan through [`client::Cluster`].
 //! - [`deployment::rolling`]: maxSurge / maxUnavailable, rounded as upstream.
 //! - [`expectations`]: why the ReplicaSet controller never creates twice.
+//! - [`gc`] (ownerReferences: background, foreground, orphan), [`namespace`]
+//!   (empties a deleted namespace), [`serviceaccount`] (`default` in each).
 
 pub mod cache;
 pub mod client;
 pub mod deployment;
 pub mod expectations;
+pub mod gc;
+pub mod namespace;
 pub mod owner;
 pub mod queue;
 pub mod replicaset;
 pub mod server;
+pub mod serviceaccount;
 pub mod worker;
 
 use std::future::Future;
@@ -27,15 +32,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::Client;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::reflector;
+use kube::{Api, Client};
 
 use crate::cache::{Handlers, Synced};
 use crate::client::KubeCluster;
 use crate::deployment::controller::DeploymentController;
 use crate::expectations::Expectations;
+use crate::namespace::NamespaceController;
 use crate::queue::WorkQueue;
 use crate::replicaset::controller::ReplicaSetController;
+use crate::serviceaccount::ServiceAccountController;
 use crate::worker::{ControllerMetrics, run_workers};
 
 /// Command line (kube-controller-manager's flag names).
@@ -71,6 +80,18 @@ pub struct Config {
     /// ReplicaSets reconciled at the same time.
     #[arg(long, default_value_t = 5)]
     pub concurrent_replicaset_syncs: usize,
+
+    /// Garbage collector workers.
+    #[arg(long, default_value_t = 20)]
+    pub concurrent_gc_syncs: usize,
+
+    /// Namespaces deleted at the same time.
+    #[arg(long, default_value_t = 10)]
+    pub concurrent_namespace_syncs: usize,
+
+    /// Namespaces checked for their `default` ServiceAccount at the same time.
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_serviceaccount_token_syncs: usize,
 
     /// Address for /healthz, /readyz and /metrics (plain HTTP).
     #[arg(long, default_value = "127.0.0.1")]
@@ -136,12 +157,11 @@ pub async fn run_with_client(
     let cluster = Arc::new(KubeCluster::new(client.clone(), instance));
     let (caches, writers) = cache::caches();
     let synced = Synced::default();
-    let expectations = Arc::new(Expectations::default());
 
     let rs_ctl = Arc::new(ReplicaSetController {
         cluster: cluster.clone(),
         caches: caches.clone(),
-        expectations,
+        expectations: Arc::new(Expectations::default()),
         queue: WorkQueue::new(),
     });
     let d_ctl = Arc::new(DeploymentController {
@@ -149,16 +169,35 @@ pub async fn run_with_client(
         caches: caches.clone(),
         queue: WorkQueue::new(),
     });
+    let (graph, gc_writers) = gc::Graph::new(gc::resources());
+    let gc_ctl = Arc::new(gc::GarbageCollector {
+        cluster: cluster.clone(),
+        graph,
+        queue: WorkQueue::new(),
+    });
+    let (namespaces, ns_writer) = reflector::store::<Namespace>();
+    let (service_accounts, sa_writer) = reflector::store::<ServiceAccount>();
+    let ns_ctl = Arc::new(NamespaceController {
+        cluster: cluster.clone(),
+        namespaces: namespaces.clone(),
+        queue: WorkQueue::new(),
+        resources: namespace::content_resources(),
+    });
+    let sa_ctl = Arc::new(ServiceAccountController {
+        cluster: cluster.clone(),
+        namespaces: namespaces.clone(),
+        service_accounts: service_accounts.clone(),
+        queue: WorkQueue::new(),
+    });
+
+    let metric = || Arc::new(ControllerMetrics::default());
     let metrics = server::Metrics {
         controllers: vec![
-            (
-                deployment::controller::NAME,
-                Arc::new(ControllerMetrics::default()),
-            ),
-            (
-                replicaset::controller::NAME,
-                Arc::new(ControllerMetrics::default()),
-            ),
+            (deployment::controller::NAME, metric()),
+            (replicaset::controller::NAME, metric()),
+            (gc::NAME, metric()),
+            (namespace::NAME, metric()),
+            (serviceaccount::NAME, metric()),
         ],
         synced: synced.clone(),
     };
@@ -176,54 +215,83 @@ pub async fn run_with_client(
         Handlers {
             deployments: Box::new(move |c| d1.on_deployment(c)),
             replica_sets: Box::new(move |c| {
-                match &c {
-                    cache::Change::Applied { old, new } => {
-                        r1.on_replica_set(cache::Change::Applied {
-                            old: old.clone(),
-                            new,
-                        });
-                    }
-                    cache::Change::Deleted(rs) => r1.on_replica_set(cache::Change::Deleted(rs)),
-                    cache::Change::Relisted => r1.on_replica_set(cache::Change::Relisted),
-                }
+                r1.on_replica_set(c.reborrow());
                 d2.on_replica_set(c);
             }),
             pods: Box::new(move |c| {
-                match &c {
-                    cache::Change::Applied { old, new } => {
-                        r2.on_pod(cache::Change::Applied {
-                            old: old.clone(),
-                            new,
-                        });
-                    }
-                    cache::Change::Deleted(p) => r2.on_pod(cache::Change::Deleted(p)),
-                    cache::Change::Relisted => r2.on_pod(cache::Change::Relisted),
-                }
+                r2.on_pod(c.reborrow());
                 r3.on_pod(c);
             }),
         }
     };
-    let watches = cache::spawn_watches(&client, &caches, writers, &synced, handlers);
-    tracing::info!("controllers started: deployment, replicaset");
+    let mut watches = cache::spawn_watches(&client, &caches, writers, &synced, handlers);
+    watches.extend(gc::spawn_watches(&client, gc_ctl.clone(), gc_writers));
+    let (n1, s1, s2) = (ns_ctl.clone(), sa_ctl.clone(), sa_ctl.clone());
+    watches.push(tokio::spawn(cache::watch(
+        Api::<Namespace>::all(client.clone()),
+        namespaces,
+        ns_writer,
+        Default::default(),
+        Box::new(move |c| {
+            n1.on_namespace(c.reborrow());
+            s1.on_namespace(c);
+        }),
+    )));
+    watches.push(tokio::spawn(cache::watch(
+        Api::<ServiceAccount>::all(client.clone()),
+        service_accounts,
+        sa_writer,
+        Default::default(),
+        Box::new(move |c| s2.on_service_account(c)),
+    )));
+    tracing::info!(
+        "controllers started: deployment, replicaset, garbage collector, namespace, serviceaccount"
+    );
+    let m = |i: usize| metrics.controllers[i].1.clone();
     let workers = vec![
         tokio::spawn(run_workers(
             d_ctl.clone(),
             d_ctl.queue.clone(),
-            metrics.controllers[0].1.clone(),
+            m(0),
             config.concurrent_deployment_syncs,
         )),
         tokio::spawn(run_workers(
             rs_ctl.clone(),
             rs_ctl.queue.clone(),
-            metrics.controllers[1].1.clone(),
+            m(1),
             config.concurrent_replicaset_syncs,
+        )),
+        tokio::spawn(run_workers(
+            gc_ctl.clone(),
+            gc_ctl.queue.clone(),
+            m(2),
+            config.concurrent_gc_syncs,
+        )),
+        tokio::spawn(run_workers(
+            ns_ctl.clone(),
+            ns_ctl.queue.clone(),
+            m(3),
+            config.concurrent_namespace_syncs,
+        )),
+        tokio::spawn(run_workers(
+            sa_ctl.clone(),
+            sa_ctl.queue.clone(),
+            m(4),
+            config.concurrent_serviceaccount_token_syncs,
         )),
     ];
 
     shutdown.await;
     tracing::info!("shutting down");
-    d_ctl.queue.shut_down();
-    rs_ctl.queue.shut_down();
+    for q in [
+        &d_ctl.queue,
+        &rs_ctl.queue,
+        &gc_ctl.queue,
+        &ns_ctl.queue,
+        &sa_ctl.queue,
+    ] {
+        q.shut_down();
+    }
     for w in watches {
         w.abort();
     }

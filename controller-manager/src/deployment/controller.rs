@@ -306,6 +306,7 @@ mod tests {
                     format!("patch {kind}{}", if *status { "/status" } else { "" })
                 }
                 Write::Delete { kind, .. } => format!("delete {kind}"),
+                other => format!("{other:?}"),
             })
             .collect();
         assert_eq!(
