@@ -17,6 +17,8 @@ pub mod bench;
 pub mod bootstrap;
 mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod exercise;
 pub mod handlers;
 pub mod http;
 pub mod managed;

@@ -14,9 +14,8 @@
 //! - `selectors_and_paths`: label and field selectors, request paths, query
 //!   strings and names of any characters.
 //!
-//! The create, update and patch handlers are private and need a store, so
-//! their steps are repeated here in the same order (`create`, `updated`,
-//! `update`, `patch` below), as in the fuzz crate.
+//! The write path itself is `skiff_apiserver::exercise`, shared with the
+//! fuzz crate: the same pure stages the handlers run, up to the storage.
 //!
 //! The panics these properties found are fixed, and kept as the fixed cases
 //! at the end.
@@ -24,14 +23,12 @@
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use serde_json::{Map, Value, json};
-use skiff_apiserver::handlers::Query;
+use skiff_apiserver::exercise::{KEYS, STRINGS, body_in, create, patch, strings, template, update};
+use skiff_apiserver::handlers::patch::PatchType;
 use skiff_apiserver::handlers::prepare::{self, FieldValidation};
-use skiff_apiserver::http::{body, request};
+use skiff_apiserver::http::body;
 use skiff_apiserver::object;
-use skiff_apiserver::protobuf;
-use skiff_apiserver::registry::{RESOURCES, Resource, Sub, table};
-use skiff_apiserver::selectors::{FieldSelector, LabelSelector};
-use skiff_apiserver::validation::{self, NameRule};
+use skiff_apiserver::registry::{RESOURCES, Resource, Sub};
 
 /// Cases per property. Each case runs a whole write path for one kind; the
 /// whole file stays within seconds in a debug build.
@@ -46,156 +43,6 @@ fn config() -> Config {
 }
 
 // ---- generated values ---------------------------------------------------
-
-/// Field names the strategies and the patch directives read.
-const KEYS: &[&str] = &[
-    "apiVersion",
-    "kind",
-    "metadata",
-    "name",
-    "namespace",
-    "generateName",
-    "labels",
-    "annotations",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "finalizers",
-    "ownerReferences",
-    "spec",
-    "status",
-    "containers",
-    "initContainers",
-    "image",
-    "ports",
-    "containerPort",
-    "hostPort",
-    "protocol",
-    "env",
-    "value",
-    "volumeMounts",
-    "mountPath",
-    "volumes",
-    "configMap",
-    "hostPath",
-    "type",
-    "restartPolicy",
-    "dnsPolicy",
-    "nodeName",
-    "nodeSelector",
-    "tolerations",
-    "terminationGracePeriodSeconds",
-    "resources",
-    "requests",
-    "limits",
-    "cpu",
-    "memory",
-    "readinessProbe",
-    "httpGet",
-    "replicas",
-    "selector",
-    "matchLabels",
-    "matchExpressions",
-    "key",
-    "operator",
-    "values",
-    "template",
-    "strategy",
-    "rollingUpdate",
-    "maxSurge",
-    "maxUnavailable",
-    "updateStrategy",
-    "clusterIP",
-    "port",
-    "targetPort",
-    "nodePort",
-    "externalName",
-    "data",
-    "binaryData",
-    "stringData",
-    "immutable",
-    "phase",
-    "reason",
-    "conditions",
-    "containerStatuses",
-    "initContainerStatuses",
-    "state",
-    "waiting",
-    "terminated",
-    "exitCode",
-    "restartCount",
-    "ready",
-    "startTime",
-    "completionTime",
-    "completions",
-    "manualSelector",
-    "endpoints",
-    "addresses",
-    "subsets",
-    "ip",
-    "holderIdentity",
-    "involvedObject",
-    "eventTime",
-    "count",
-    "capacity",
-    "storage",
-    "accessModes",
-    "claimRef",
-    "$patch",
-    "$retainKeys",
-    "$setElementOrder/containers",
-    "$deleteFromPrimitiveList/finalizers",
-];
-
-/// Values the code compares against or that are awkward to cut or print.
-const STRINGS: &[&str] = &[
-    "",
-    "x",
-    "web",
-    "default",
-    "Always",
-    "Never",
-    "ClusterIP",
-    "NodePort",
-    "ExternalName",
-    "None",
-    "TCP",
-    "RollingUpdate",
-    "Recreate",
-    "25%",
-    "0%",
-    "0",
-    "In",
-    "NotIn",
-    "Exists",
-    "DoesNotExist",
-    "True",
-    "Ready",
-    "Complete",
-    "Bound",
-    "2024-01-01T00:00:00Z",
-    "9999-12-31T23:59:59Z",
-    "-009999-01-01T00:00:00Z",
-    "1Gi",
-    "replace",
-    "merge",
-    "delete",
-    "/",
-    "/-",
-    "~",
-    "~2",
-    "node-role.kubernetes.io/control-plane",
-    "a/b/c",
-    ".",
-    "..",
-    "%",
-    "\u{0}",
-    "é",
-    "日本語",
-    "🚀",
-];
 
 fn arb_string() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -346,72 +193,6 @@ fn apply_edit(obj: &mut Value, edit: &Edit) {
     }
 }
 
-fn pod_spec(restart_policy: &str) -> Value {
-    json!({
-        "restartPolicy": restart_policy,
-        "containers": [{
-            "name": "web",
-            "image": "nginx:1.27",
-            "ports": [{"containerPort": 80, "name": "http"}],
-            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}
-        }],
-        "volumes": [{"name": "data", "configMap": {"name": "web"}}]
-    })
-}
-
-/// A valid object of the resource's kind.
-fn template(resource: &Resource) -> Value {
-    let mut obj = json!({
-        "apiVersion": resource.api_version(),
-        "kind": resource.kind,
-        "metadata": {"name": "web", "labels": {"app": "web"}},
-    });
-    if resource.namespaced {
-        obj["metadata"]["namespace"] = json!("default");
-    }
-    let extra = match (resource.group, resource.kind) {
-        ("", "Pod") => json!({"spec": pod_spec("Always")}),
-        ("apps", _) => json!({"spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {"metadata": {"labels": {"app": "web"}}, "spec": pod_spec("Always")}
-        }}),
-        ("batch", "Job") => json!({"spec": {"template": {"spec": pod_spec("Never")}}}),
-        ("", "Service") => json!({"spec": {
-            "type": "NodePort",
-            "selector": {"app": "web"},
-            "ports": [{"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30080}]
-        }}),
-        ("", "ConfigMap") => json!({"data": {"a": "1"}}),
-        ("", "Secret") => json!({"data": {"a": "MQ=="}, "stringData": {"b": "x"}}),
-        ("", "Endpoints") => json!({"subsets": [{
-            "addresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}],
-            "ports": [{"port": 80}, {"port": 443}]
-        }]}),
-        ("discovery.k8s.io", _) => json!({
-            "addressType": "IPv4",
-            "endpoints": [{"addresses": ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"]}]
-        }),
-        ("coordination.k8s.io", _) => json!({"spec": {"holderIdentity": "node-1"}}),
-        ("", "Event") => json!({
-            "involvedObject": {"kind": "Pod", "name": "web"},
-            "firstTimestamp": "2024-01-01T00:00:00Z"
-        }),
-        ("events.k8s.io", _) => json!({"eventTime": "2024-01-01T00:00:00.000000Z"}),
-        ("", "PersistentVolumeClaim") => json!({"spec": {"accessModes": ["ReadWriteOnce"]}}),
-        ("", "PersistentVolume") => json!({"spec": {
-            "capacity": {"storage": "1Gi"},
-            "claimRef": {"namespace": "default", "name": "web"}
-        }}),
-        _ => json!({}),
-    };
-    if let (Some(obj), Value::Object(extra)) = (obj.as_object_mut(), extra) {
-        obj.extend(extra);
-    }
-    obj
-}
-
 fn arb_resource() -> impl Strategy<Value = &'static Resource> {
     (0..RESOURCES.len()).prop_map(|i| &RESOURCES[i])
 }
@@ -435,194 +216,6 @@ fn edited(resource: &Resource, edits: &[Edit]) -> Value {
 }
 
 // ---- the write path, as the handlers run it ---------------------------
-
-/// What reads do with a stored object.
-fn read_back(resource: &Resource, obj: &Value) {
-    assert_eq!(
-        resource.strategy.columns().len(),
-        resource.strategy.cells(obj).len(),
-        "{}: a table row must fit its columns",
-        resource.kind
-    );
-    for path in [
-        "metadata.name",
-        "spec.nodeName",
-        "status.phase",
-        "spec.type",
-        "type",
-        "involvedObject.name",
-        "",
-    ] {
-        let _ = resource.strategy.field(obj, path);
-    }
-    let selector = object::get(obj, &["spec", "selector"]);
-    let _ = table::label_selector_string(selector);
-    if let Some(Ok(parsed)) = selector.map(LabelSelector::from_object) {
-        let _ = parsed.matches_object(obj);
-    }
-    serde_json::to_vec(obj).unwrap();
-}
-
-/// `handlers::create::create_object` up to the storage.
-fn create(
-    resource: &'static Resource,
-    mut obj: Value,
-    namespace: &str,
-    mode: FieldValidation,
-) -> Option<Value> {
-    // `body::decode_object` refuses anything but an object before this.
-    if !obj.is_object() {
-        return None;
-    }
-    prepare::check_kind(resource, &mut obj).ok()?;
-    prepare::check_namespace(resource, &mut obj, namespace).ok()?;
-    prepare::check_fields(resource, &obj, mode).ok()?;
-    prepare::init_metadata(resource, &mut obj).ok()?;
-    if resource.has(Sub::Status)
-        && let Some(map) = obj.as_object_mut()
-    {
-        map.remove("status");
-    }
-    resource.strategy.default(&mut obj);
-    resource.strategy.prepare_for_create(&mut obj);
-    prepare::validate(resource, &obj, None).ok()?;
-    read_back(resource, &obj);
-    Some(obj)
-}
-
-/// `handlers::update::updated`: what an update of `current` stores.
-fn updated(resource: &Resource, sub: Option<Sub>, sent: &Value, current: &Value) -> Value {
-    let mut new = if sub == Some(Sub::Finalize) {
-        let mut new = current.clone();
-        match object::get(sent, &["spec", "finalizers"]) {
-            Some(f) => object::set(&mut new, &["spec", "finalizers"], f.clone()),
-            None => {
-                object::remove(&mut new, &["spec", "finalizers"]);
-            }
-        }
-        new
-    } else if sub == Some(Sub::Status) {
-        let mut new = current.clone();
-        match sent.get("status") {
-            Some(status) if !status.is_null() => new["status"] = status.clone(),
-            _ => {
-                object::remove(&mut new, &["status"]);
-            }
-        }
-        new
-    } else {
-        let mut new = sent.clone();
-        if resource.has(Sub::Status) {
-            match current.get("status") {
-                Some(status) => new["status"] = status.clone(),
-                None => {
-                    object::remove(&mut new, &["status"]);
-                }
-            }
-        }
-        new
-    };
-    prepare::keep_server_metadata(&mut new, current);
-    if sub.is_none() {
-        resource.strategy.default(&mut new);
-        if resource.tracks_generation && prepare::spec_changed(&new, current) {
-            // `current` comes from `create` here: its generation is 1.
-            let generation = object::i64_at(current, &["metadata", "generation"]).unwrap_or(1);
-            object::set(&mut new, &["metadata", "generation"], json!(generation + 1));
-        }
-    }
-    new
-}
-
-/// `handlers::update::update` after decoding, on a stored `current`.
-fn update(
-    resource: &'static Resource,
-    mut sent: Value,
-    current: &Value,
-    sub: Option<Sub>,
-    mode: FieldValidation,
-) -> Option<Value> {
-    if !sent.is_object() {
-        return None;
-    }
-    let name = object::name(current).to_string();
-    prepare::check_kind(resource, &mut sent).ok()?;
-    prepare::check_namespace(resource, &mut sent, object::namespace(current)).ok()?;
-    match object::str_at(&sent, &["metadata", "name"]) {
-        Some(n) if !n.is_empty() && n != name => return None,
-        _ => object::set(&mut sent, &["metadata", "name"], json!(name)),
-    }
-    prepare::check_fields(resource, &sent, mode).ok()?;
-    let new = updated(resource, sub, &sent, current);
-    prepare::validate(resource, &new, Some(current)).ok()?;
-    read_back(resource, &new);
-    Some(new)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PatchType {
-    Merge,
-    Json,
-    Strategic,
-    Apply,
-}
-
-/// `handlers::patch::apply_patch`.
-fn apply_patch(
-    kind: PatchType,
-    resource: &Resource,
-    base: &Value,
-    patch: &Value,
-) -> Result<Value, skiff_patch::PatchError> {
-    match kind {
-        PatchType::Merge => Ok(skiff_patch::merge_patch(base, patch)),
-        PatchType::Json => skiff_patch::json_patch(base, patch),
-        PatchType::Strategic | PatchType::Apply => skiff_patch::strategic_merge_patch(
-            base,
-            patch,
-            &skiff_patch::kubernetes_type(resource.group, resource.kind),
-        ),
-    }
-}
-
-/// `handlers::patch::patch` after decoding, on a stored `current`.
-fn patch(
-    resource: &'static Resource,
-    kind: PatchType,
-    current: &Value,
-    patch: &Value,
-    sub: Option<Sub>,
-) -> Option<Value> {
-    match kind {
-        PatchType::Json if !patch.is_array() => return None,
-        PatchType::Json => {}
-        _ if !patch.is_object() => return None,
-        _ => {}
-    }
-    let mut patched = match apply_patch(kind, resource, current, patch) {
-        Ok(patched) => patched,
-        Err(err) => {
-            let _ = (err.to_string(), err.is_malformed());
-            return None;
-        }
-    };
-    prepare::check_kind(resource, &mut patched).ok()?;
-    if object::name(&patched) != object::name(current)
-        || (resource.namespaced && object::namespace(&patched) != object::namespace(current))
-    {
-        return None;
-    }
-    prepare::check_fields(resource, &patched, FieldValidation::Warn).ok()?;
-    let new = updated(
-        resource,
-        sub.filter(|s| *s == Sub::Status),
-        &patched,
-        current,
-    );
-    prepare::validate(resource, &new, Some(current)).ok()?;
-    read_back(resource, &new);
-    Some(new)
-}
 
 fn arb_sub() -> impl Strategy<Value = Option<Sub>> {
     proptest::sample::select(&[None, None, Some(Sub::Status), Some(Sub::Finalize)][..])
@@ -734,7 +327,7 @@ proptest! {
             body
         };
         let sub = sub.filter(|s| resource.has(*s));
-        if let Some(stored) = patch(resource, kind, &current, &body, sub) {
+        if let Some(stored) = patch(resource, kind, &current, &body, sub, FieldValidation::Warn) {
             // Applying the same merge patch twice changes nothing more
             // (RFC 7386 is idempotent).
             if kind == PatchType::Merge {
@@ -812,63 +405,6 @@ proptest! {
     ]) {
         strings(resource, &text);
     }
-}
-
-/// What the create, update and patch handlers do with a body.
-fn body_in(resource: &'static Resource, content_type: &str, bytes: &[u8]) {
-    let decoded = body::decode(content_type, bytes);
-    let _ = body::decode_object(content_type, bytes);
-    if let Ok(obj) = protobuf::decode_body(resource, content_type, bytes) {
-        create(resource, obj, "default", FieldValidation::Strict);
-    }
-    let kind = match content_type {
-        "application/merge-patch+json" => PatchType::Merge,
-        "application/apply-patch+yaml" => PatchType::Apply,
-        _ => return,
-    };
-    if let (Ok(doc), Some(current)) = (
-        decoded,
-        create(
-            resource,
-            template(resource),
-            "default",
-            FieldValidation::Strict,
-        ),
-    ) {
-        patch(resource, kind, &current, &doc, None);
-    }
-}
-
-fn strings(resource: &'static Resource, text: &str) {
-    let obj = template(resource);
-    if let Ok(selector) = LabelSelector::parse(text) {
-        let _ = selector.matches_object(&obj);
-    }
-    if let Ok(selector) = FieldSelector::parse(text) {
-        let _ = selector.required("metadata.name");
-        let _ = selector.matches(|field| resource.strategy.field(&obj, field));
-    }
-    for prefix in [
-        "",
-        "/api/v1/",
-        "/apis/apps/v1/namespaces/default/",
-        "/apis/",
-    ] {
-        let _ = request::route(&format!("{prefix}{text}"));
-    }
-    let query = Query::parse(Some(text));
-    let _ = (FieldValidation::from_query(&query), query.dry_run());
-    for rule in [
-        NameRule::Dns1123Subdomain,
-        NameRule::Dns1123Label,
-        NameRule::Dns1035Label,
-        NameRule::PathSegment,
-    ] {
-        let _ = validation::validate_name("metadata.name", text, rule);
-    }
-    let _ = validation::validate_labels("metadata.labels", Some(&json!({ text: text })));
-    let _ = validation::validate_annotations("metadata.annotations", Some(&json!({ text: text })));
-    let _ = table::since(Some(text));
 }
 
 // ---- fixed cases ----------------------------------------------------------

@@ -23,12 +23,8 @@
 
 use arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use serde_json::Value;
-use skiff_apiserver::handlers::prepare::FieldValidation;
-use skiff_apiserver::http::body;
-use skiff_apiserver::protobuf;
-use skiff_apiserver::registry::{RESOURCES, Resource};
-use skiff_apiserver_fuzz::{self as fuzz, PatchType};
+use skiff_apiserver::registry::RESOURCES;
+use skiff_apiserver_fuzz as fuzz;
 use skiff_proto::kubernetes;
 
 const CONTENT_TYPES: &[&str] = &[
@@ -56,7 +52,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
         0 => {
             let content_type = *u.choose(CONTENT_TYPES)?;
             let bytes = u.bytes(u.len())?;
-            body_in(resource, content_type, bytes);
+            fuzz::body_in(resource, content_type, bytes);
         }
         1 | 2 => {
             let manifest = if mode == 1 {
@@ -75,7 +71,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
             } else {
                 "application/yaml"
             };
-            body_in(resource, content_type, &bytes);
+            fuzz::body_in(resource, content_type, &bytes);
         }
         3 => {
             let kinds: Vec<(&str, &str)> = kubernetes::supported_kinds().collect();
@@ -88,46 +84,15 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
                 .iter()
                 .find(|r| r.api_version() == api_version && r.kind == kind)
                 .unwrap_or(resource);
-            body_in(resource, kubernetes::MEDIA_TYPE, &bytes);
+            fuzz::body_in(resource, kubernetes::MEDIA_TYPE, &bytes);
         }
         _ => {
             let bytes = [kubernetes::MAGIC.as_slice(), u.bytes(u.len())?].concat();
             let _ = kubernetes::decode(&bytes);
-            body_in(resource, kubernetes::MEDIA_TYPE, &bytes);
+            fuzz::body_in(resource, kubernetes::MEDIA_TYPE, &bytes);
         }
     }
     Ok(())
-}
-
-/// A body sent to the resource: what `create`, `update` and `patch` do
-/// with it.
-fn body_in(resource: &'static Resource, content_type: &str, bytes: &[u8]) {
-    let decoded = body::decode(content_type, bytes);
-    let _ = body::decode_object(content_type, bytes);
-    if let Ok(obj) = protobuf::decode_body(resource, content_type, bytes) {
-        fuzz::create(resource, obj, "default", FieldValidation::Strict);
-    }
-    let Ok(patch) = decoded else { return };
-    let kind = match content_type {
-        "application/merge-patch+json" => PatchType::Merge,
-        "application/json-patch+json" => PatchType::Json,
-        "application/strategic-merge-patch+json" => PatchType::Strategic,
-        "application/apply-patch+yaml" => PatchType::Apply,
-        _ => return,
-    };
-    if let Some(current) = stored(resource) {
-        fuzz::patch(resource, kind, &current, &patch, None, FieldValidation::Warn);
-    }
-}
-
-/// The resource's template, created: what a patch applies to.
-fn stored(resource: &'static Resource) -> Option<Value> {
-    fuzz::create(
-        resource,
-        fuzz::template(resource),
-        "default",
-        FieldValidation::Strict,
-    )
 }
 
 /// `k8s\0` and a `runtime.Unknown` holding `raw` as the object of the kind.

@@ -12,7 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::body;
 use crate::http::request::Target;
 use crate::object;
-use crate::registry::{Resource, Sub};
+use crate::registry::Resource;
 
 pub async fn create(
     api: &Api,
@@ -61,21 +61,11 @@ pub async fn create_object_as(
     query: &Query,
     resource: &'static Resource,
     namespace: &str,
-    mut obj: Value,
+    obj: Value,
     applied: Option<&Value>,
 ) -> ApiResult<(Value, Vec<String>)> {
-    prepare::check_kind(resource, &mut obj)?;
-    prepare::check_namespace(resource, &mut obj, namespace)?;
-    let warnings = prepare::check_fields(resource, &obj, FieldValidation::from_query(query))?;
-    prepare::init_metadata(resource, &mut obj)?;
-    if resource.has(Sub::Status)
-        && let Some(map) = obj.as_object_mut()
-    {
-        map.remove("status");
-    }
-    resource.strategy.default(&mut obj);
-    resource.strategy.prepare_for_create(&mut obj);
-    prepare::validate(resource, &obj, None)?;
+    let mode = FieldValidation::from_query(query);
+    let (mut obj, warnings) = prepare::for_create(resource, obj, namespace, mode)?;
     let name = object::name(&obj).to_string();
     api.admission
         .namespace_lifecycle(&api.storage, resource, namespace, &name)

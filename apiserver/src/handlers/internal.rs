@@ -4,7 +4,8 @@
 use serde_json::Value;
 
 use super::create::create_object;
-use super::update::{Saved, map_save_error, save, updated};
+use super::prepare::updated;
+use super::update::{Saved, map_save_error, save};
 use super::{Api, Query, storage_error};
 use crate::error::ApiResult;
 use crate::object;

@@ -10,7 +10,7 @@ pub mod internal;
 mod list;
 
 pub mod openapi;
-mod patch;
+pub mod patch;
 pub mod prepare;
 mod review;
 mod scale;

@@ -13,7 +13,7 @@ use skiff_patch::PatchError;
 
 use super::create::{create_object_as, with_warnings};
 use super::prepare::{self, FieldValidation};
-use super::update::{RETRIES, Saved, map_save_error, save, updated};
+use super::update::{RETRIES, Saved, map_save_error, save};
 use super::{Api, Query, error_target, respond, storage_error};
 use crate::error::{ApiError, ApiResult};
 use crate::http::body;
@@ -157,22 +157,10 @@ pub async fn patch(
         } else {
             apply_patch(kind, resource, &current.value, &patch)?
         };
-        prepare::check_kind(resource, &mut patched)?;
-        if object::name(&patched) != name
-            || (resource.namespaced && object::namespace(&patched) != target.namespace)
-        {
-            return Err(ApiError::bad_request(
-                "a patch may not change the name or namespace of an object",
-            ));
-        }
-        let warnings = prepare::check_fields(resource, &patched, mode)?;
-        let new = updated(
-            resource,
-            target.sub.filter(|s| *s == Sub::Status),
-            &patched,
-            &current.value,
-        );
+        let warnings =
+            prepare::check_patched(resource, &mut patched, &target.namespace, name, mode)?;
         let sub = target.sub.filter(|s| *s == Sub::Status);
+        let new = prepare::updated(resource, sub, &patched, &current.value);
         match save(
             api,
             query,

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, ApiResult};
 use crate::object::{self, str_at};
-use crate::registry::Resource;
+use crate::registry::{Resource, Sub};
 use crate::validation::{FieldError, validate_object_meta};
 
 use super::Query;
@@ -102,20 +102,7 @@ pub fn check_fields(
     }
     let mut unknown = Vec::new();
     unknown_fields(obj, &typed, "", &mut unknown);
-    if unknown.is_empty() {
-        return Ok(Vec::new());
-    }
-    let listed: Vec<String> = unknown
-        .iter()
-        .map(|f| format!("unknown field \"{f}\""))
-        .collect();
-    match mode {
-        FieldValidation::Strict => Err(cannot_handle(
-            resource,
-            format!("strict decoding error: {}", listed.join(", ")),
-        )),
-        _ => Ok(listed),
-    }
+    strict_errors(resource, "unknown field", &unknown, mode)
 }
 
 /// Fields a JSON body sent twice (see `body::duplicate_fields`): an error,
@@ -125,13 +112,22 @@ pub fn check_duplicates(
     duplicates: &[String],
     mode: FieldValidation,
 ) -> ApiResult<Vec<String>> {
-    if mode == FieldValidation::Ignore || duplicates.is_empty() {
+    strict_errors(resource, "duplicate field", duplicates, mode)
+}
+
+/// `fields` as upstream's strict decoder reports them (`unknown field
+/// "spec.x"`): one 400 for Strict, a warning each for Warn, nothing for
+/// Ignore.
+fn strict_errors(
+    resource: &Resource,
+    what: &str,
+    fields: &[String],
+    mode: FieldValidation,
+) -> ApiResult<Vec<String>> {
+    if mode == FieldValidation::Ignore || fields.is_empty() {
         return Ok(Vec::new());
     }
-    let listed: Vec<String> = duplicates
-        .iter()
-        .map(|f| format!("duplicate field \"{f}\""))
-        .collect();
+    let listed: Vec<String> = fields.iter().map(|f| format!("{what} \"{f}\"")).collect();
     match mode {
         FieldValidation::Strict => Err(cannot_handle(
             resource,
@@ -311,6 +307,121 @@ pub fn validate(resource: &Resource, obj: &Value, old: Option<&Value>) -> ApiRes
         object::name(obj),
         &errors,
     ))
+}
+
+/// The pure half of a create, up to admission and storage: the object's
+/// kind, namespace and fields checked, the server's metadata set, status
+/// dropped (it has its own subresource), defaulted and validated. Returns
+/// the object and the warnings for `fieldValidation=Warn`.
+pub fn for_create(
+    resource: &Resource,
+    mut obj: Value,
+    namespace: &str,
+    mode: FieldValidation,
+) -> ApiResult<(Value, Vec<String>)> {
+    check_kind(resource, &mut obj)?;
+    check_namespace(resource, &mut obj, namespace)?;
+    let warnings = check_fields(resource, &obj, mode)?;
+    init_metadata(resource, &mut obj)?;
+    if resource.has(Sub::Status)
+        && let Some(map) = obj.as_object_mut()
+    {
+        map.remove("status");
+    }
+    resource.strategy.default(&mut obj);
+    resource.strategy.prepare_for_create(&mut obj);
+    validate(resource, &obj, None)?;
+    Ok((obj, warnings))
+}
+
+/// The checks of an update's body before the stored object is read: kind,
+/// namespace, the name on the URL, fields.
+pub fn for_update(
+    resource: &Resource,
+    mut obj: Value,
+    namespace: &str,
+    name: &str,
+    mode: FieldValidation,
+) -> ApiResult<(Value, Vec<String>)> {
+    check_kind(resource, &mut obj)?;
+    check_namespace(resource, &mut obj, namespace)?;
+    match str_at(&obj, &["metadata", "name"]) {
+        Some(n) if !n.is_empty() && n != name => {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+        _ => object::set(&mut obj, &["metadata", "name"], json!(name)),
+    }
+    let warnings = check_fields(resource, &obj, mode)?;
+    Ok((obj, warnings))
+}
+
+/// The checks of an object a patch produced from the stored one: it is
+/// still an object of the kind, with the same name and namespace, and its
+/// fields are the type's.
+pub fn check_patched(
+    resource: &Resource,
+    patched: &mut Value,
+    namespace: &str,
+    name: &str,
+    mode: FieldValidation,
+) -> ApiResult<Vec<String>> {
+    check_kind(resource, patched)?;
+    if object::name(patched) != name
+        || (resource.namespaced && object::namespace(patched) != namespace)
+    {
+        return Err(ApiError::bad_request(
+            "a patch may not change the name or namespace of an object",
+        ));
+    }
+    check_fields(resource, patched, mode)
+}
+
+/// What an update of `current` with `sent` stores: the main resource cannot
+/// change status (when the kind has a status subresource) and the status
+/// subresource can change only status; the server's metadata stays.
+pub fn updated(resource: &Resource, sub: Option<Sub>, sent: &Value, current: &Value) -> Value {
+    let mut new = if sub == Some(Sub::Finalize) {
+        // Only the namespace's spec.finalizers change.
+        let mut new = current.clone();
+        match object::get(sent, &["spec", "finalizers"]) {
+            Some(finalizers) => object::set(&mut new, &["spec", "finalizers"], finalizers.clone()),
+            None => {
+                object::remove(&mut new, &["spec", "finalizers"]);
+            }
+        }
+        new
+    } else if sub == Some(Sub::Status) {
+        let mut new = current.clone();
+        match sent.get("status") {
+            Some(status) if !status.is_null() => new["status"] = status.clone(),
+            _ => {
+                object::remove(&mut new, &["status"]);
+            }
+        }
+        new
+    } else {
+        let mut new = sent.clone();
+        if resource.has(Sub::Status) {
+            match current.get("status") {
+                Some(status) => new["status"] = status.clone(),
+                None => {
+                    object::remove(&mut new, &["status"]);
+                }
+            }
+        }
+        new
+    };
+    keep_server_metadata(&mut new, current);
+    if sub.is_none() {
+        resource.strategy.default(&mut new);
+        if resource.tracks_generation && spec_changed(&new, current) {
+            let generation = object::i64_at(current, &["metadata", "generation"]).unwrap_or(1);
+            object::set(&mut new, &["metadata", "generation"], json!(generation + 1));
+        }
+    }
+    new
 }
 
 /// Whether the spec (everything but metadata and status) changed: what

@@ -7,7 +7,8 @@ use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::patch::{PatchType, apply_patch};
-use super::update::{RETRIES, Saved, map_save_error, save, updated};
+use super::prepare::updated;
+use super::update::{RETRIES, Saved, map_save_error, save};
 use super::{Api, Query, error_target, respond, storage_error};
 use crate::error::{ApiError, ApiResult};
 use crate::http::body;

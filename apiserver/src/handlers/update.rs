@@ -5,7 +5,7 @@
 use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::create::with_warnings;
 use super::prepare::{self, FieldValidation};
@@ -32,21 +32,12 @@ pub async fn update(
     let resource = target.resource;
     let bytes = body::read(body).await?;
     let content_type = body::content_type(headers);
-    let mut obj = crate::protobuf::decode_body(resource, &content_type, &bytes)?;
+    let obj = crate::protobuf::decode_body(resource, &content_type, &bytes)?;
     let duplicates = body::duplicate_fields(&content_type, &bytes);
-    prepare::check_kind(resource, &mut obj)?;
-    prepare::check_namespace(resource, &mut obj, &target.namespace)?;
-    match object::str_at(&obj, &["metadata", "name"]) {
-        Some(n) if !n.is_empty() && n != name => {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({n}) does not match the name on the URL ({name})"
-            )));
-        }
-        _ => object::set(&mut obj, &["metadata", "name"], json!(name)),
-    }
     let mode = FieldValidation::from_query(query);
     let mut warnings = prepare::check_duplicates(resource, &duplicates, mode)?;
-    warnings.extend(prepare::check_fields(resource, &obj, mode)?);
+    let (obj, more) = prepare::for_update(resource, obj, &target.namespace, name, mode)?;
+    warnings.extend(more);
     let expected: Option<i64> = match object::str_at(&obj, &["metadata", "resourceVersion"])
         .filter(|v| !v.is_empty())
     {
@@ -67,7 +58,7 @@ pub async fn update(
         if expected.is_some_and(|rv| rv != current.revision) {
             return Err(ApiError::conflict(error_target(resource, name)));
         }
-        let new = updated(resource, target.sub, &obj, &current.value);
+        let new = prepare::updated(resource, target.sub, &obj, &current.value);
         match save(api, query, resource, &key, new, &current, target.sub, false).await {
             Err(StorageError::Conflict) if expected.is_none() => continue,
             Err(e) => return Err(map_save_error(e, resource, name)),
@@ -77,54 +68,6 @@ pub async fn update(
         }
     }
     Err(ApiError::conflict(error_target(resource, name)))
-}
-
-/// What an update of `current` with `sent` stores: the main resource cannot
-/// change status (when the kind has a status subresource) and the status
-/// subresource can change only status; the server's metadata stays.
-pub fn updated(resource: &Resource, sub: Option<Sub>, sent: &Value, current: &Value) -> Value {
-    let mut new = if sub == Some(Sub::Finalize) {
-        // Only the namespace's spec.finalizers change.
-        let mut new = current.clone();
-        match crate::object::get(sent, &["spec", "finalizers"]) {
-            Some(finalizers) => {
-                crate::object::set(&mut new, &["spec", "finalizers"], finalizers.clone())
-            }
-            None => {
-                object::remove(&mut new, &["spec", "finalizers"]);
-            }
-        }
-        new
-    } else if sub == Some(Sub::Status) {
-        let mut new = current.clone();
-        match sent.get("status") {
-            Some(status) if !status.is_null() => new["status"] = status.clone(),
-            _ => {
-                object::remove(&mut new, &["status"]);
-            }
-        }
-        new
-    } else {
-        let mut new = sent.clone();
-        if resource.has(Sub::Status) {
-            match current.get("status") {
-                Some(status) => new["status"] = status.clone(),
-                None => {
-                    object::remove(&mut new, &["status"]);
-                }
-            }
-        }
-        new
-    };
-    prepare::keep_server_metadata(&mut new, current);
-    if sub.is_none() {
-        resource.strategy.default(&mut new);
-        if resource.tracks_generation && prepare::spec_changed(&new, current) {
-            let generation = object::i64_at(current, &["metadata", "generation"]).unwrap_or(1);
-            object::set(&mut new, &["metadata", "generation"], json!(generation + 1));
-        }
-    }
-    new
 }
 
 pub enum Saved {
