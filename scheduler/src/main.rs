@@ -1,0 +1,48 @@
+//! `skiff-scheduler`: see the library (`lib.rs`) for where to start.
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "skiff-scheduler",
+    version,
+    about = "Binds pending pods to nodes, as kube-scheduler does."
+)]
+struct Cli {
+    #[command(flatten)]
+    config: skiff_scheduler::Config,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// scheduler_perf-style benchmark: a real API server (embedded store), N fake nodes and
+    /// many pending pods; prints pods scheduled per second and creation→binding latency.
+    Bench(skiff_scheduler::bench::BenchConfig),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    if let Some(Command::Bench(bench)) = cli.command {
+        skiff_scheduler::bench::run(bench).await?;
+        return Ok(());
+    }
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    skiff_scheduler::run(cli.config, shutdown).await?;
+    Ok(())
+}
