@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -76,6 +76,27 @@ pub fn pending_pod(name: &str, cpu: &str, memory: &str) -> Pod {
             "resources": {"requests": {"cpu": cpu, "memory": memory}}}]}
     }))
     .expect("a valid Pod")
+}
+
+/// Creates a Node as a kubelet registers one, status included. skiff-apiserver drops the
+/// status sent with a create (upstream keeps a Node's), so it is written again through the
+/// status subresource.
+pub async fn create_node(client: &kube::Client, node: &Node) -> Result<Node, kube::Error> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let created = nodes.create(&PostParams::default(), node).await?;
+    if created
+        .status
+        .as_ref()
+        .and_then(|s| s.allocatable.as_ref())
+        .is_some()
+    {
+        return Ok(created);
+    }
+    let name = created.metadata.name.clone().unwrap_or_default();
+    let patch = json!({"status": node.status});
+    nodes
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,10 +181,9 @@ async fn round(config: &BenchConfig, node_count: usize) -> Result<RoundResult, B
     let sched_config = Config::for_kubeconfig(&server.admin_kubeconfig);
     let client = crate::client(&sched_config).await?;
 
-    let nodes: Api<Node> = Api::all(client.clone());
     futures::stream::iter(0..node_count)
         .map(|i| {
-            let nodes = nodes.clone();
+            let client = client.clone();
             async move {
                 let zone = format!("zone-{}", i % 10);
                 let node = fake_node(
@@ -173,7 +193,7 @@ async fn round(config: &BenchConfig, node_count: usize) -> Result<RoundResult, B
                     110,
                     &[("topology.kubernetes.io/zone", zone.as_str())],
                 );
-                nodes.create(&PostParams::default(), &node).await
+                create_node(&client, &node).await
             }
         })
         .buffer_unordered(config.clients)

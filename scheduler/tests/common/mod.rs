@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
@@ -33,9 +33,10 @@ impl Cluster {
             .prefix("skiff-scheduler-test-")
             .tempdir()
             .unwrap();
-        let server = skiff_apiserver::start(skiff_apiserver::Config::for_dir(dir.path().join("data")))
-            .await
-            .expect("start skiff-apiserver");
+        let server =
+            skiff_apiserver::start(skiff_apiserver::Config::for_dir(dir.path().join("data")))
+                .await
+                .expect("start skiff-apiserver");
         let kubeconfig = server.admin_kubeconfig.clone();
         let client = skiff_scheduler::client(&skiff_scheduler::Config::for_kubeconfig(&kubeconfig))
             .await
@@ -52,7 +53,11 @@ impl Cluster {
     pub async fn start_scheduler(&mut self, name: &str) {
         let mut config = skiff_scheduler::Config::for_kubeconfig(&self.kubeconfig);
         config.scheduler_name = name.into();
-        self.scheduler = Some(skiff_scheduler::start(config).await.expect("start scheduler"));
+        self.scheduler = Some(
+            skiff_scheduler::start(config)
+                .await
+                .expect("start scheduler"),
+        );
     }
 
     pub async fn stop(mut self) {
@@ -70,19 +75,28 @@ impl Cluster {
 
     /// A fake node (4 cpu / 8Gi unless given) with labels, and `spec` merged into its spec
     /// (taints, unschedulable).
-    pub async fn node(&self, name: &str, cpu: &str, memory: &str, labels: &[(&str, &str)], spec: Value) {
+    pub async fn node(
+        &self,
+        name: &str,
+        cpu: &str,
+        memory: &str,
+        labels: &[(&str, &str)],
+        spec: Value,
+    ) {
         let mut node = fake_node(name, cpu, memory, 110, labels);
         let mut s = serde_json::to_value(node.spec.take().unwrap_or_default()).unwrap();
         if let (Value::Object(into), Value::Object(from)) = (&mut s, spec) {
             into.extend(from);
         }
         node.spec = Some(serde_json::from_value(s).unwrap());
-        let created = Api::<Node>::all(self.client.clone())
-            .create(&PostParams::default(), &node)
+        let stored = skiff_scheduler::bench::create_node(&self.client, &node)
             .await
             .expect("create node");
         // What the scheduler reads must have been stored as sent.
-        assert_eq!(created.status.unwrap().allocatable, node.status.unwrap().allocatable);
+        assert_eq!(
+            stored.status.unwrap().allocatable,
+            node.status.unwrap().allocatable
+        );
     }
 
     /// Creates a pod from `spec` (a container requesting `cpu`/`memory` is added when the
@@ -98,7 +112,10 @@ impl Cluster {
             into.extend(from);
         }
         let pod: Pod = serde_json::from_value(json!({"metadata": metadata, "spec": spec})).unwrap();
-        self.pods().create(&PostParams::default(), &pod).await.expect("create pod")
+        self.pods()
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("create pod")
     }
 
     pub async fn delete_pod(&self, name: &str) {
@@ -190,7 +207,10 @@ impl Cluster {
         let mut response = String::new();
         stream.read_to_string(&mut response).await.unwrap();
         let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        (head.lines().next().unwrap_or("").to_string(), body.to_string())
+        (
+            head.lines().next().unwrap_or("").to_string(),
+            body.to_string(),
+        )
     }
 }
 
