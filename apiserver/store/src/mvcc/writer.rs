@@ -173,6 +173,9 @@ impl Writer {
             Some(reason) => Err(BatchFailure::Broken(reason.clone())),
             None => self.apply_batch(&ops),
         };
+        // Counted before anyone is answered, so that a client that saw its
+        // write acknowledged also sees it in the metrics.
+        self.shared.metrics.record_batch(size, started.elapsed());
         match outcome {
             Ok((results, applied)) => {
                 self.shared.publish(applied);
@@ -202,7 +205,6 @@ impl Writer {
                 }
             }
         }
-        self.shared.metrics.record_batch(size, started.elapsed());
     }
 
     fn apply_batch(
