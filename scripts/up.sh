@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Starts Skiff on this machine: every program that exists so far. Today that
 # is skiff-apiserver (with its embedded etcd-compatible store in-process) and
-# skiff-controller-manager (ReplicaSets and Deployments), which uses the
-# admin kubeconfig the API server writes. Ctrl-C stops both; the state stays
-# in .skiff/ (SKIFF_DATA_DIR).
+# skiff-controller-manager (ReplicaSets and Deployments) and skiff-scheduler
+# (binds pods to nodes), which use the admin kubeconfig the API server writes.
+# Ctrl-C stops them all; the state stays in .skiff/ (SKIFF_DATA_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_packages "${BUILD_PACKAGES[@]}" "${RUN_PACKAGES[@]}"
-cargo build --release --locked -p skiff-apiserver -p skiff-store -p skiff-controller-manager
+cargo build --release --locked -p skiff-apiserver -p skiff-store -p skiff-controller-manager \
+    -p skiff-scheduler
 
 port="${SKIFF_API_PORT:-6443}"
 data="${SKIFF_DATA_DIR:-$PWD/.skiff}"
@@ -21,19 +22,22 @@ mkdir -p "$data"
 cat <<MSG
 skiff: starting skiff-apiserver on https://127.0.0.1:$port (embedded store, data in $data)
 skiff: and skiff-controller-manager (log: $data/controller-manager.log)
+skiff: and skiff-scheduler (log: $data/scheduler.log, metrics: http://127.0.0.1:10259/metrics)
 skiff: from another terminal:
     export KUBECONFIG=$data/admin.kubeconfig
     kubectl get namespaces
     kubectl create deployment web --image=nginx:1.27 --replicas=2
     kubectl get deploy,rs,pods -A
     kubectl get events -w
-skiff: (no scheduler or kubelet yet: pods are created but stay Pending.)
+skiff: (no kubelet yet: pods are bound to nodes, but only to Node objects you create.)
 skiff: Ctrl-C stops it.
 MSG
 ./target/release/skiff-apiserver --data-dir "$data" --bind-address 127.0.0.1 --secure-port "$port" &
 apiserver=$!
 controller_manager=""
+scheduler=""
 stop() {
+    [ -n "$scheduler" ] && kill "$scheduler" 2>/dev/null
     [ -n "$controller_manager" ] && kill "$controller_manager" 2>/dev/null
     kill "$apiserver" 2>/dev/null
     wait
@@ -50,4 +54,7 @@ done
 ./target/release/skiff-controller-manager --kubeconfig "$data/admin.kubeconfig" \
     >>"$data/controller-manager.log" 2>&1 &
 controller_manager=$!
+./target/release/skiff-scheduler --kubeconfig "$data/admin.kubeconfig" \
+    >>"$data/scheduler.log" 2>&1 &
+scheduler=$!
 wait "$apiserver"

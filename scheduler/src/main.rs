@@ -25,12 +25,17 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // The bench prints a table; its embedded API server's logs would drown it.
+    let default_filter = match cli.command {
+        Some(Command::Bench(_)) => "error",
+        None => "info,kube=warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
         )
         .init();
-    let cli = Cli::parse();
     if let Some(Command::Bench(bench)) = cli.command {
         skiff_scheduler::bench::run(bench).await?;
         return Ok(());

@@ -16,7 +16,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
@@ -70,6 +70,7 @@ pub struct Scheduler {
     pods_relist: Relist,
     /// When each in-flight pod was popped (for the attempt latency).
     popped: std::collections::HashMap<String, Instant>,
+    lengths_published: Instant,
 }
 
 impl Scheduler {
@@ -95,6 +96,7 @@ impl Scheduler {
             nodes_relist: Relist::default(),
             pods_relist: Relist::default(),
             popped: Default::default(),
+            lengths_published: Instant::now(),
         }
     }
 
@@ -112,10 +114,10 @@ impl Scheduler {
                 .store(synced, std::sync::atomic::Ordering::Relaxed);
             if synced && let Some(entry) = self.queue.pop(Instant::now()) {
                 self.schedule_one(entry);
-                self.publish_lengths();
+                self.publish_lengths(true);
                 continue;
             }
-            self.publish_lengths();
+            self.publish_lengths(false);
             let wakeup = self.queue.next_wakeup();
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -133,7 +135,14 @@ impl Scheduler {
         }
     }
 
-    fn publish_lengths(&self) {
+    /// Updates the pending-pods gauges (counting walks the queue: at most every 100ms while
+    /// busy, always when idle).
+    fn publish_lengths(&mut self, busy: bool) {
+        let now = Instant::now();
+        if busy && now.duration_since(self.lengths_published) < Duration::from_millis(100) {
+            return;
+        }
+        self.lengths_published = now;
         let (active, backoff, unschedulable, _) = self.queue.lengths();
         self.metrics.set_pending(active, backoff, unschedulable);
     }

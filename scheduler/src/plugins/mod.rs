@@ -149,3 +149,86 @@ pub(crate) mod testing {
         pod
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{bound_pod, node_json, pod, pod_requesting, snapshot};
+    use super::*;
+    use crate::framework::ScheduleError;
+    use serde_json::json;
+
+    #[test]
+    fn default_profile_picks_and_explains() {
+        let cp = json!({"spec": {"taints": [
+            {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]}});
+        let spec = |cpu: &str| {
+            json!({"containers": [{"name": "c", "image": "i",
+                "resources": {"requests": {"cpu": cpu, "memory": "1Gi"}}}]})
+        };
+        let s = snapshot(
+            vec![
+                node_json("cp", cp),
+                node_json("busy", json!({})),
+                node_json("idle", json!({})),
+                node_json("cordoned", json!({"spec": {"unschedulable": true}})),
+            ],
+            vec![bound_pod("x", "busy", json!({}), spec("3"))],
+        );
+        let mut fw = default_framework();
+        // 500m fits busy and idle; least allocated prefers idle every time.
+        for _ in 0..5 {
+            let r = fw.schedule(&pod_requesting("500m", "1Gi"), &s).unwrap();
+            assert_eq!(r.node, "idle");
+            assert_eq!((r.evaluated_nodes, r.feasible_nodes), (4, 2));
+        }
+        // 2 cpu fits only idle.
+        assert_eq!(fw.schedule(&pod(spec("2")), &s).unwrap().node, "idle");
+        // 5 cpu fits nowhere; each node says why.
+        let Err(ScheduleError::Fit(err)) = fw.schedule(&pod(spec("5")), &s) else {
+            panic!("should not fit");
+        };
+        let mut by_node: Vec<(String, &str)> = err
+            .statuses
+            .iter()
+            .map(|(n, st)| (n.clone(), st.plugin))
+            .collect();
+        by_node.sort();
+        assert_eq!(
+            by_node,
+            [
+                ("busy".to_string(), "NodeResourcesFit"),
+                ("cordoned".to_string(), "NodeUnschedulable"),
+                ("cp".to_string(), "TaintToleration"),
+                ("idle".to_string(), "NodeResourcesFit"),
+            ]
+        );
+        assert_eq!(
+            err.to_string(),
+            "0/4 nodes are available: 1 node(s) had untolerated taint \
+             {node-role.kubernetes.io/control-plane: }, 1 node(s) were unschedulable, \
+             2 Insufficient cpu. preemption: 0/4 nodes are available: 2 No preemption victims \
+             found for incoming pod, 2 Preemption is not helpful for scheduling."
+        );
+        assert_eq!(
+            fw.schedule(&pod(json!({})), &snapshot(vec![], vec![])),
+            Err(ScheduleError::NoNodes)
+        );
+    }
+
+    #[test]
+    fn large_clusters_are_sampled_round_robin() {
+        let nodes: Vec<_> = (0..300)
+            .map(|i| node_json(&format!("n{i}"), json!({})))
+            .collect();
+        let s = snapshot(nodes, vec![]);
+        let mut fw = default_framework();
+        // 300 nodes: 50 - 300/125 = 48% → 144 feasible nodes are enough.
+        let r = fw.schedule(&pod(json!({})), &s).unwrap();
+        assert_eq!((r.evaluated_nodes, r.feasible_nodes), (144, 144));
+        let index = |name: &str| name[1..].parse::<usize>().unwrap();
+        assert!(index(&r.node) < 144, "{}", r.node);
+        // The next pod starts where this one stopped: nodes 144..288.
+        let r = fw.schedule(&pod(json!({})), &s).unwrap();
+        assert!((144..288).contains(&index(&r.node)), "{}", r.node);
+    }
+}
