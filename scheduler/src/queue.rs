@@ -20,6 +20,7 @@ use k8s_openapi::api::core::v1::Pod;
 pub const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 pub const MAX_UNSCHEDULABLE: Duration = Duration::from_secs(5 * 60);
+const STALE_SCAN_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
@@ -68,6 +69,9 @@ pub struct Queue {
     active: BinaryHeap<(i32, Reverse<u64>, String)>,
     backoff: BinaryHeap<Reverse<(Instant, String)>>,
     next_ticket: u64,
+    /// When unschedulable pods were last checked for waiting too long (once a second at
+    /// most: the check walks the queue).
+    last_stale_scan: Option<Instant>,
 }
 
 impl Queue {
@@ -145,7 +149,7 @@ impl Queue {
     }
 
     /// Moves backoff pods whose time has come to active, and unschedulable pods that waited
-    /// longer than [`MAX_UNSCHEDULABLE`].
+    /// longer than [`MAX_UNSCHEDULABLE`] (checked at most once a second).
     pub fn flush(&mut self, now: Instant) {
         while let Some(Reverse((at, _))) = self.backoff.peek() {
             if *at > now {
@@ -162,6 +166,13 @@ impl Queue {
                 self.activate(&uid);
             }
         }
+        if self
+            .last_stale_scan
+            .is_some_and(|t| now.duration_since(t) < STALE_SCAN_INTERVAL)
+        {
+            return;
+        }
+        self.last_stale_scan = Some(now);
         let stale: Vec<String> = self
             .pods
             .values()
@@ -228,17 +239,12 @@ impl Queue {
         }
     }
 
-    /// When [`flush`](Self::flush) next has something to do.
+    /// When [`flush`](Self::flush) next may have something to do: the first backoff to
+    /// end, or the next check for unschedulable pods that waited too long.
     pub fn next_wakeup(&self) -> Option<Instant> {
         let backoff = self.backoff.peek().map(|Reverse((at, _))| *at);
-        let unschedulable = self
-            .pods
-            .values()
-            .filter(|e| e.place == Place::Unschedulable)
-            .filter_map(|e| e.last_failure)
-            .min()
-            .map(|t| t + MAX_UNSCHEDULABLE);
-        [backoff, unschedulable].into_iter().flatten().min()
+        let stale_scan = self.last_stale_scan.map(|t| t + STALE_SCAN_INTERVAL);
+        [backoff, stale_scan].into_iter().flatten().min()
     }
 
     /// How many pods are (active, backoff, unschedulable, in flight).
@@ -340,7 +346,10 @@ mod tests {
         assert_eq!(q.lengths(), (1, 0, 0, 0));
         q.pop(t0);
         q.unschedulable("a", t0);
-        assert_eq!(q.next_wakeup(), Some(t0 + MAX_UNSCHEDULABLE));
+        assert!(
+            q.pop(t0 + MAX_UNSCHEDULABLE - Duration::from_secs(1))
+                .is_none()
+        );
         assert!(q.pop(t0 + MAX_UNSCHEDULABLE).is_some());
         // removed pods are not popped
         q.add_or_update(pod("b", 0), t0);

@@ -63,6 +63,7 @@ pub struct Scheduler {
     queue: Queue,
     metrics: Arc<Metrics>,
     recorder: Recorder,
+    reporter: Reporter,
     writes: Arc<Semaphore>,
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
@@ -78,10 +79,8 @@ impl Scheduler {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut framework = plugins::default_framework();
         framework.percentage_of_nodes_to_score = config.percentage_of_nodes_to_score;
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter::from(config.scheduler_name.as_str()),
-        );
+        let reporter = Reporter::from(config.scheduler_name.as_str());
+        let recorder = Recorder::new(client.clone(), reporter.clone());
         Scheduler {
             client,
             config,
@@ -90,6 +89,7 @@ impl Scheduler {
             queue: Queue::new(),
             metrics,
             recorder,
+            reporter,
             writes: Arc::new(Semaphore::new(MAX_WRITES_IN_FLIGHT)),
             tx,
             rx,
@@ -325,7 +325,9 @@ impl Scheduler {
 
     fn spawn_bind(&self, pod: Arc<PodInfo>, node: String) {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace);
-        let recorder = self.recorder.clone();
+        // A recorder of its own: a Scheduled event is never repeated, and the shared
+        // recorder's cache (walked on every publish) would grow by one per pod.
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
         let writes = self.writes.clone();
         let tx = self.tx.clone();
         tokio::spawn(async move {
