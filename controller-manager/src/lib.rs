@@ -18,6 +18,7 @@ pub mod client;
 pub mod deployment;
 pub mod expectations;
 pub mod gc;
+pub mod leader;
 pub mod namespace;
 pub mod owner;
 pub mod queue;
@@ -52,7 +53,7 @@ use crate::worker::{ControllerMetrics, run_workers};
 #[command(
     name = "skiff-controller-manager",
     version,
-    about = "Skiff's controller manager: ReplicaSet and Deployment controllers (more to come)."
+    about = "Skiff's controller manager: ReplicaSet, Deployment, garbage collector, namespace and ServiceAccount controllers."
 )]
 pub struct Config {
     /// kubeconfig of the cluster (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
@@ -67,11 +68,22 @@ pub struct Config {
     #[arg(long, default_value = "40s", value_parser = humantime::parse_duration)]
     pub node_monitor_grace_period: Duration,
 
-    /// Take a Lease before running the controllers, so that only one of
-    /// several instances acts. Not implemented yet: accepted for
-    /// compatibility; run one instance at a time.
+    /// Take the Lease kube-system/kube-controller-manager before running the
+    /// controllers, so that only one of several instances acts.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub leader_elect: bool,
+
+    /// How long a leader's Lease lasts without renewal before another instance takes it.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub leader_elect_lease_duration: Duration,
+
+    /// How long the leader keeps trying to renew before it gives up (and exits).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub leader_elect_renew_deadline: Duration,
+
+    /// How often instances try to take or renew the Lease.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub leader_elect_retry_period: Duration,
 
     /// Deployments reconciled at the same time.
     #[arg(long, default_value_t = 5)]
@@ -115,6 +127,8 @@ pub enum Error {
     Kubeconfig { path: PathBuf, why: String },
     #[error("cannot build a client: {0}")]
     Client(#[from] kube::Error),
+    #[error("lost the leader election lease")]
+    LostLease,
     #[error("cannot serve /healthz on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -209,6 +223,28 @@ pub async fn run_with_client(
     tracing::info!(%local, "serving /healthz, /readyz and /metrics");
     let server = tokio::spawn(server::serve(listener, metrics.clone()));
 
+    let mut shutdown = std::pin::pin!(shutdown);
+    let elector = config.leader_elect.then(|| {
+        leader::Elector::new(
+            client.clone(),
+            leader::Settings {
+                identity: format!("{}_{}", hostname(), unique()),
+                lease_duration: config.leader_elect_lease_duration,
+                renew_deadline: config.leader_elect_renew_deadline,
+                retry_period: config.leader_elect_retry_period,
+            },
+        )
+    });
+    if let Some(e) = &elector {
+        tokio::select! {
+            _ = e.acquire() => {}
+            _ = &mut shutdown => {
+                server.abort();
+                return Ok(());
+            }
+        }
+    }
+
     let handlers = {
         let (r1, r2, r3) = (rs_ctl.clone(), rs_ctl.clone(), d_ctl.clone());
         let (d1, d2) = (d_ctl.clone(), d_ctl.clone());
@@ -281,7 +317,16 @@ pub async fn run_with_client(
         )),
     ];
 
-    shutdown.await;
+    let lost = match &elector {
+        Some(e) => tokio::select! {
+            _ = e.keep() => true,
+            _ = &mut shutdown => false,
+        },
+        None => {
+            shutdown.await;
+            false
+        }
+    };
     tracing::info!("shutting down");
     for q in [
         &d_ctl.queue,
@@ -299,7 +344,22 @@ pub async fn run_with_client(
         let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
     }
     server.abort();
-    Ok(())
+    match elector {
+        Some(_) if lost => Err(Error::LostLease),
+        Some(e) => {
+            e.release().await;
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+/// A per-process identity suffix: pid and start time.
+fn unique() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{}_{nanos:08x}", std::process::id())
 }
 
 fn hostname() -> String {
