@@ -420,3 +420,179 @@ async fn deployment_scale_rollout_and_undo() {
     node.abort();
     cluster.stop().await;
 }
+
+const SMALL: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: default
+spec:
+  replicas: 2
+  progressDeadlineSeconds: 4
+  selector:
+    matchLabels: {app: web}
+  strategy:
+    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.27
+"#;
+
+async fn progressing(deployments: &Api<Deployment>) -> (String, String) {
+    let d = deployments.get("web").await.unwrap();
+    let c = d
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_.as_deref() == Some("Progressing"))
+        .expect("a Progressing condition");
+    (c.status.unwrap_or_default(), c.reason.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_restart_undo_to_revision_and_deadline() {
+    let cluster = TestCluster::start().await;
+    let client = cluster.client().await;
+    let node = fake_node(client.clone(), "default", Duration::from_millis(50));
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let rs_count = || async {
+        replica_sets
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len()
+    };
+
+    cluster
+        .kubectl_stdin(&["apply", "-f", "-"], Some(SMALL))
+        .ok();
+    settled(&deployments, &pods, 2, "nginx:1.27").await;
+
+    // Paused: the template changes, nothing rolls.
+    cluster
+        .kubectl_async(&["rollout", "pause", "deployment/web"])
+        .await
+        .ok();
+    cluster
+        .kubectl_async(&["set", "image", "deployment/web", "web=nginx:1.28"])
+        .await
+        .ok();
+    eventually(
+        "the DeploymentPaused condition",
+        Duration::from_secs(10),
+        || async {
+            (progressing(&deployments).await == ("Unknown".into(), "DeploymentPaused".into()))
+                .then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(rs_count().await, 1);
+    assert!(
+        active_pods(&pods)
+            .await
+            .iter()
+            .all(|p| image(p) == "nginx:1.27")
+    );
+
+    // Resumed: it rolls.
+    cluster
+        .kubectl_async(&["rollout", "resume", "deployment/web"])
+        .await
+        .ok();
+    cluster
+        .kubectl_async(&["rollout", "status", "deployment/web", "--timeout=60s"])
+        .await
+        .ok();
+    settled(&deployments, &pods, 2, "nginx:1.28").await;
+    assert_eq!(rs_count().await, 2);
+
+    // Restart: same image, new pods (a new ReplicaSet from the restartedAt annotation).
+    let before: Vec<String> = active_pods(&pods)
+        .await
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
+    cluster
+        .kubectl_async(&["rollout", "restart", "deployment/web"])
+        .await
+        .ok();
+    cluster
+        .kubectl_async(&["rollout", "status", "deployment/web", "--timeout=60s"])
+        .await
+        .ok();
+    settled(&deployments, &pods, 2, "nginx:1.28").await;
+    assert_eq!(rs_count().await, 3);
+    let after = active_pods(&pods).await;
+    assert!(
+        after.iter().all(|p| !before.contains(&p.name_any())),
+        "all pods replaced"
+    );
+    assert!(after.iter().all(|p| {
+        p.annotations()
+            .contains_key("kubectl.kubernetes.io/restartedAt")
+    }));
+
+    // Undo to revision 1: the first ReplicaSet comes back as revision 4.
+    let out = cluster
+        .kubectl_async(&["rollout", "undo", "deployment/web", "--to-revision=1"])
+        .await
+        .ok();
+    assert_eq!(out.trim(), "deployment.apps/web rolled back");
+    cluster
+        .kubectl_async(&["rollout", "status", "deployment/web", "--timeout=60s"])
+        .await
+        .ok();
+    settled(&deployments, &pods, 2, "nginx:1.27").await;
+    assert_eq!(rs_count().await, 3);
+    let history = cluster
+        .kubectl_async(&["rollout", "history", "deployment/web"])
+        .await
+        .ok();
+    let revisions: Vec<&str> = history
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(revisions, ["2", "3", "4"], "{history}");
+
+    // A rollout that cannot progress: after progressDeadlineSeconds (4 s) the
+    // condition says so, kubectl rollout status fails, and the old pods stay
+    // (maxUnavailable 0).
+    cluster
+        .kubectl_async(&["set", "image", "deployment/web", "web=broken:1"])
+        .await
+        .ok();
+    let stuck = cluster
+        .kubectl_async(&["rollout", "status", "deployment/web", "--timeout=40s"])
+        .await;
+    assert_ne!(stuck.code, 0);
+    assert!(
+        stuck
+            .stderr
+            .contains("deployment \"web\" exceeded its progress deadline"),
+        "{stuck:?}"
+    );
+    assert_eq!(
+        progressing(&deployments).await,
+        ("False".into(), "ProgressDeadlineExceeded".into())
+    );
+    let ready_old = active_pods(&pods)
+        .await
+        .into_iter()
+        .filter(|p| is_ready(p) && image(p) == "nginx:1.27")
+        .count();
+    assert_eq!(ready_old, 2);
+
+    node.abort();
+    cluster.stop().await;
+}
