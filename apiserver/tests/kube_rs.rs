@@ -17,7 +17,13 @@ use kube::runtime::watcher;
 use kube::{Client, Error};
 use serde_json::json;
 
-on_both_backends!(typed_crud, pagination, limits, events_in_both_groups);
+on_both_backends!(
+    typed_crud,
+    pagination,
+    limits,
+    events_in_both_groups,
+    status_on_create
+);
 
 async fn client(server: &ApiServer) -> Client {
     Client::try_from(config(server).await).expect("client")
@@ -330,6 +336,45 @@ async fn events_in_both_groups(s: &ApiServer) {
         .await
         .unwrap_err();
     assert_eq!(api_code(err), 422);
+}
+
+/// A kubelet registers its Node with its status in one POST, so a Node keeps
+/// the status it is created with; every other kind with a status
+/// subresource starts from the server's status, as upstream.
+async fn status_on_create(s: &ApiServer) {
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    let c = client(s).await;
+    let nodes: Api<Node> = Api::all(c.clone());
+    let node: Node = serde_json::from_value(json!({
+        "metadata": {"name": "worker-1"},
+        "status": {
+            "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+            "allocatable": {"cpu": "3800m", "memory": "7Gi", "pods": "110"},
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+        },
+    }))
+    .unwrap();
+    nodes.create(&PostParams::default(), &node).await.unwrap();
+    let read = nodes.get("worker-1").await.unwrap();
+    let status = read.status.expect("the node keeps its status");
+    let allocatable = status.allocatable.expect("allocatable");
+    assert_eq!(allocatable["cpu"].0, "3800m");
+    assert_eq!(status.conditions.unwrap()[0].type_, "Ready");
+
+    let pods: Api<Pod> = Api::namespaced(c, "default");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        "status": {"phase": "Running", "podIP": "10.0.0.9"},
+    }))
+    .unwrap();
+    let created = pods.create(&PostParams::default(), &pod).await.unwrap();
+    let status = created.status.unwrap_or_default();
+    assert_eq!(status.phase.as_deref(), Some("Pending"));
+    assert_eq!(
+        status.pod_ip, None,
+        "a pod cannot be created Running with an IP"
+    );
 }
 
 async fn axum_body(resp: http::Response<kube::client::Body>) -> serde_json::Value {

@@ -324,6 +324,7 @@ pub fn for_create(
     let warnings = check_fields(resource, &obj, mode)?;
     init_metadata(resource, &mut obj)?;
     if resource.has(Sub::Status)
+        && !resource.strategy.keeps_status_on_create()
         && let Some(map) = obj.as_object_mut()
     {
         map.remove("status");

@@ -116,6 +116,14 @@ pub trait Strategy: Send + Sync {
     /// Once, on create, after defaulting (a pod starts Pending, …).
     fn prepare_for_create(&self, _obj: &mut Value) {}
 
+    /// Whether a create keeps the status it was sent although the kind has
+    /// a status subresource. Upstream clears it for every such kind but
+    /// Node: a kubelet registers its node with capacity, allocatable and
+    /// conditions in one POST.
+    fn keeps_status_on_create(&self) -> bool {
+        false
+    }
+
     /// Table columns, Name (format "name") included where upstream puts it.
     fn columns(&self) -> Vec<Column> {
         vec![table::name_column(), table::age_column()]

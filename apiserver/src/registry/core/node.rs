@@ -9,6 +9,10 @@ use crate::registry::table::{self, Column, col, wide};
 pub struct NodeStrategy;
 
 impl Strategy for NodeStrategy {
+    fn keeps_status_on_create(&self) -> bool {
+        true
+    }
+
     fn columns(&self) -> Vec<Column> {
         vec![
             table::name_column(),
