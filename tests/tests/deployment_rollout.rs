@@ -573,7 +573,7 @@ async fn pause_resume_restart_undo_to_revision_and_deadline() {
         .await
         .ok();
     let stuck = cluster
-        .kubectl_async(&["rollout", "status", "deployment/web", "--timeout=40s"])
+        .kubectl_async(&["rollout", "status", "deployment/web", "--timeout=120s"])
         .await;
     assert_ne!(stuck.code, 0);
     assert!(
