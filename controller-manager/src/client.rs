@@ -500,8 +500,15 @@ pub mod fake {
             f.extend(std::iter::repeat_n(Some(err), n));
         }
 
-        fn next_failure(&self) -> Option<WriteError> {
-            self.failures.lock().unwrap().pop_front().flatten()
+        /// Records a write and answers it: the next scripted failure, or Ok.
+        fn record(&self, write: Write) -> Result<(), WriteError> {
+            self.writes.lock().unwrap().push(write);
+            self.failures
+                .lock()
+                .unwrap()
+                .pop_front()
+                .flatten()
+                .map_or(Ok(()), Err)
         }
     }
 
@@ -512,14 +519,11 @@ pub mod fake {
             namespace: &str,
             mut body: Value,
         ) -> Result<Value, WriteError> {
-            self.writes.lock().unwrap().push(Write::Create {
+            self.record(Write::Create {
                 kind,
                 namespace: namespace.into(),
                 body: body.clone(),
-            });
-            if let Some(err) = self.next_failure() {
-                return Err(err);
-            }
+            })?;
             let meta = &mut body["metadata"];
             if meta.get("name").is_none() {
                 let mut n = self.names.lock().unwrap();
@@ -538,17 +542,14 @@ pub mod fake {
             status: bool,
             patch: Value,
         ) -> Result<Value, WriteError> {
-            self.writes.lock().unwrap().push(Write::Patch {
+            self.record(Write::Patch {
                 kind,
                 namespace: namespace.into(),
                 name: name.into(),
                 status,
                 patch: patch.clone(),
-            });
-            match self.next_failure() {
-                Some(err) => Err(err),
-                None => Ok(patch),
-            }
+            })?;
+            Ok(patch)
         }
 
         async fn delete(
@@ -558,16 +559,12 @@ pub mod fake {
             name: &str,
             uid: Option<&str>,
         ) -> Result<(), WriteError> {
-            self.writes.lock().unwrap().push(Write::Delete {
+            self.record(Write::Delete {
                 kind,
                 namespace: namespace.into(),
                 name: name.into(),
                 uid: uid.map(String::from),
-            });
-            match self.next_failure() {
-                Some(err) => Err(err),
-                None => Ok(()),
-            }
+            })
         }
 
         fn event(&self, event: EventRecord) {
@@ -595,13 +592,12 @@ pub mod fake {
             name: &str,
             patch: Value,
         ) -> Result<(), WriteError> {
-            self.writes.lock().unwrap().push(Write::DynPatch {
+            self.record(Write::DynPatch {
                 resource: resource.plural.clone(),
                 namespace: namespace.map(String::from),
                 name: name.into(),
                 patch,
-            });
-            self.next_failure().map_or(Ok(()), Err)
+            })
         }
 
         async fn create_dyn(
@@ -610,12 +606,11 @@ pub mod fake {
             namespace: Option<&str>,
             body: Value,
         ) -> Result<(), WriteError> {
-            self.writes.lock().unwrap().push(Write::DynCreate {
+            self.record(Write::DynCreate {
                 resource: resource.plural.clone(),
                 namespace: namespace.map(String::from),
                 body,
-            });
-            self.next_failure().map_or(Ok(()), Err)
+            })
         }
 
         async fn list_dyn(
@@ -638,11 +633,10 @@ pub mod fake {
             name: &str,
             finalizers: Vec<String>,
         ) -> Result<(), WriteError> {
-            self.writes.lock().unwrap().push(Write::Finalize {
+            self.record(Write::Finalize {
                 name: name.into(),
                 finalizers,
-            });
-            self.next_failure().map_or(Ok(()), Err)
+            })
         }
 
         async fn delete_dyn(
@@ -653,14 +647,13 @@ pub mod fake {
             uid: Option<&str>,
             propagation: &str,
         ) -> Result<(), WriteError> {
-            self.writes.lock().unwrap().push(Write::DynDelete {
+            self.record(Write::DynDelete {
                 resource: resource.plural.clone(),
                 namespace: namespace.map(String::from),
                 name: name.into(),
                 uid: uid.map(String::from),
                 propagation: propagation.into(),
-            });
-            self.next_failure().map_or(Ok(()), Err)
+            })
         }
     }
 }
