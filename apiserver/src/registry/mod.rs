@@ -195,6 +195,36 @@ impl std::fmt::Debug for Resource {
 }
 
 impl Resource {
+    /// A namespaced `<group>/v1` resource with nothing special: the plain
+    /// strategy, no subresources, short names or categories, DNS-1123
+    /// subdomain names. Each group's table starts from it and sets what
+    /// differs, so a new field of `Resource` gets its default here once.
+    pub fn new(
+        group: &'static str,
+        kind: &'static str,
+        plural: &'static str,
+        singular: &'static str,
+        typed: TypeOps,
+    ) -> Resource {
+        Resource {
+            group,
+            version: "v1",
+            kind,
+            plural,
+            singular,
+            namespaced: true,
+            short_names: &[],
+            categories: &[],
+            subresources: &[],
+            name_rule: NameRule::Dns1123Subdomain,
+            tracks_generation: false,
+            strategy: &Plain,
+            typed,
+            stored_as: None,
+            review: None,
+        }
+    }
+
     /// `apps/v1` or `v1`.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {

@@ -9,62 +9,47 @@ use super::{Resource, Strategy, Sub, type_ops};
 use crate::object::{default, get, i64_at, items, str_at};
 use crate::validation::{FieldError, NameRule};
 
-fn resource(
-    group: &'static str,
-    kind: &'static str,
-    plural: &'static str,
-    singular: &'static str,
-) -> Resource {
-    Resource {
-        group,
-        version: "v1",
-        kind,
-        plural,
-        singular,
-        namespaced: true,
-        short_names: &[],
-        categories: &[],
-        subresources: &[],
-        name_rule: NameRule::Dns1123Subdomain,
-        tracks_generation: false,
-        strategy: &super::Plain,
-        typed: type_ops::<coordination::v1::Lease>(),
-        stored_as: None,
-        review: None,
-    }
-}
-
 pub fn resources() -> Vec<Resource> {
     vec![
         Resource {
             strategy: &EndpointSliceStrategy,
-            typed: type_ops::<discovery::v1::EndpointSlice>(),
-            ..resource(
+            ..Resource::new(
                 "discovery.k8s.io",
                 "EndpointSlice",
                 "endpointslices",
                 "endpointslice",
+                type_ops::<discovery::v1::EndpointSlice>(),
             )
         },
         Resource {
             strategy: &LeaseStrategy,
-            ..resource("coordination.k8s.io", "Lease", "leases", "lease")
+            ..Resource::new(
+                "coordination.k8s.io",
+                "Lease",
+                "leases",
+                "lease",
+                type_ops::<coordination::v1::Lease>(),
+            )
         },
         Resource {
             short_names: &["ev"],
             name_rule: NameRule::PathSegment,
             strategy: &super::events::EventsV1Strategy,
-            typed: type_ops::<events::v1::Event>(),
             stored_as: Some(super::events::AS_CORE_EVENT),
-            ..resource("events.k8s.io", "Event", "events", "event")
+            ..Resource::new(
+                "events.k8s.io",
+                "Event",
+                "events",
+                "event",
+                type_ops::<events::v1::Event>(),
+            )
         },
         Resource {
             categories: &["all"],
             subresources: &[Sub::Status],
             tracks_generation: true,
             strategy: &JobStrategy,
-            typed: type_ops::<batch::v1::Job>(),
-            ..resource("batch", "Job", "jobs", "job")
+            ..Resource::new("batch", "Job", "jobs", "job", type_ops::<batch::v1::Job>())
         },
     ]
 }

@@ -14,29 +14,24 @@ use serde_json::{Value, json};
 
 use super::{Resource, Strategy, type_ops};
 use crate::authn::UserInfo;
-use crate::validation::{FieldError, NameRule};
+use crate::validation::FieldError;
 
 const REASON: &str =
     "skiff-apiserver allows every authenticated user (no authorizer is configured)";
 
 /// `plural` is the singular name plus an `s`, for every review.
+/// A cluster-scoped review whose singular is its plural without the "s".
 fn review(group: &'static str, kind: &'static str, plural: &'static str) -> Resource {
+    let singular = plural.strip_suffix('s').unwrap_or(plural);
     Resource {
-        group,
-        version: "v1",
-        kind,
-        plural,
-        singular: plural.strip_suffix('s').unwrap_or(plural),
         namespaced: false,
-        short_names: &[],
-        categories: &[],
-        subresources: &[],
-        name_rule: NameRule::Dns1123Subdomain,
-        tracks_generation: false,
-        strategy: &super::Plain,
-        typed: type_ops::<authorization::v1::SelfSubjectAccessReview>(),
-        stored_as: None,
-        review: None,
+        ..Resource::new(
+            group,
+            kind,
+            plural,
+            singular,
+            type_ops::<authorization::v1::SelfSubjectAccessReview>(),
+        )
     }
 }
 

@@ -5,25 +5,15 @@ mod workloads;
 use k8s_openapi::api::apps::v1 as api;
 
 use super::{Resource, Sub, type_ops};
-use crate::validation::NameRule;
 
 pub fn resources() -> Vec<Resource> {
     let apps = |kind, plural, singular, short_names, strategy, typed| Resource {
-        group: "apps",
-        version: "v1",
-        kind,
-        plural,
-        singular,
-        namespaced: true,
         short_names,
         categories: &["all"],
         subresources: &[Sub::Status, Sub::Scale],
-        name_rule: NameRule::Dns1123Subdomain,
         tracks_generation: true,
         strategy,
-        typed,
-        stored_as: None,
-        review: None,
+        ..Resource::new("apps", kind, plural, singular, typed)
     };
     vec![
         apps(

@@ -9,44 +9,28 @@ mod service;
 
 use k8s_openapi::api::core::v1 as api;
 
-use super::{Plain, Resource, Sub, type_ops};
+use super::{Resource, Sub, type_ops};
 use crate::validation::NameRule;
 
 pub use misc::{EventStrategy, lease_holder};
 
-fn core(kind: &'static str, plural: &'static str, namespaced: bool) -> Resource {
-    Resource {
-        group: "",
-        version: "v1",
-        kind,
-        plural,
-        singular: "",
-        namespaced,
-        short_names: &[],
-        categories: &[],
-        subresources: &[],
-        name_rule: NameRule::Dns1123Subdomain,
-        tracks_generation: false,
-        strategy: &Plain,
-        typed: type_ops::<api::ConfigMap>(),
-        stored_as: None,
-        review: None,
-    }
-}
-
 pub fn resources() -> Vec<Resource> {
     vec![
         Resource {
-            singular: "namespace",
+            namespaced: false,
             short_names: &["ns"],
             subresources: &[Sub::Status, Sub::Finalize],
             name_rule: NameRule::Dns1123Label,
             strategy: &namespace::NamespaceStrategy,
-            typed: type_ops::<api::Namespace>(),
-            ..core("Namespace", "namespaces", false)
+            ..Resource::new(
+                "",
+                "Namespace",
+                "namespaces",
+                "namespace",
+                type_ops::<api::Namespace>(),
+            )
         },
         Resource {
-            singular: "pod",
             short_names: &["po"],
             categories: &["all"],
             subresources: &[
@@ -60,77 +44,96 @@ pub fn resources() -> Vec<Resource> {
                 Sub::Proxy,
             ],
             strategy: &pod::PodStrategy,
-            typed: type_ops::<api::Pod>(),
-            ..core("Pod", "pods", true)
+            ..Resource::new("", "Pod", "pods", "pod", type_ops::<api::Pod>())
         },
         Resource {
-            singular: "node",
+            namespaced: false,
             short_names: &["no"],
             subresources: &[Sub::Status, Sub::Proxy],
             strategy: &node::NodeStrategy,
-            typed: type_ops::<api::Node>(),
-            ..core("Node", "nodes", false)
+            ..Resource::new("", "Node", "nodes", "node", type_ops::<api::Node>())
         },
         Resource {
-            singular: "service",
             short_names: &["svc"],
             categories: &["all"],
             subresources: &[Sub::Status, Sub::Proxy],
             name_rule: NameRule::Dns1035Label,
             strategy: &service::ServiceStrategy,
-            typed: type_ops::<api::Service>(),
-            ..core("Service", "services", true)
+            ..Resource::new(
+                "",
+                "Service",
+                "services",
+                "service",
+                type_ops::<api::Service>(),
+            )
         },
         Resource {
-            singular: "endpoints",
             short_names: &["ep"],
             strategy: &misc::EndpointsStrategy,
-            typed: type_ops::<api::Endpoints>(),
-            ..core("Endpoints", "endpoints", true)
+            ..Resource::new(
+                "",
+                "Endpoints",
+                "endpoints",
+                "endpoints",
+                type_ops::<api::Endpoints>(),
+            )
         },
         Resource {
-            singular: "configmap",
             short_names: &["cm"],
             strategy: &config::ConfigMapStrategy,
-            typed: type_ops::<api::ConfigMap>(),
-            ..core("ConfigMap", "configmaps", true)
+            ..Resource::new(
+                "",
+                "ConfigMap",
+                "configmaps",
+                "configmap",
+                type_ops::<api::ConfigMap>(),
+            )
         },
         Resource {
-            singular: "secret",
             strategy: &config::SecretStrategy,
-            typed: type_ops::<api::Secret>(),
-            ..core("Secret", "secrets", true)
+            ..Resource::new("", "Secret", "secrets", "secret", type_ops::<api::Secret>())
         },
         Resource {
-            singular: "serviceaccount",
             short_names: &["sa"],
             strategy: &misc::ServiceAccountStrategy,
-            typed: type_ops::<api::ServiceAccount>(),
-            ..core("ServiceAccount", "serviceaccounts", true)
+            ..Resource::new(
+                "",
+                "ServiceAccount",
+                "serviceaccounts",
+                "serviceaccount",
+                type_ops::<api::ServiceAccount>(),
+            )
         },
         Resource {
-            singular: "event",
             short_names: &["ev"],
             name_rule: NameRule::PathSegment,
             strategy: &misc::EventStrategy,
-            typed: type_ops::<api::Event>(),
-            ..core("Event", "events", true)
+            ..Resource::new("", "Event", "events", "event", type_ops::<api::Event>())
         },
         Resource {
-            singular: "persistentvolumeclaim",
             short_names: &["pvc"],
             subresources: &[Sub::Status],
             strategy: &misc::PersistentVolumeClaimStrategy,
-            typed: type_ops::<api::PersistentVolumeClaim>(),
-            ..core("PersistentVolumeClaim", "persistentvolumeclaims", true)
+            ..Resource::new(
+                "",
+                "PersistentVolumeClaim",
+                "persistentvolumeclaims",
+                "persistentvolumeclaim",
+                type_ops::<api::PersistentVolumeClaim>(),
+            )
         },
         Resource {
-            singular: "persistentvolume",
+            namespaced: false,
             short_names: &["pv"],
             subresources: &[Sub::Status],
             strategy: &misc::PersistentVolumeStrategy,
-            typed: type_ops::<api::PersistentVolume>(),
-            ..core("PersistentVolume", "persistentvolumes", false)
+            ..Resource::new(
+                "",
+                "PersistentVolume",
+                "persistentvolumes",
+                "persistentvolume",
+                type_ops::<api::PersistentVolume>(),
+            )
         },
     ]
 }
