@@ -19,7 +19,12 @@ ensure_packages() {
 
 # Packages every build needs: protoc for the etcd-client crate.
 BUILD_PACKAGES=(protobuf-compiler libprotobuf-dev)
-# Packages the tests need: a real etcd and etcdctl to compare the store with.
-TEST_PACKAGES=(etcd-server etcd-client)
+# Packages the tests need: a real etcd and etcdctl to compare the store with;
+# for the container runtime: busybox-static (test images are built from it),
+# runc and crun (reference runtimes for the differential test and the
+# benchmark), docker-registry and skopeo (a real registry and a real client to
+# push to it), the CNI plugins, nftables and iproute2.
+TEST_PACKAGES=(etcd-server etcd-client busybox-static runc crun docker-registry skopeo
+    containernetworking-plugins nftables iproute2)
 # Packages `scripts/up.sh` needs: etcdctl, to look into the store.
 RUN_PACKAGES=(etcd-client)

@@ -1,0 +1,10 @@
+//! skiff-runtime: the kubelet's embedded container runtime.
+//!
+//! Where to start:
+//! - [`image`]: image references, the content-addressed blob store, imports
+//!   (OCI layout, `docker save`), registry pulls, and layers unpacked once
+//!   into overlayfs-ready directories.
+//!
+//! Every host side effect (mounts, namespaces, cgroups, CNI) sits behind a
+//! trait with a recording fake, so most tests run unprivileged; the real
+//! implementations are tested as root.
