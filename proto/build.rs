@@ -2,6 +2,8 @@
 //! Skiff needs no system `protoc` for its own contracts:
 //!
 //! - `etcd/` and `skiff/` become Rust types and the etcd gRPC server traits;
+//! - `cri/` (the Container Runtime Interface subset) becomes Rust types, the
+//!   gRPC client and the server traits;
 //! - `k8s/` (the Kubernetes protobuf subset) becomes a descriptor set,
 //!   `OUT_DIR/k8s_descriptors.bin`, which `src/kubernetes.rs` embeds and
 //!   reads with prost-reflect. No Rust types are generated for it.
@@ -37,6 +39,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(false)
         .build_server(true)
         .compile_fds(descriptors)?;
+
+    // The CRI subset: the kubelet is its client, the runtime its server.
+    let cri = "cri/runtime/v1/api.proto";
+    println!("cargo:rerun-if-changed={cri}");
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(protox::compile([cri], ["cri"])?)?;
 
     println!("cargo:rerun-if-changed=k8s");
     let mut compiler = protox::Compiler::new(["k8s"])?;

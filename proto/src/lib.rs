@@ -9,6 +9,9 @@
 //!   protox, so no system `protoc` is needed for them.
 //! - [`store`]: the record format of the store's write-ahead log
 //!   (`proto/skiff/store_wal.proto`).
+//! - [`cri`]: the Container Runtime Interface subset (`proto/cri/`) between
+//!   the kubelet and its embedded runtime, with upstream's message and field
+//!   names and numbers, so `crictl` can talk to the runtime's socket too.
 //! - [`kubernetes`]: Kubernetes' own protobuf encoding, which kubectl uses for
 //!   request bodies; [`kubernetes::decode`] turns such a body into the JSON
 //!   form the API server works on. The message subset lives in `proto/k8s/`
@@ -38,6 +41,13 @@ pub mod etcd {
     pub use crate::etcdserverpb::*;
     pub use crate::mvccpb;
     pub use crate::mvccpb::{Event, KeyValue, event};
+}
+
+/// The CRI subset (`proto/cri/runtime/v1/api.proto`, package `runtime.v1`):
+/// messages, `runtime_service_client`/`image_service_client` for the kubelet,
+/// `runtime_service_server`/`image_service_server` for the runtime.
+pub mod cri {
+    tonic::include_proto!("runtime.v1");
 }
 
 /// skiff-store's own records (`proto/skiff/store_wal.proto`).
