@@ -18,7 +18,6 @@ pub mod client;
 pub mod deployment;
 pub mod expectations;
 pub mod gc;
-pub mod leader;
 pub mod namespace;
 pub mod owner;
 pub mod queue;
@@ -34,7 +33,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::reflector;
 use kube::{Api, Client};
 
@@ -47,6 +45,10 @@ use crate::queue::WorkQueue;
 use crate::replicaset::controller::ReplicaSetController;
 use crate::serviceaccount::ServiceAccountController;
 use crate::worker::{ControllerMetrics, run_workers};
+use skiff_proto::leader;
+
+/// The Lease instances of the controller manager share, as upstream's.
+pub const LEASE_NAME: &str = "kube-controller-manager";
 
 /// Command line (kube-controller-manager's flag names).
 #[derive(Debug, Clone, clap::Parser)]
@@ -68,22 +70,10 @@ pub struct Config {
     #[arg(long, default_value = "40s", value_parser = humantime::parse_duration)]
     pub node_monitor_grace_period: Duration,
 
-    /// Take the Lease kube-system/kube-controller-manager before running the
-    /// controllers, so that only one of several instances acts.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
-    pub leader_elect: bool,
-
-    /// How long a leader's Lease lasts without renewal before another instance takes it.
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
-    pub leader_elect_lease_duration: Duration,
-
-    /// How long the leader keeps trying to renew before it gives up (and exits).
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    pub leader_elect_renew_deadline: Duration,
-
-    /// How often instances try to take or renew the Lease.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-    pub leader_elect_retry_period: Duration,
+    /// `--leader-elect` and its timings: the Lease is
+    /// kube-system/kube-controller-manager.
+    #[command(flatten)]
+    pub leader: leader::Flags,
 
     /// Deployments reconciled at the same time.
     #[arg(long, default_value_t = 5)]
@@ -123,10 +113,8 @@ impl Default for Config {
 /// Why the controller manager could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("kubeconfig {path}: {why}")]
-    Kubeconfig { path: PathBuf, why: String },
-    #[error("cannot build a client: {0}")]
-    Client(#[from] kube::Error),
+    #[error(transparent)]
+    Client(#[from] skiff_proto::client::ClientError),
     #[error("lost the leader election lease")]
     LostLease,
     #[error("cannot serve /healthz on {addr}: {source}")]
@@ -136,28 +124,9 @@ pub enum Error {
     },
 }
 
-/// A client from `--kubeconfig` (or kube-rs' usual search).
-pub async fn client(config: &Config) -> Result<Client, Error> {
-    match &config.kubeconfig {
-        Some(path) => {
-            let err = |why: String| Error::Kubeconfig {
-                path: path.clone(),
-                why,
-            };
-            let kubeconfig = Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
-            let cfg =
-                kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                    .await
-                    .map_err(|e| err(e.to_string()))?;
-            Ok(Client::try_from(cfg)?)
-        }
-        None => Ok(Client::try_default().await?),
-    }
-}
-
 /// Runs every controller until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    let client = client(&config).await?;
+    let client = skiff_proto::client::connect(config.kubeconfig.as_deref()).await?;
     run_with_client(config, client, shutdown).await
 }
 
@@ -167,7 +136,7 @@ pub async fn run_with_client(
     client: Client,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    let instance = hostname();
+    let instance = leader::hostname();
     let cluster = Arc::new(KubeCluster::new(client.clone(), instance));
     let (caches, writers) = cache::caches();
     let synced = Synced::default();
@@ -224,17 +193,7 @@ pub async fn run_with_client(
     let server = tokio::spawn(server::serve(listener, metrics.clone()));
 
     let mut shutdown = std::pin::pin!(shutdown);
-    let elector = config.leader_elect.then(|| {
-        leader::Elector::new(
-            client.clone(),
-            leader::Settings {
-                identity: format!("{}_{}", hostname(), unique()),
-                lease_duration: config.leader_elect_lease_duration,
-                renew_deadline: config.leader_elect_renew_deadline,
-                retry_period: config.leader_elect_retry_period,
-            },
-        )
-    });
+    let elector = config.leader.elector(client.clone(), LEASE_NAME);
     if let Some(e) = &elector {
         tokio::select! {
             _ = e.acquire() => {}
@@ -352,18 +311,4 @@ pub async fn run_with_client(
         }
         None => Ok(()),
     }
-}
-
-/// A per-process identity suffix: pid and start time.
-fn unique() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("{}_{nanos:08x}", std::process::id())
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "skiff-controller-manager".into())
 }

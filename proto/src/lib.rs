@@ -12,6 +12,9 @@
 //! - [`cri`]: the Container Runtime Interface subset (`proto/cri/`) between
 //!   the kubelet and its embedded runtime, with upstream's message and field
 //!   names and numbers, so `crictl` can talk to the runtime's socket too.
+//! - [`client`] and [`leader`]: the plumbing every control-plane program
+//!   shares — the API client from `--kubeconfig`, and leader election on a
+//!   Lease in `kube-system`.
 //! - [`kubernetes`]: Kubernetes' own protobuf encoding, which kubectl uses for
 //!   request bodies; [`kubernetes::decode`] turns such a body into the JSON
 //!   form the API server works on. The message subset lives in `proto/k8s/`
@@ -53,4 +56,6 @@ pub mod cri {
 /// skiff-store's own records (`proto/skiff/store_wal.proto`).
 pub use skiff::store;
 
+pub mod client;
 pub mod kubernetes;
+pub mod leader;

@@ -179,7 +179,9 @@ async fn round(config: &BenchConfig, node_count: usize) -> Result<RoundResult, B
     api_config.max_requests_inflight = 4000;
     let server = skiff_apiserver::start(api_config).await?;
     let sched_config = Config::for_kubeconfig(&server.admin_kubeconfig);
-    let client = crate::client(&sched_config).await?;
+    let client = skiff_proto::client::connect(sched_config.kubeconfig.as_deref())
+        .await
+        .map_err(crate::Error::from)?;
 
     futures::stream::iter(0..node_count)
         .map(|i| {
@@ -273,7 +275,7 @@ async fn round(config: &BenchConfig, node_count: usize) -> Result<RoundResult, B
     }
     watch.abort();
     if let Some(s) = scheduler {
-        s.stop().await;
+        s.stop().await?;
     }
 
     let bound = bound.lock().await;

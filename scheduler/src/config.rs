@@ -14,10 +14,9 @@ pub struct Config {
     #[arg(long, default_value = "default-scheduler")]
     pub scheduler_name: String,
 
-    /// Leader election on a Lease. NOT IMPLEMENTED YET: accepted for kube-scheduler's
-    /// command lines; the scheduler runs as if it led (run only one).
-    #[arg(long, default_value_t = false)]
-    pub leader_elect: bool,
+    /// `--leader-elect` and its timings: the Lease is kube-system/kube-scheduler.
+    #[command(flatten)]
+    pub leader: skiff_proto::leader::Flags,
 
     /// Address for /healthz and /metrics. Served over plain HTTP (no TLS yet), so only a
     /// loopback address is accepted.
@@ -42,7 +41,7 @@ impl Config {
         Config {
             kubeconfig: Some(kubeconfig.into()),
             scheduler_name: "default-scheduler".into(),
-            leader_elect: false,
+            leader: skiff_proto::leader::Flags::off(),
             bind_address: IpAddr::from([127, 0, 0, 1]),
             secure_port: 0,
             percentage_of_nodes_to_score: 0,

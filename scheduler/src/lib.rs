@@ -42,8 +42,10 @@
 //! Plugins are pure functions of the pod and the [`snapshot::Snapshot`]: test them with a
 //! table of (pod, node, expected status or score), as every plugin module here does.
 //!
-//! Not yet: leader election (`--leader-elect` is accepted and ignored: run one scheduler),
-//! preemption, inter-pod affinity, volume-related plugins, `ScheduleAnyway` topology scoring.
+//! Leader election (`--leader-elect`, on by default) takes the Lease kube-system/kube-scheduler
+//! before scheduling, with [`skiff_proto::leader`], the controller manager's elector.
+//!
+//! Not yet: preemption, inter-pod affinity, volume-related plugins, `ScheduleAnyway` topology scoring.
 
 pub mod bench;
 mod config;
@@ -64,8 +66,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use kube::Client;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -75,15 +75,10 @@ use metrics::Metrics;
 /// Why the scheduler could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read kubeconfig {path}: {source}")]
-    Kubeconfig {
-        path: String,
-        source: kube::config::KubeconfigError,
-    },
-    #[error("no kubeconfig given and none found: {0}")]
-    Infer(#[from] kube::config::InferConfigError),
-    #[error("cannot build the API client: {0}")]
-    Client(#[from] kube::Error),
+    #[error(transparent)]
+    Client(#[from] skiff_proto::client::ClientError),
+    #[error("lost the leader election lease kube-system/{LEASE_NAME}")]
+    LostLease,
     #[error(
         "--bind-address {0}: /healthz and /metrics are plain HTTP for now, so only a loopback \
          address is allowed"
@@ -96,23 +91,8 @@ pub enum Error {
     },
 }
 
-/// The API client from `--kubeconfig`, or inferred (KUBECONFIG, ~/.kube/config, in-cluster).
-pub async fn client(config: &Config) -> Result<Client, Error> {
-    let kube_config = match &config.kubeconfig {
-        Some(path) => {
-            let err = |source| Error::Kubeconfig {
-                path: path.display().to_string(),
-                source,
-            };
-            let kubeconfig = Kubeconfig::read_from(path).map_err(err)?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .map_err(err)?
-        }
-        None => kube::Config::infer().await?,
-    };
-    Ok(Client::try_from(kube_config)?)
-}
+/// The Lease instances of the scheduler share, as upstream's.
+pub const LEASE_NAME: &str = "kube-scheduler";
 
 /// A running scheduler.
 pub struct Running {
@@ -120,27 +100,33 @@ pub struct Running {
     pub health_addr: SocketAddr,
     pub metrics: Arc<Metrics>,
     stop: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    /// The scheduling loop (behind the election): true when the Lease was lost.
+    main: JoinHandle<bool>,
+    http: JoinHandle<()>,
 }
 
 impl Running {
-    pub async fn stop(self) {
+    /// Stops scheduling and serving; `Err(LostLease)` when the scheduler had
+    /// already stopped because another instance took its Lease.
+    pub async fn stop(self) -> Result<(), Error> {
         self.stop.cancel();
-        for task in self.tasks {
-            let _ = task.await;
-        }
+        let lost = self.main.await.unwrap_or(false);
+        let _ = self.http.await;
+        if lost { Err(Error::LostLease) } else { Ok(()) }
+    }
+
+    /// Resolves when the scheduler stops on its own (its Lease was lost).
+    pub async fn stopped(&self) {
+        self.stop.cancelled().await
     }
 }
 
 /// Connects, serves health and metrics, and starts scheduling.
 pub async fn start(config: Config) -> Result<Running, Error> {
-    if config.leader_elect {
-        tracing::warn!("--leader-elect is not implemented yet: scheduling without a lease");
-    }
     if !config.bind_address.is_loopback() {
         return Err(Error::NotLoopback(config.bind_address));
     }
-    let client = client(&config).await?;
+    let client = skiff_proto::client::connect(config.kubeconfig.as_deref()).await?;
     let addr = SocketAddr::new(config.bind_address, config.secure_port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -170,15 +156,50 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         }
     });
     tracing::info!(%health_addr, scheduler = %config.scheduler_name, "skiff-scheduler started");
+    let elector = config.leader.elector(client.clone(), LEASE_NAME);
     let scheduler = scheduler::Scheduler::new(client, config, metrics.clone());
-    let loop_stop = stop.clone();
-    let main = tokio::spawn(async move { scheduler.run(loop_stop).await });
+    let main = tokio::spawn(lead(elector, scheduler, stop.clone()));
     Ok(Running {
         health_addr,
         metrics,
         stop,
-        tasks: vec![main, http],
+        main,
+        http,
     })
+}
+
+/// Schedules while this instance holds the Lease (or always, without an
+/// election); returns whether the Lease was lost, after stopping `stop`'s
+/// tasks: like kube-scheduler, a scheduler that lost its Lease does not
+/// come back as a follower — the process ends and is restarted.
+async fn lead(
+    elector: Option<skiff_proto::leader::Elector>,
+    scheduler: scheduler::Scheduler,
+    stop: CancellationToken,
+) -> bool {
+    if let Some(e) = &elector {
+        tokio::select! {
+            _ = e.acquire() => {}
+            _ = stop.cancelled() => return false,
+        }
+    }
+    let scheduling = tokio::spawn(scheduler.run(stop.clone()));
+    let lost = match &elector {
+        Some(e) => tokio::select! {
+            _ = e.keep() => true,
+            _ = stop.cancelled() => false,
+        },
+        None => {
+            stop.cancelled().await;
+            false
+        }
+    };
+    stop.cancel();
+    let _ = scheduling.await;
+    if let (Some(e), false) = (&elector, lost) {
+        e.release().await;
+    }
+    lost
 }
 
 async fn readyz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
@@ -192,7 +213,10 @@ async fn readyz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
 /// Schedules until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let running = start(config).await?;
-    shutdown.await;
-    running.stop().await;
+    tokio::select! {
+        _ = shutdown => {}
+        _ = running.stopped() => {}
+    }
+    running.stop().await?;
     Ok(())
 }

@@ -484,3 +484,79 @@ async fn host_ports_and_topology_spread_constraints() {
     assert_eq!(zone_b, 2);
     c.stop().await;
 }
+
+/// Leader election: of two schedulers only the Lease holder schedules; a
+/// stopped leader releases the Lease and the other takes over at once; a
+/// leader whose Lease is taken from it stops with `LostLease`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_lease_holder_schedules() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::Api;
+    use kube::api::{Patch, PatchParams};
+    use skiff_scheduler::metrics::AttemptResult::Scheduled;
+
+    let c = Cluster::api_only().await;
+    c.node("n1", "4", "8Gi", &[], json!({})).await;
+    let elected = || {
+        let mut config = skiff_scheduler::Config::for_kubeconfig(&c.kubeconfig);
+        config.leader = skiff_proto::leader::Flags {
+            leader_elect: true,
+            leader_elect_lease_duration: std::time::Duration::from_secs(3),
+            leader_elect_renew_deadline: std::time::Duration::from_secs(2),
+            leader_elect_retry_period: std::time::Duration::from_millis(200),
+        };
+        config
+    };
+    let leases: Api<Lease> = Api::namespaced(c.client.clone(), "kube-system");
+    let holder = || {
+        let leases = leases.clone();
+        async move {
+            let lease = leases.get_opt("kube-scheduler").await.ok()??;
+            lease.spec?.holder_identity
+        }
+    };
+
+    let first = skiff_scheduler::start(elected()).await.unwrap();
+    let first_holder = c.wait_for("a Lease holder", holder).await;
+    let second = skiff_scheduler::start(elected()).await.unwrap();
+    c.pod("p1", "100m", "10Mi", json!({}), json!({})).await;
+    assert_eq!(c.bound("p1").await, "n1");
+    assert_eq!(first.metrics.attempts(Scheduled), 1);
+    assert_eq!(
+        second.metrics.attempts(Scheduled),
+        0,
+        "the follower stays idle"
+    );
+
+    // A clean stop releases the Lease: the second takes it and schedules.
+    first.stop().await.expect("a leader stopped cleanly");
+    let second_holder = c
+        .wait_for("the second instance to hold the Lease", || async {
+            holder().await.filter(|h| *h != first_holder)
+        })
+        .await;
+    c.pod("p2", "100m", "10Mi", json!({}), json!({})).await;
+    assert_eq!(c.bound("p2").await, "n1");
+    assert_eq!(second.metrics.attempts(Scheduled), 1);
+
+    // Someone else takes the Lease (as an expired one would be taken): the
+    // second sees it at its next renewal and stops scheduling for good.
+    let usurp = json!({"spec": {"holderIdentity": "someone-else", "leaseDurationSeconds": 60}});
+    leases
+        .patch(
+            "kube-scheduler",
+            &PatchParams::default(),
+            &Patch::Merge(&usurp),
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), second.stopped())
+        .await
+        .expect("the usurped leader stops within a few renewals");
+    assert!(matches!(
+        second.stop().await,
+        Err(skiff_scheduler::Error::LostLease)
+    ));
+    assert_ne!(second_holder, "someone-else");
+    c.stop().await;
+}

@@ -38,7 +38,7 @@ impl Cluster {
                 .await
                 .expect("start skiff-apiserver");
         let kubeconfig = server.admin_kubeconfig.clone();
-        let client = skiff_scheduler::client(&skiff_scheduler::Config::for_kubeconfig(&kubeconfig))
+        let client = skiff_proto::client::connect(Some(&kubeconfig))
             .await
             .unwrap();
         Cluster {
@@ -62,7 +62,7 @@ impl Cluster {
 
     pub async fn stop(mut self) {
         if let Some(s) = self.scheduler.take() {
-            s.stop().await;
+            s.stop().await.expect("the scheduler stops cleanly");
         }
         if let Some(s) = self.server.take() {
             s.stop().await;

@@ -1,5 +1,6 @@
-//! Leader election on a Lease (`kube-system/kube-controller-manager`), the
-//! way client-go's `leaderelection` does it: an instance takes the Lease when
+//! Leader election on a Lease (`kube-system/kube-controller-manager`,
+//! `kube-system/kube-scheduler`), the way client-go's `leaderelection` does
+//! it: an instance takes the Lease when
 //! nobody holds it or the holder has not renewed it for `lease_duration`,
 //! renews it every `retry_period`, and gives up leadership (the process
 //! exits, as upstream's does) when it could not renew for `renew_deadline`.
@@ -15,13 +16,22 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Client;
 use kube::api::{Api, PostParams};
 
-use crate::client::WriteError;
-
-pub const LEASE_NAME: &str = "kube-controller-manager";
+/// Where the Leases of the control plane live, as upstream.
 pub const LEASE_NAMESPACE: &str = "kube-system";
+
+/// Why a round of the election could not be decided.
+#[derive(Debug, thiserror::Error)]
+#[error("lease {name}: {source}")]
+pub struct LeaseError {
+    name: String,
+    source: kube::Error,
+}
 
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The Lease's name in `kube-system`: the program's upstream name.
+    pub lease_name: String,
+    /// Who we are in `holderIdentity` (see [`identity`]).
     pub identity: String,
     pub lease_duration: Duration,
     pub renew_deadline: Duration,
@@ -73,6 +83,56 @@ pub fn next_spec(
     }
 }
 
+/// The `--leader-elect*` flags, with upstream's names and defaults; every
+/// control-plane program flattens them into its command line.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Flags {
+    /// Take a Lease in kube-system before doing any work, so that only one of
+    /// several instances acts (`--leader-elect=false` to run without).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub leader_elect: bool,
+
+    /// How long a leader's Lease lasts without renewal before another instance takes it.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub leader_elect_lease_duration: Duration,
+
+    /// How long the leader keeps trying to renew before it gives up (and exits).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub leader_elect_renew_deadline: Duration,
+
+    /// How often instances try to take or renew the Lease.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub leader_elect_retry_period: Duration,
+}
+
+impl Flags {
+    /// Upstream's defaults with the election off (tests, a single instance).
+    pub fn off() -> Flags {
+        Flags {
+            leader_elect: false,
+            leader_elect_lease_duration: Duration::from_secs(15),
+            leader_elect_renew_deadline: Duration::from_secs(10),
+            leader_elect_retry_period: Duration::from_secs(2),
+        }
+    }
+
+    /// An elector for the Lease `kube-system/<lease_name>`, when the election is on.
+    pub fn elector(&self, client: Client, lease_name: &str) -> Option<Elector> {
+        self.leader_elect.then(|| {
+            Elector::new(
+                client,
+                Settings {
+                    lease_name: lease_name.into(),
+                    identity: identity(),
+                    lease_duration: self.leader_elect_lease_duration,
+                    renew_deadline: self.leader_elect_renew_deadline,
+                    retry_period: self.leader_elect_retry_period,
+                },
+            )
+        })
+    }
+}
+
 pub struct Elector {
     api: Api<Lease>,
     pub settings: Settings,
@@ -87,14 +147,19 @@ impl Elector {
     }
 
     /// One attempt to take or renew the Lease; `Ok(true)` when we hold it.
-    pub async fn try_acquire_or_renew(&self) -> Result<bool, WriteError> {
+    pub async fn try_acquire_or_renew(&self) -> Result<bool, LeaseError> {
         let me = self.settings.identity.as_str();
+        let name = self.settings.lease_name.as_str();
+        let failed = |source| LeaseError {
+            name: name.to_string(),
+            source,
+        };
         let now = Timestamp::now();
-        match self.api.get_opt(LEASE_NAME).await? {
+        match self.api.get_opt(name).await.map_err(failed)? {
             None => {
                 let lease = Lease {
                     metadata: ObjectMeta {
-                        name: Some(LEASE_NAME.into()),
+                        name: Some(name.into()),
                         namespace: Some(LEASE_NAMESPACE.into()),
                         ..Default::default()
                     },
@@ -102,10 +167,9 @@ impl Elector {
                 };
                 match self.api.create(&PostParams::default(), &lease).await {
                     Ok(_) => Ok(true),
-                    Err(err) => match WriteError::from(err) {
-                        WriteError::AlreadyExists(_) => Ok(false),
-                        other => Err(other),
-                    },
+                    // Another instance created it first: it won this round.
+                    Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+                    Err(err) => Err(failed(err)),
                 }
             }
             Some(mut lease) => {
@@ -119,16 +183,10 @@ impl Elector {
                     self.settings.lease_duration,
                 ));
                 // resourceVersion kept: a concurrent writer makes this a 409.
-                match self
-                    .api
-                    .replace(LEASE_NAME, &PostParams::default(), &lease)
-                    .await
-                {
+                match self.api.replace(name, &PostParams::default(), &lease).await {
                     Ok(_) => Ok(true),
-                    Err(err) => match WriteError::from(err) {
-                        WriteError::Conflict(_) => Ok(false),
-                        other => Err(other),
-                    },
+                    Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+                    Err(err) => Err(failed(err)),
                 }
             }
         }
@@ -140,7 +198,7 @@ impl Elector {
         loop {
             match self.try_acquire_or_renew().await {
                 Ok(true) => {
-                    tracing::info!(identity = %self.settings.identity, "became leader ({LEASE_NAMESPACE}/{LEASE_NAME})");
+                    tracing::info!(identity = %self.settings.identity, "became leader ({LEASE_NAMESPACE}/{})", self.settings.lease_name);
                     return;
                 }
                 Ok(false) if !logged => {
@@ -180,7 +238,8 @@ impl Elector {
 
     /// Gives the Lease up (clean shutdown), so another instance need not wait.
     pub async fn release(&self) {
-        if let Ok(Some(mut lease)) = self.api.get_opt(LEASE_NAME).await {
+        let name = self.settings.lease_name.as_str();
+        if let Ok(Some(mut lease)) = self.api.get_opt(name).await {
             let mine = lease
                 .spec
                 .as_ref()
@@ -191,13 +250,26 @@ impl Elector {
                     spec.holder_identity = None;
                     spec.lease_duration_seconds = Some(1);
                 }
-                let _ = self
-                    .api
-                    .replace(LEASE_NAME, &PostParams::default(), &lease)
-                    .await;
+                let _ = self.api.replace(name, &PostParams::default(), &lease).await;
             }
         }
     }
+}
+
+/// A holder identity unique to this process: `<hostname>_<pid>_<nanos>`, as
+/// upstream's `<hostname>_<uuid>`, so two instances on one host differ.
+pub fn identity() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{}_{}_{nanos:08x}", hostname(), std::process::id())
+}
+
+/// This machine's hostname, as the kernel reports it.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 #[cfg(test)]
