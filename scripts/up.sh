@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Starts Skiff on this machine: every program that exists so far. Today that
-# is skiff-apiserver (with its embedded etcd-compatible store in-process) and
-# skiff-controller-manager (ReplicaSets and Deployments) and skiff-scheduler
-# (binds pods to nodes), which use the admin kubeconfig the API server writes.
+# is skiff-apiserver (with its embedded etcd-compatible store in-process),
+# skiff-controller-manager (ReplicaSets and Deployments), skiff-scheduler
+# (binds pods to nodes) and skiff-kubelet (registers this machine as a Node and
+# heartbeats; it does not run pods yet), which use the admin kubeconfig the API
+# server writes.
 # Ctrl-C stops them all; the state stays in .skiff/ (SKIFF_DATA_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,10 +12,12 @@ source scripts/lib.sh
 
 ensure_packages "${BUILD_PACKAGES[@]}" "${RUN_PACKAGES[@]}"
 cargo build --release --locked -p skiff-apiserver -p skiff-store -p skiff-controller-manager \
-    -p skiff-scheduler
+    -p skiff-scheduler -p skiff-kubelet
 
 port="${SKIFF_API_PORT:-6443}"
 data="${SKIFF_DATA_DIR:-$PWD/.skiff}"
+# The address this machine's Node reports: loopback for a one-machine cluster.
+node_ip="${SKIFF_NODE_IP:-127.0.0.1}"
 if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "skiff: something already listens on 127.0.0.1:$port; choose another port: SKIFF_API_PORT=16443 $0" >&2
     exit 1
@@ -23,20 +27,25 @@ cat <<MSG
 skiff: starting skiff-apiserver on https://127.0.0.1:$port (embedded store, data in $data)
 skiff: and skiff-controller-manager (log: $data/controller-manager.log)
 skiff: and skiff-scheduler (log: $data/scheduler.log, metrics: http://127.0.0.1:10259/metrics)
+skiff: and skiff-kubelet (Node $(hostname | tr 'A-Z' 'a-z') at $node_ip, log: $data/kubelet.log)
 skiff: from another terminal:
     export KUBECONFIG=$data/admin.kubeconfig
     kubectl get namespaces
     kubectl create deployment web --image=nginx:1.27 --replicas=2
     kubectl get deploy,rs,pods -A
     kubectl get events -w
-skiff: (no kubelet yet: pods are bound to nodes, but only to Node objects you create.)
+    kubectl get nodes -o wide
+skiff: (the kubelet registers the Node and heartbeats but runs no pods yet, so the Node says
+skiff:  NotReady and pods stay Pending.)
 skiff: Ctrl-C stops it.
 MSG
 ./target/release/skiff-apiserver --data-dir "$data" --bind-address 127.0.0.1 --secure-port "$port" &
 apiserver=$!
 controller_manager=""
 scheduler=""
+kubelet=""
 stop() {
+    [ -n "$kubelet" ] && kill "$kubelet" 2>/dev/null
     [ -n "$scheduler" ] && kill "$scheduler" 2>/dev/null
     [ -n "$controller_manager" ] && kill "$controller_manager" 2>/dev/null
     kill "$apiserver" 2>/dev/null
@@ -57,4 +66,7 @@ controller_manager=$!
 ./target/release/skiff-scheduler --kubeconfig "$data/admin.kubeconfig" \
     >>"$data/scheduler.log" 2>&1 &
 scheduler=$!
+./target/release/skiff-kubelet --kubeconfig "$data/admin.kubeconfig" --root-dir "$data/kubelet" \
+    --node-ip "$node_ip" >>"$data/kubelet.log" 2>&1 &
+kubelet=$!
 wait "$apiserver"

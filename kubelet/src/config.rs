@@ -1,0 +1,90 @@
+//! The kubelet's settings, with upstream kubelet's flag names and defaults.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Kubeconfig to reach the API server (default: $KUBECONFIG, ~/.kube/config, or the
+    /// in-cluster service account).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The Node's name (default: this machine's hostname, lowercased).
+    #[arg(long)]
+    pub hostname_override: Option<String>,
+
+    /// The address the Node reports (InternalIP). Without it the kubelet takes the address of
+    /// the interface that holds the default route, and says in its log which others it saw:
+    /// on VMs with a NAT interface and a lab network, pass the lab address here.
+    #[arg(long)]
+    pub node_ip: Option<IpAddr>,
+
+    /// Where the kubelet keeps its state (pods, volumes, the runtime's data).
+    #[arg(long, default_value = "/var/lib/skiff-kubelet")]
+    pub root_dir: PathBuf,
+
+    /// Labels added to the Node at registration: `key=value,key2=value2`.
+    #[arg(long, value_delimiter = ',')]
+    pub node_labels: Vec<String>,
+
+    /// Taints the Node registers with: `key=value:Effect,key2:Effect`.
+    #[arg(long, value_delimiter = ',')]
+    pub register_with_taints: Vec<String>,
+
+    /// How often the Node's status (conditions, addresses) is posted.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub node_status_update_frequency: Duration,
+
+    /// How long the Node's Lease in kube-node-lease lasts; it is renewed every quarter of it
+    /// (10 s for the default 40 s), as upstream.
+    #[arg(long, default_value_t = 40)]
+    pub node_lease_duration_seconds: i32,
+
+    /// Pods this node takes at most (its `pods` capacity).
+    #[arg(long, default_value_t = 110)]
+    pub max_pods: u32,
+
+    /// Resources kept for the system daemons: `cpu=100m,memory=100Mi,ephemeral-storage=1Gi`.
+    #[arg(long, value_delimiter = ',')]
+    pub system_reserved: Vec<String>,
+
+    /// Resources kept for Kubernetes' own daemons, same form as --system-reserved.
+    #[arg(long, value_delimiter = ',')]
+    pub kube_reserved: Vec<String>,
+
+    /// Hard eviction thresholds: `memory.available<100Mi,nodefs.available<10%,pid.available<5%`
+    /// (upstream's defaults, kept when not given). The memory threshold is also taken out of
+    /// allocatable, as upstream does.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "memory.available<100Mi,nodefs.available<10%,pid.available<5%"
+    )]
+    pub eviction_hard: Vec<String>,
+}
+
+impl Config {
+    /// Settings for tests: the given kubeconfig, node name and root dir, fast heartbeats.
+    pub fn for_test(
+        kubeconfig: impl Into<PathBuf>,
+        node: &str,
+        root_dir: impl Into<PathBuf>,
+    ) -> Config {
+        let mut config = <Flags as clap::Parser>::parse_from(["skiff-kubelet"]).config;
+        config.kubeconfig = Some(kubeconfig.into());
+        config.hostname_override = Some(node.into());
+        config.root_dir = root_dir.into();
+        config.node_status_update_frequency = Duration::from_secs(1);
+        config.node_lease_duration_seconds = 4;
+        config
+    }
+}
+
+/// The command line when the kubelet is its own program (`main.rs` adds subcommands around it).
+#[derive(Debug, clap::Parser)]
+struct Flags {
+    #[command(flatten)]
+    config: Config,
+}
