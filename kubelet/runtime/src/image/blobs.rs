@@ -133,6 +133,61 @@ impl BlobStore {
         Ok(())
     }
 
+    /// Where a resumable download of `digest` keeps its bytes so far.
+    pub fn partial_path(&self, digest: &Digest) -> PathBuf {
+        self.tmp.join(format!("{}.partial", digest.hex()))
+    }
+
+    /// Hashes the file at `path` (a finished download in [`Self::tmp_dir`])
+    /// and moves it into the store if it has the digest (and size) it was
+    /// announced with. A file that does not match is deleted, so the next
+    /// attempt starts from scratch rather than resuming garbage.
+    pub fn commit_file(
+        &self,
+        path: &Path,
+        expected: &Digest,
+        expected_size: Option<u64>,
+        what: &str,
+    ) -> Result<()> {
+        let check = || -> Result<()> {
+            let mut hasher = Hasher::new();
+            let mut f = File::open(path).at("open", path)?;
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = f.read(&mut buf).at("read", path)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+            let size = hasher.len();
+            let actual = hasher.finish();
+            if &actual != expected {
+                return Err(ImageError::DigestMismatch {
+                    what: what.to_owned(),
+                    expected: expected.clone(),
+                    actual,
+                });
+            }
+            if let Some(want) = expected_size
+                && want != size
+            {
+                return Err(ImageError::SizeMismatch {
+                    what: what.to_owned(),
+                    expected: want,
+                    actual: size,
+                });
+            }
+            f.sync_all().at("sync", path)?;
+            Ok(())
+        };
+        if let Err(e) = check() {
+            let _ = fs::remove_file(path);
+            return Err(e);
+        }
+        fs::rename(path, self.path(expected)).ctx(|| format!("store {what} as {expected}"))
+    }
+
     /// Opens a stored blob for reading.
     pub fn open_blob(&self, digest: &Digest) -> Result<File> {
         File::open(self.path(digest)).map_err(|e| match e.kind() {

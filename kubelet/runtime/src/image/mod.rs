@@ -21,8 +21,10 @@
 //! [`blobs`] (the blob store), [`manifest`] (manifests and indexes),
 //! [`config`] (image config), [`store`] (the image index), [`import`],
 //! [`unpack`] (one layer tar → overlayfs form), [`layers`] (unpacked layers,
-//! once each), [`gc`] (removal of what no image uses).
+//! once each), [`gc`] (removal of what no image uses), [`pull`] (registry
+//! client) with [`auth`] (credentials, challenges) and [`registry`] (HTTP).
 
+pub mod auth;
 pub mod blobs;
 pub mod config;
 pub mod digest;
@@ -31,15 +33,19 @@ pub mod gc;
 pub mod import;
 pub mod layers;
 pub mod manifest;
+pub mod pull;
 pub mod reference;
+pub mod registry;
 pub mod store;
 pub mod unpack;
 
+pub use auth::{Credentials, Login};
 pub use config::ImageConfig;
 pub use digest::Digest;
 pub use error::ImageError;
 pub use gc::{DiskUsage, GcPolicy, GcReport, InUse, StatvfsUsage};
 pub use import::{ImportReport, import_archive, import_dir, import_oci_dir, import_path};
 pub use manifest::Platform;
+pub use pull::{PullOptions, pull};
 pub use reference::Reference;
 pub use store::{Image, ImageLayer, ImageStore, PreparedImage, Removed, StoreOptions};
