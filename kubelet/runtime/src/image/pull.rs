@@ -235,11 +235,26 @@ impl Session {
 
 /// One in-process download per blob at a time (two pulls of images that
 /// share a layer must not append to the same partial file).
+type BlobLocks = std::sync::Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>;
+
+fn blob_locks() -> &'static BlobLocks {
+    static LOCKS: OnceLock<BlobLocks> = OnceLock::new();
+    LOCKS.get_or_init(Default::default)
+}
+
 fn blob_lock(d: &Digest) -> Arc<tokio::sync::Mutex<()>> {
-    static LOCKS: OnceLock<std::sync::Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>> =
-        OnceLock::new();
-    let mut locks = LOCKS.get_or_init(Default::default).lock().unwrap();
+    let mut locks = blob_locks().lock().unwrap();
     locks.entry(d.clone()).or_default().clone()
+}
+
+/// Drops the map's entry once nobody else holds or waits for the lock, so
+/// the map does not grow with every blob ever pulled.
+fn forget_blob_lock(d: &Digest, lock: &Arc<tokio::sync::Mutex<()>>) {
+    let mut locks = blob_locks().lock().unwrap();
+    // Ours and the map's: nobody else has a clone.
+    if Arc::strong_count(lock) == 2 {
+        locks.remove(d);
+    }
 }
 
 /// Downloads one blob into the store (resuming a partial download),
@@ -252,6 +267,17 @@ async fn fetch_blob(
 ) -> Result<()> {
     let lock = blob_lock(&desc.digest);
     let _guard = lock.lock().await;
+    let result = fetch_blob_locked(&session, &blobs, &desc, retries).await;
+    forget_blob_lock(&desc.digest, &lock);
+    result
+}
+
+async fn fetch_blob_locked(
+    session: &Arc<Session>,
+    blobs: &BlobStore,
+    desc: &Descriptor,
+    retries: u32,
+) -> Result<()> {
     if blobs.contains(&desc.digest) {
         return Ok(());
     }
@@ -263,7 +289,7 @@ async fn fetch_blob(
     let started = Instant::now();
     let mut attempt = 0;
     loop {
-        match download(&session, &partial, &desc).await {
+        match download(session, &partial, desc).await {
             Ok(()) => break,
             Err(e) if attempt < retries && !e.is_corruption() => {
                 attempt += 1;
@@ -275,7 +301,12 @@ async fn fetch_blob(
             Err(e) => return Err(e),
         }
     }
-    let (p, d, size) = (partial.clone(), desc.digest.clone(), desc.size);
+    let (p, d, size, blobs) = (
+        partial.clone(),
+        desc.digest.clone(),
+        desc.size,
+        blobs.clone(),
+    );
     tokio::task::spawn_blocking(move || blobs.commit_file(&p, &d, Some(size), &what))
         .await
         .map_err(|e| ImageError::format(format!("blob commit task: {e}")))??;

@@ -10,8 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes_compat::Bytes;
-use hyper::body::{Body as _, Incoming};
+use hyper::body::{Body as _, Bytes, Incoming};
 use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
@@ -19,11 +18,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::error::{ImageError, Result};
-
-/// hyper's body chunks (re-exported so callers need no `bytes` dependency).
-mod bytes_compat {
-    pub type Bytes = hyper::body::Bytes;
-}
 
 /// The CA bundle Debian (and most distributions) keep.
 pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";

@@ -160,7 +160,7 @@ pub fn apply_layer(
             }
             continue;
         }
-        ensure_parents(fs, &path, opts).map_err(|e| match e {
+        ensure_parents(fs, &path).map_err(|e| match e {
             ParentError::Refused(r) => refuse(&r),
             ParentError::Io(p, e) => io_err("create parent directory", &p, e),
         })?;
@@ -375,11 +375,7 @@ fn check_no_symlink_parents(fs: &dyn LayerFs, path: &Path) -> Result<(), ParentE
 
 /// Creates missing parents (tars need not list every directory), refusing
 /// to go through a symlink.
-fn ensure_parents(
-    fs: &mut dyn LayerFs,
-    path: &Path,
-    _opts: &ApplyOptions,
-) -> Result<(), ParentError> {
+fn ensure_parents(fs: &mut dyn LayerFs, path: &Path) -> Result<(), ParentError> {
     check_no_symlink_parents(fs, path)?;
     let mut prefix = PathBuf::new();
     let parent = path.parent().unwrap_or(Path::new(""));
