@@ -54,6 +54,20 @@ pub struct Config {
     #[arg(long, value_delimiter = ',')]
     pub kube_reserved: Vec<String>,
 
+    /// The CRI socket of the container runtime (default: `<root-dir>/runtime.sock`, where the
+    /// embedded runtime serves it). `unix://` may be written before the path, as upstream.
+    #[arg(long)]
+    pub container_runtime_endpoint: Option<String>,
+
+    /// DNS servers the pods use (the cluster DNS Service's IP). Empty: pods get no nameserver
+    /// from the kubelet.
+    #[arg(long, value_delimiter = ',')]
+    pub cluster_dns: Vec<String>,
+
+    /// The cluster's DNS domain, for the pods' search path.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+
     /// Hard eviction thresholds: `memory.available<100Mi,nodefs.available<10%,pid.available<5%`
     /// (upstream's defaults, kept when not given). The memory threshold is also taken out of
     /// allocatable, as upstream does.
@@ -66,6 +80,14 @@ pub struct Config {
 }
 
 impl Config {
+    /// The runtime's socket path.
+    pub fn runtime_socket(&self) -> PathBuf {
+        match &self.container_runtime_endpoint {
+            Some(e) => PathBuf::from(e.strip_prefix("unix://").unwrap_or(e)),
+            None => self.root_dir.join("runtime.sock"),
+        }
+    }
+
     /// Settings for tests: the given kubeconfig, node name and root dir, fast heartbeats.
     pub fn for_test(
         kubeconfig: impl Into<PathBuf>,

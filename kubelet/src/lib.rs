@@ -9,13 +9,19 @@
 //!   ([`node::address`]), pressure conditions from eviction thresholds
 //!   ([`node::pressure`]), and the Lease heartbeat ([`node::lease`]).
 //!
-//! Not yet (issue 7 goes on): running pods. Until the pod workers drive the
-//! embedded runtime (`kubelet/runtime`, issue 6) the Node reports
-//! `Ready=False` with the reason, so nothing is scheduled onto a node that
-//! cannot run it.
+//! - [`pods`]: one worker per pod bound here — plan from what the runtime
+//!   holds, act through the CRI, post the status.
+//! - [`runtime`]: the CRI calls as a trait, the client over the runtime's
+//!   socket, and the in-memory fake the pod tests run on.
+//!
+//! The Node is `Ready` when the runtime answers `Status` with RuntimeReady
+//! and NetworkReady; otherwise `Ready=False` says why (no runtime on the
+//! socket yet: the embedded runtime of issue 6 does not serve the CRI yet).
 
 pub mod config;
 pub mod node;
+pub mod pods;
+pub mod runtime;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -49,10 +55,39 @@ pub enum Error {
     },
     #[error("cannot register the Node: {0}")]
     Register(kube::Error),
+    #[error(transparent)]
+    Runtime(runtime::RuntimeError),
 }
 
-/// What the Node reports as long as no runtime drives its pods.
-pub const NOT_READY_YET: &str = "container runtime not connected: this kubelet registers and heartbeats but does not run pods yet";
+/// The start of the Ready=False message when the runtime does not answer.
+pub const RUNTIME_DOWN: &str = "container runtime not connected";
+
+/// Readiness from the runtime's own conditions, as upstream words it.
+pub fn readiness(
+    status: &Result<skiff_proto::cri::RuntimeStatus, runtime::RuntimeError>,
+) -> Readiness {
+    let status = match status {
+        Ok(s) => s,
+        Err(e) => return Readiness::NotReady(format!("{RUNTIME_DOWN}: {e}")),
+    };
+    let condition = |t: &str| status.conditions.iter().find(|c| c.r#type == t);
+    for (t, what) in [
+        ("RuntimeReady", "container runtime"),
+        ("NetworkReady", "container runtime network"),
+    ] {
+        match condition(t) {
+            Some(c) if c.status => {}
+            Some(c) => {
+                return Readiness::NotReady(format!(
+                    "{what} not ready: {t}=false reason:{} message:{}",
+                    c.reason, c.message
+                ));
+            }
+            None => return Readiness::NotReady(format!("{what} not ready: no {t} condition")),
+        }
+    }
+    Readiness::Ready
+}
 
 /// Everything [`run`] decides before talking to the API server: the Node's
 /// name, address, capacity and flags (pure, so `--help`-level mistakes fail
@@ -109,12 +144,26 @@ pub fn facts(config: &Config) -> Result<(NodeFacts, Thresholds), Error> {
     ))
 }
 
-/// Registers the Node and heartbeats until `shutdown` resolves.
+/// Registers the Node, heartbeats, and runs its pods through the runtime on
+/// the CRI socket, until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let socket = config.runtime_socket();
+    let runtime = runtime::CriClient::connect_lazy(&socket).map_err(Error::Runtime)?;
+    run_with_runtime(config, Arc::new(runtime), shutdown).await
+}
+
+/// [`run`] with a runtime of the caller's (tests: [`runtime::fake::FakeRuntime`]).
+pub async fn run_with_runtime<R: runtime::Runtime>(
+    config: Config,
+    runtime: Arc<R>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
     let (facts, thresholds) = facts(&config)?;
     let client = skiff_proto::client::connect(config.kubeconfig.as_deref()).await?;
+    let node_name = facts.name.clone();
+    let host_ip = facts.ip.to_string();
     let agent = Arc::new(NodeAgent::new(
-        client,
+        client.clone(),
         facts,
         config.root_dir.clone(),
         thresholds,
@@ -123,13 +172,51 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     ));
     agent.register().await.map_err(Error::Register)?;
     let stop = CancellationToken::new();
-    let heartbeats = tokio::spawn(
-        agent
-            .clone()
-            .run(|| Readiness::NotReady(NOT_READY_YET.into()), stop.clone()),
-    );
+
+    // The runtime's readiness, checked at the status rhythm, read by the heartbeat.
+    let ready = Arc::new(std::sync::Mutex::new(Readiness::NotReady(format!(
+        "{RUNTIME_DOWN}: not checked yet"
+    ))));
+    let (probe_ready, probe_runtime, probe_stop) = (ready.clone(), runtime.clone(), stop.clone());
+    let every = config.node_status_update_frequency;
+    let probe = tokio::spawn(async move {
+        loop {
+            let now = readiness(&probe_runtime.status().await);
+            if let Ok(mut r) = probe_ready.lock() {
+                if *r != now {
+                    tracing::info!(readiness = ?now, "runtime readiness changed");
+                }
+                *r = now;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = probe_stop.cancelled() => return,
+            }
+        }
+    });
+    let read_ready = ready.clone();
+    let heartbeats = tokio::spawn(agent.clone().run(
+        move || {
+            read_ready
+                .lock()
+                .map(|r| r.clone())
+                .unwrap_or_else(|_| Readiness::NotReady(RUNTIME_DOWN.into()))
+        },
+        stop.clone(),
+    ));
+    let ctx = Arc::new(pods::PodContext {
+        runtime,
+        client,
+        host_ip,
+        log_root: config.root_dir.join("logs").display().to_string(),
+        dns: pods::config::DnsSettings {
+            servers: config.cluster_dns.clone(),
+            domain: config.cluster_domain.clone(),
+        },
+    });
+    let pod_manager = tokio::spawn(pods::run(ctx, node_name, stop.clone()));
     shutdown.await;
     stop.cancel();
-    let _ = heartbeats.await;
+    let _ = tokio::join!(heartbeats, probe, pod_manager);
     Ok(())
 }

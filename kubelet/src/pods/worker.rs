@@ -1,0 +1,381 @@
+//! One worker per pod: it syncs the pod whenever its desired state changes
+//! (the newest wins: a `watch` channel keeps only the latest) and once a
+//! second to notice exits; it ends after the pod is torn down.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::backoff::Backoff;
+use super::config::{self, DnsSettings, EnvSources};
+use super::observed::{self, Observed};
+use super::plan::{self, Action, Waiting};
+use super::status::{self, Notes};
+use crate::runtime::Runtime;
+
+/// What every worker shares.
+pub struct PodContext<R> {
+    pub runtime: Arc<R>,
+    pub client: Client,
+    pub host_ip: String,
+    pub log_root: String,
+    pub dns: DnsSettings,
+}
+
+/// A worker's memory between syncs.
+#[derive(Default)]
+struct WorkerState {
+    backoff: Backoff,
+    /// Why a container could not be started (image pull, config), until it is.
+    errors: BTreeMap<String, Waiting>,
+    /// Image pulls that failed: (failures, when) per container, for ImagePullBackOff.
+    pulls: BTreeMap<String, (u32, Timestamp)>,
+    last_status: Option<serde_json::Value>,
+}
+
+fn now_nanos() -> i64 {
+    Timestamp::now().as_nanosecond() as i64
+}
+
+pub async fn run<R: Runtime>(
+    ctx: Arc<PodContext<R>>,
+    uid: String,
+    mut desired: watch::Receiver<Option<Pod>>,
+    stop: CancellationToken,
+) {
+    let mut state = WorkerState::default();
+    loop {
+        let pod = desired.borrow_and_update().clone();
+        match pod {
+            None => {
+                teardown(&ctx, &uid, 0).await;
+                return;
+            }
+            Some(pod) if pod.metadata.deletion_timestamp.is_some() => {
+                let grace = pod
+                    .metadata
+                    .deletion_grace_period_seconds
+                    .or_else(|| {
+                        pod.spec
+                            .as_ref()
+                            .and_then(|s| s.termination_grace_period_seconds)
+                    })
+                    .unwrap_or(30);
+                teardown(&ctx, &uid, grace).await;
+                finish_deletion(&ctx, &pod, &uid).await;
+                return;
+            }
+            Some(pod) => {
+                if let Err(e) = sync(&ctx, &pod, &mut state).await {
+                    tracing::warn!(pod = %name(&pod), error = %e, "sync failed");
+                }
+            }
+        }
+        tokio::select! {
+            changed = desired.changed() => if changed.is_err() {
+                // The manager is gone (the kubelet stops): leave the pod running.
+                return;
+            },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+fn name(pod: &Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+async fn sync<R: Runtime>(
+    ctx: &PodContext<R>,
+    pod: &Pod,
+    state: &mut WorkerState,
+) -> crate::runtime::Result<()> {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let observed = observed::observe(ctx.runtime.as_ref(), &uid).await?;
+    let p = plan::plan(pod, &observed, &state.backoff, now_nanos());
+    let mut sandbox = observed.current_sandbox().cloned();
+    for action in p.actions {
+        match action {
+            Action::StopSandbox { id } => ctx.runtime.stop_pod_sandbox(&id).await?,
+            Action::RemoveContainer { id } => ctx.runtime.remove_container(&id).await?,
+            Action::CreateSandbox { attempt } => {
+                let config = config::sandbox(pod, attempt, &ctx.log_root, &ctx.dns);
+                let id = ctx.runtime.run_pod_sandbox(config).await?;
+                tracing::info!(pod = %name(pod), sandbox = %id, "sandbox created");
+                let status = ctx.runtime.pod_sandbox_status(&id).await?;
+                sandbox = Some(observed::SandboxView {
+                    id,
+                    ready: true,
+                    attempt,
+                    created_at: status.created_at,
+                    ip: status.network.map(|n| n.ip).unwrap_or_default(),
+                });
+            }
+            Action::StartContainer {
+                name: c, attempt, ..
+            } => {
+                let Some(sb) = &sandbox else { continue };
+                if attempt > 0
+                    && let Some(prev) = observed.latest(&c)
+                {
+                    let ran = prev.finished_at.saturating_sub(prev.started_at).max(0) as u64;
+                    state.backoff.restarted(&c, Duration::from_nanos(ran));
+                }
+                match start(ctx, pod, &c, attempt, sb, state).await {
+                    Ok(()) => {
+                        state.errors.remove(&c);
+                    }
+                    Err(w) => {
+                        tracing::warn!(pod = %name(pod), container = %c, reason = %w.reason, "{}", w.message);
+                        state.errors.insert(c, w);
+                    }
+                }
+            }
+        }
+    }
+    let observed = observed::observe(ctx.runtime.as_ref(), &uid).await?;
+    let mut notes = Notes {
+        waiting: p.waiting,
+        failed: p.failed,
+    };
+    for (c, w) in &state.errors {
+        notes.waiting.entry(c.clone()).or_insert_with(|| w.clone());
+    }
+    post_status(ctx, pod, &observed, &notes, state).await;
+    Ok(())
+}
+
+/// Pulls (per `imagePullPolicy`), creates and starts container `c`.
+async fn start<R: Runtime>(
+    ctx: &PodContext<R>,
+    pod: &Pod,
+    c: &str,
+    attempt: u32,
+    sandbox: &observed::SandboxView,
+    state: &mut WorkerState,
+) -> Result<(), Waiting> {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let container = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .find(|x| x.name == c)
+        .cloned()
+        .ok_or_else(|| Waiting {
+            reason: "CreateContainerConfigError".into(),
+            message: format!("no container {c} in the pod"),
+        })?;
+    let image = container.image.clone().unwrap_or_default();
+    let latest_tag = !image.contains('@')
+        && (image
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| !last.contains(':'))
+            || image.ends_with(":latest"));
+    let policy = container
+        .image_pull_policy
+        .clone()
+        .unwrap_or_else(|| if latest_tag { "Always" } else { "IfNotPresent" }.into());
+    let present = ctx
+        .runtime
+        .image_status(&image)
+        .await
+        .ok()
+        .flatten()
+        .is_some();
+    let pull = match policy.as_str() {
+        "Always" => true,
+        "Never" if !present => {
+            return Err(Waiting {
+                reason: "ErrImageNeverPull".into(),
+                message: format!(
+                    "Container image \"{image}\" is not present with pull policy of Never"
+                ),
+            });
+        }
+        _ => !present,
+    };
+    if pull {
+        if let Some((failures, when)) = state.pulls.get(c) {
+            let wait = Duration::from_secs((10u64 << (failures - 1).min(5)).min(300));
+            if Timestamp::now() < *when + wait {
+                return Err(Waiting {
+                    reason: "ImagePullBackOff".into(),
+                    message: format!("Back-off pulling image \"{image}\""),
+                });
+            }
+        }
+        if let Err(e) = ctx.runtime.pull_image(&image, None).await {
+            let entry = state
+                .pulls
+                .entry(c.to_string())
+                .or_insert((0, Timestamp::now()));
+            *entry = (entry.0 + 1, Timestamp::now());
+            return Err(Waiting {
+                reason: "ErrImagePull".into(),
+                message: format!("failed to pull image \"{image}\": {e}"),
+            });
+        }
+        state.pulls.remove(c);
+    }
+    let sources = env_sources(ctx, pod, &container).await;
+    let env =
+        config::environment(pod, &container, &sources, &ctx.host_ip, &sandbox.ip).map_err(|e| {
+            Waiting {
+                reason: "CreateContainerConfigError".into(),
+                message: e.to_string(),
+            }
+        })?;
+    let config = config::container(pod, &container, attempt, env);
+    let sandbox_config = config::sandbox(pod, sandbox.attempt, &ctx.log_root, &ctx.dns);
+    let id = ctx
+        .runtime
+        .create_container(&sandbox.id, config, sandbox_config)
+        .await
+        .map_err(|e| Waiting {
+            reason: "CreateContainerError".into(),
+            message: e.to_string(),
+        })?;
+    ctx.runtime
+        .start_container(&id)
+        .await
+        .map_err(|e| Waiting {
+            reason: "RunContainerError".into(),
+            message: e.to_string(),
+        })?;
+    tracing::info!(pod = %name(pod), container = %c, attempt, "container started");
+    Ok(())
+}
+
+/// The ConfigMaps and Secrets the container's environment reads (missing
+/// ones are left out: the environment says which is missing).
+async fn env_sources<R>(
+    ctx: &PodContext<R>,
+    pod: &Pod,
+    c: &k8s_openapi::api::core::v1::Container,
+) -> EnvSources {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let (cms, secrets) = config::env_references(c);
+    let mut sources = EnvSources::default();
+    let cm_api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+    for name in cms {
+        if let Ok(Some(cm)) = cm_api.get_opt(&name).await {
+            sources
+                .config_maps
+                .insert(name, cm.data.unwrap_or_default());
+        }
+    }
+    let secret_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    for name in secrets {
+        if let Ok(Some(s)) = secret_api.get_opt(&name).await {
+            let mut data: BTreeMap<String, String> = s
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                .collect();
+            data.extend(s.string_data.unwrap_or_default());
+            sources.secrets.insert(name, data);
+        }
+    }
+    sources
+}
+
+async fn post_status<R>(
+    ctx: &PodContext<R>,
+    pod: &Pod,
+    observed: &Observed,
+    notes: &Notes,
+    state: &mut WorkerState,
+) {
+    let status = status::status(pod, observed, notes, &ctx.host_ip, Timestamp::now());
+    let value = serde_json::to_value(&status).unwrap_or_default();
+    // Times that move on every sync (none today) would make this write each second.
+    if state.last_status.as_ref() == Some(&value) {
+        return;
+    }
+    let api: Api<Pod> = Api::namespaced(
+        ctx.client.clone(),
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+    );
+    let patch = serde_json::json!({ "status": value });
+    match api
+        .patch_status(
+            pod.metadata.name.as_deref().unwrap_or_default(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => state.last_status = Some(value),
+        Err(e) => tracing::warn!(pod = %name(pod), error = %e, "cannot post the pod status"),
+    }
+}
+
+/// Stops every container of the pod (SIGTERM, SIGKILL after `grace`
+/// seconds), its sandboxes, and removes them.
+async fn teardown<R: Runtime>(ctx: &PodContext<R>, uid: &str, grace: i64) {
+    let runtime = ctx.runtime.as_ref();
+    let observed = match observed::observe(runtime, uid).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!(uid, error = %e, "cannot read the pod's containers to stop them");
+            return;
+        }
+    };
+    let stops = observed
+        .containers
+        .iter()
+        .filter(|c| c.running())
+        .map(|c| runtime.stop_container(&c.id, grace));
+    for r in futures::future::join_all(stops).await {
+        if let Err(e) = r {
+            tracing::warn!(uid, error = %e, "cannot stop a container");
+        }
+    }
+    for c in &observed.containers {
+        let _ = runtime.remove_container(&c.id).await;
+    }
+    for s in &observed.sandboxes {
+        let _ = runtime.stop_pod_sandbox(&s.id).await;
+        let _ = runtime.remove_pod_sandbox(&s.id).await;
+    }
+}
+
+/// The kubelet ends a graceful deletion once the pod has stopped: delete
+/// with grace 0, only this very pod (its uid).
+async fn finish_deletion<R>(ctx: &PodContext<R>, pod: &Pod, uid: &str) {
+    let api: Api<Pod> = Api::namespaced(
+        ctx.client.clone(),
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+    );
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions {
+            uid: Some(uid.into()),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    match api
+        .delete(pod.metadata.name.as_deref().unwrap_or_default(), &params)
+        .await
+    {
+        Ok(_) => tracing::info!(pod = %name(pod), "pod stopped and deleted"),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+        Err(e) => tracing::warn!(pod = %name(pod), error = %e, "cannot finish the pod's deletion"),
+    }
+}

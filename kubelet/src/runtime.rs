@@ -1,0 +1,301 @@
+//! The kubelet's only way to its container runtime: the CRI calls it makes, as
+//! a trait. [`CriClient`] speaks them over the runtime's unix socket (the
+//! embedded runtime serves it in the kubelet process; crictl can use the same
+//! socket); [`fake::FakeRuntime`] records them for tests of the pod logic.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use skiff_proto::cri;
+use skiff_proto::cri::image_service_client::ImageServiceClient;
+use skiff_proto::cri::runtime_service_client::RuntimeServiceClient;
+use tonic::transport::Channel;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("container runtime: {}", .0.message())]
+    Call(#[from] tonic::Status),
+    #[error("cannot reach the container runtime at {path}: {source}")]
+    Connect {
+        path: PathBuf,
+        source: tonic::transport::Error,
+    },
+}
+
+impl RuntimeError {
+    /// Whether the runtime said the object does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, RuntimeError::Call(s) if s.code() == tonic::Code::NotFound)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, RuntimeError>;
+
+/// The CRI calls the kubelet makes. Sandboxes and containers carry the pod's
+/// labels (`io.kubernetes.pod.uid`, …), so the kubelet can find them again
+/// after a restart without state of its own.
+pub trait Runtime: Send + Sync + 'static {
+    fn status(&self) -> impl Future<Output = Result<cri::RuntimeStatus>> + Send;
+    fn run_pod_sandbox(
+        &self,
+        config: cri::PodSandboxConfig,
+    ) -> impl Future<Output = Result<String>> + Send;
+    fn stop_pod_sandbox(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+    fn remove_pod_sandbox(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+    fn pod_sandbox_status(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<cri::PodSandboxStatus>> + Send;
+    /// Sandboxes whose labels include all of `labels`.
+    fn list_pod_sandboxes(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> impl Future<Output = Result<Vec<cri::PodSandbox>>> + Send;
+    fn create_container(
+        &self,
+        sandbox_id: &str,
+        config: cri::ContainerConfig,
+        sandbox_config: cri::PodSandboxConfig,
+    ) -> impl Future<Output = Result<String>> + Send;
+    fn start_container(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+    /// SIGTERM, SIGKILL after `timeout_seconds`.
+    fn stop_container(
+        &self,
+        id: &str,
+        timeout_seconds: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+    fn remove_container(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+    fn list_containers(
+        &self,
+        sandbox_id: &str,
+    ) -> impl Future<Output = Result<Vec<cri::Container>>> + Send;
+    fn container_status(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<cri::ContainerStatus>> + Send;
+    /// The image's id when present.
+    fn image_status(&self, image: &str) -> impl Future<Output = Result<Option<cri::Image>>> + Send;
+    /// Pulls and answers the image's reference (its id).
+    fn pull_image(
+        &self,
+        image: &str,
+        auth: Option<cri::AuthConfig>,
+    ) -> impl Future<Output = Result<String>> + Send;
+}
+
+/// The CRI over a unix socket.
+#[derive(Clone)]
+pub struct CriClient {
+    runtime: RuntimeServiceClient<Channel>,
+    images: ImageServiceClient<Channel>,
+}
+
+impl CriClient {
+    /// Connects to the runtime's socket (lazily: the first call dials).
+    pub fn connect_lazy(socket: &Path) -> Result<CriClient> {
+        let path = socket.to_path_buf();
+        // The URI is required by tonic but unused: the connector dials the socket.
+        let endpoint =
+            tonic::transport::Endpoint::try_from("http://[::1]:50051").map_err(|source| {
+                RuntimeError::Connect {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+        let channel = endpoint.connect_with_connector_lazy(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        }));
+        Ok(CriClient {
+            runtime: RuntimeServiceClient::new(channel.clone()),
+            images: ImageServiceClient::new(channel),
+        })
+    }
+}
+
+fn labels_of(labels: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+impl Runtime for CriClient {
+    async fn status(&self) -> Result<cri::RuntimeStatus> {
+        let r = self
+            .runtime
+            .clone()
+            .status(cri::StatusRequest { verbose: false })
+            .await?;
+        Ok(r.into_inner().status.unwrap_or_default())
+    }
+
+    async fn run_pod_sandbox(&self, config: cri::PodSandboxConfig) -> Result<String> {
+        let r = self
+            .runtime
+            .clone()
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(config),
+                runtime_handler: String::new(),
+            })
+            .await?;
+        Ok(r.into_inner().pod_sandbox_id)
+    }
+
+    async fn stop_pod_sandbox(&self, id: &str) -> Result<()> {
+        self.runtime
+            .clone()
+            .stop_pod_sandbox(cri::StopPodSandboxRequest {
+                pod_sandbox_id: id.into(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn remove_pod_sandbox(&self, id: &str) -> Result<()> {
+        self.runtime
+            .clone()
+            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                pod_sandbox_id: id.into(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn pod_sandbox_status(&self, id: &str) -> Result<cri::PodSandboxStatus> {
+        let r = self
+            .runtime
+            .clone()
+            .pod_sandbox_status(cri::PodSandboxStatusRequest {
+                pod_sandbox_id: id.into(),
+                verbose: false,
+            })
+            .await?;
+        Ok(r.into_inner().status.unwrap_or_default())
+    }
+
+    async fn list_pod_sandboxes(&self, labels: &[(&str, &str)]) -> Result<Vec<cri::PodSandbox>> {
+        let r = self
+            .runtime
+            .clone()
+            .list_pod_sandbox(cri::ListPodSandboxRequest {
+                filter: Some(cri::PodSandboxFilter {
+                    label_selector: labels_of(labels),
+                    ..Default::default()
+                }),
+            })
+            .await?;
+        Ok(r.into_inner().items)
+    }
+
+    async fn create_container(
+        &self,
+        sandbox_id: &str,
+        config: cri::ContainerConfig,
+        sandbox_config: cri::PodSandboxConfig,
+    ) -> Result<String> {
+        let r = self
+            .runtime
+            .clone()
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: sandbox_id.into(),
+                config: Some(config),
+                sandbox_config: Some(sandbox_config),
+            })
+            .await?;
+        Ok(r.into_inner().container_id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        self.runtime
+            .clone()
+            .start_container(cri::StartContainerRequest {
+                container_id: id.into(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn stop_container(&self, id: &str, timeout_seconds: i64) -> Result<()> {
+        self.runtime
+            .clone()
+            .stop_container(cri::StopContainerRequest {
+                container_id: id.into(),
+                timeout: timeout_seconds,
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<()> {
+        self.runtime
+            .clone()
+            .remove_container(cri::RemoveContainerRequest {
+                container_id: id.into(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn list_containers(&self, sandbox_id: &str) -> Result<Vec<cri::Container>> {
+        let r = self
+            .runtime
+            .clone()
+            .list_containers(cri::ListContainersRequest {
+                filter: Some(cri::ContainerFilter {
+                    pod_sandbox_id: sandbox_id.into(),
+                    ..Default::default()
+                }),
+            })
+            .await?;
+        Ok(r.into_inner().containers)
+    }
+
+    async fn container_status(&self, id: &str) -> Result<cri::ContainerStatus> {
+        let r = self
+            .runtime
+            .clone()
+            .container_status(cri::ContainerStatusRequest {
+                container_id: id.into(),
+                verbose: false,
+            })
+            .await?;
+        Ok(r.into_inner().status.unwrap_or_default())
+    }
+
+    async fn image_status(&self, image: &str) -> Result<Option<cri::Image>> {
+        let r = self
+            .images
+            .clone()
+            .image_status(cri::ImageStatusRequest {
+                image: Some(cri::ImageSpec {
+                    image: image.into(),
+                    ..Default::default()
+                }),
+                verbose: false,
+            })
+            .await?;
+        Ok(r.into_inner().image)
+    }
+
+    async fn pull_image(&self, image: &str, auth: Option<cri::AuthConfig>) -> Result<String> {
+        let r = self
+            .images
+            .clone()
+            .pull_image(cri::PullImageRequest {
+                image: Some(cri::ImageSpec {
+                    image: image.into(),
+                    ..Default::default()
+                }),
+                auth,
+                sandbox_config: None,
+            })
+            .await?;
+        Ok(r.into_inner().image_ref)
+    }
+}
+
+pub mod fake;

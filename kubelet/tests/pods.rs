@@ -1,0 +1,270 @@
+//! The kubelet's pod logic against a real API server (skiff-apiserver
+//! in-process) and the in-memory [`FakeRuntime`] — the runtime is faked here,
+//! not the API: pods bound to the node are started (sandbox, then
+//! containers, with their environment), their status is what `kubectl get
+//! pods` shows, crashes restart with back-off into CrashLoopBackOff, failed
+//! pulls show ErrImagePull/ImagePullBackOff, a graceful delete stops the
+//! containers and completes the deletion, and a restarted kubelet adopts
+//! what runs without starting anything twice.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use kube::api::{Api, PostParams};
+use serde_json::json;
+use skiff_kubelet::runtime::fake::FakeRuntime;
+use tokio::sync::oneshot;
+
+const NODE: &str = "fake-node";
+
+async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+struct Kubelet {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start_kubelet(
+    kubeconfig: &std::path::Path,
+    root: &std::path::Path,
+    runtime: Arc<FakeRuntime>,
+) -> Kubelet {
+    let mut config = skiff_kubelet::Config::for_test(kubeconfig, NODE, root);
+    config.node_ip = Some("127.0.0.1".parse().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        skiff_kubelet::run_with_runtime(config, runtime, async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("kubelet runs");
+    });
+    Kubelet { stop, task }
+}
+
+impl Kubelet {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
+}
+
+fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .expect("run kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn container_state(pod: &Pod) -> Option<(String, i32)> {
+    let c = &pod.status.as_ref()?.container_statuses.as_ref()?[0];
+    let s = c.state.as_ref()?;
+    let what = if s.running.is_some() {
+        "running".to_string()
+    } else if let Some(w) = &s.waiting {
+        w.reason.clone().unwrap_or_default()
+    } else {
+        "terminated".to_string()
+    };
+    Some((what, c.restart_count))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_run_restart_report_and_stop_through_the_runtime() {
+    let dir = tempfile::Builder::new()
+        .prefix("skiff-kubelet-pods-")
+        .tempdir()
+        .unwrap();
+    let server = skiff_apiserver::start(skiff_apiserver::Config::for_dir(dir.path().join("data")))
+        .await
+        .expect("start skiff-apiserver");
+    let kubeconfig = server.admin_kubeconfig.clone();
+    let client = skiff_proto::client::connect(Some(&kubeconfig))
+        .await
+        .unwrap();
+    let runtime = Arc::new(FakeRuntime::with_images(&["skiff/httpd:1"]));
+    let root = dir.path().join("kubelet");
+    let kubelet = start_kubelet(&kubeconfig, &root, runtime.clone());
+
+    // The fake runtime says it is ready: so does the Node.
+    let nodes: Api<Node> = Api::all(client.clone());
+    wait_for("the Node to be Ready", || async {
+        let node = nodes.get_opt(NODE).await.ok()??;
+        let ready = node
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Ready")?;
+        (ready.status == "True").then_some(())
+    })
+    .await;
+
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "cfg"}, "data": {"color": "blue"}}))
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod_with = |name: &str, container: &str, image: &str| -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"nodeName": NODE, "containers": [{
+                "name": container, "image": image, "imagePullPolicy": "IfNotPresent",
+                "env": [{"name": "COLOR", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "color"}}},
+                        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
+            }]}
+        }))
+        .unwrap()
+    };
+    let pod = |name: &str, image: &str| pod_with(name, "app", image);
+    pods.create(&PostParams::default(), &pod("web", "skiff/httpd:1"))
+        .await
+        .unwrap();
+    pods.create(
+        &PostParams::default(),
+        &pod_with("steady", "steady-app", "skiff/httpd:1"),
+    )
+    .await
+    .unwrap();
+
+    let running = wait_for("web to run", || async {
+        let p = pods.get_opt("web").await.ok()??;
+        (p.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(p)
+    })
+    .await;
+    let status = running.status.unwrap();
+    let ip = status.pod_ip.clone().unwrap();
+    assert!(ip.starts_with("10.244.0."), "{ip}");
+    assert_eq!(status.host_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(status.qos_class.as_deref(), Some("BestEffort"));
+    let ready = status
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "True");
+    let env = runtime.config_of("app").unwrap().envs;
+    let get = |k: &str| env.iter().find(|e| e.key == k).map(|e| e.value.clone());
+    assert_eq!(get("COLOR").as_deref(), Some("blue"));
+    assert_eq!(get("POD_IP"), Some(ip.clone()));
+    let table = kubectl(&kubeconfig, &["get", "pods", "-o", "wide"]);
+    let row = table.lines().find(|l| l.starts_with("web ")).expect(&table);
+    for column in ["1/1", "Running", &ip, NODE] {
+        assert!(row.contains(column), "{column} in {row}");
+    }
+
+    // A crash: the first restart is at once, the next waits (CrashLoopBackOff).
+    assert!(runtime.exit("app", 1, "Error"));
+    wait_for("restart 1", || async {
+        let p = pods.get_opt("web").await.ok()??;
+        (container_state(&p)? == ("running".into(), 1)).then_some(())
+    })
+    .await;
+    assert!(runtime.exit("app", 1, "Error"));
+    let crashed = wait_for("CrashLoopBackOff", || async {
+        let p = pods.get_opt("web").await.ok()??;
+        (container_state(&p)?.0 == "CrashLoopBackOff").then_some(p)
+    })
+    .await;
+    let c = &crashed.status.unwrap().container_statuses.unwrap()[0];
+    let last = c.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!((last.exit_code, last.reason.as_deref()), (1, Some("Error")));
+    let table = kubectl(&kubeconfig, &["get", "pod", "web"]);
+    assert!(table.contains("CrashLoopBackOff"), "{table}");
+    assert_eq!(
+        runtime.instances("app"),
+        2,
+        "the oldest dead instance was removed"
+    );
+
+    // A pull that fails: ErrImagePull, then ImagePullBackOff while it waits.
+    runtime.fail_pulls("registry.invalid/nope:1", "manifest unknown");
+    pods.create(
+        &PostParams::default(),
+        &pod("broken", "registry.invalid/nope:1"),
+    )
+    .await
+    .unwrap();
+    let reasons = wait_for("ImagePullBackOff", || async {
+        let p = pods.get_opt("broken").await.ok()??;
+        let (reason, _) = container_state(&p)?;
+        (reason == "ImagePullBackOff").then_some(reason)
+    })
+    .await;
+    assert_eq!(reasons, "ImagePullBackOff");
+    assert!(
+        runtime
+            .calls()
+            .contains(&"PullImage registry.invalid/nope:1".to_string())
+    );
+
+    // A restarted kubelet adopts what runs: no sandbox and no running
+    // container is created again. (The crash-looping one may restart at once:
+    // back-off lives in the kubelet's memory, as upstream's does.)
+    wait_for("steady to run", || async {
+        let p = pods.get_opt("steady").await.ok()??;
+        (container_state(&p)?.0 == "running").then_some(())
+    })
+    .await;
+    kubelet.stop().await;
+    let before = runtime.calls().len();
+    let sandboxes = runtime.sandbox_count();
+    let kubelet = start_kubelet(&kubeconfig, &root, runtime.clone());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let new_calls: Vec<String> = runtime.calls()[before..].to_vec();
+    assert!(
+        !new_calls
+            .iter()
+            .any(|c| c.starts_with("RunPodSandbox") || c == "CreateContainer steady-app"),
+        "{new_calls:?}"
+    );
+    assert_eq!(runtime.sandbox_count(), sandboxes);
+
+    // kubectl delete: the kubelet stops the containers (SIGTERM with the
+    // grace period), removes the sandbox, and completes the deletion.
+    kubectl(
+        &kubeconfig,
+        &["delete", "pod", "web", "--grace-period=7", "--timeout=30s"],
+    );
+    assert!(pods.get_opt("web").await.unwrap().is_none());
+    kubectl(
+        &kubeconfig,
+        &["delete", "pod", "broken", "steady", "--timeout=30s"],
+    );
+    let calls = runtime.calls();
+    assert!(
+        calls.contains(&"StopContainer steady-app 30".to_string()),
+        "SIGTERM with the default grace period: {calls:?}"
+    );
+    assert_eq!(runtime.sandbox_count(), 0);
+    assert!(runtime.running().is_empty());
+    kubelet.stop().await;
+    server.stop().await;
+}
