@@ -4,8 +4,10 @@
 //! - [`image`]: image references, the content-addressed blob store, imports
 //!   (OCI layout, `docker save`), registry pulls, and layers unpacked once
 //!   into overlayfs-ready directories.
+//! - [`cri`]: the CRI served on a unix socket (the ImageService today).
 //!
 //! Every host side effect (mounts, namespaces, cgroups, CNI) sits behind a
 //! trait with a recording fake, so most tests run unprivileged; the real
 //! implementations are tested as root.
+pub mod cri;
 pub mod image;

@@ -1,0 +1,67 @@
+//! The CRI served on a unix socket: [`images`] (the ImageService over the
+//! image store). The RuntimeService (sandboxes, containers) joins it when
+//! the container engine and the sandboxes land.
+
+pub mod images;
+
+use std::future::Future;
+use std::path::Path;
+
+/// Why the CRI socket could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {path}: {source}")]
+    Listen {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("CRI server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// Serves `images` on the unix socket `socket` (replacing a stale socket
+/// file, mode 0600: only root talks to the runtime) until `shutdown`.
+pub async fn serve(
+    socket: &Path,
+    images: images::Images,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let listen_err = |source| ServeError::Listen {
+        path: socket.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).map_err(listen_err)?;
+    }
+    match std::fs::remove_file(socket) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(listen_err(e)),
+    }
+    let listener = tokio::net::UnixListener::bind(socket).map_err(listen_err)?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(listen_err)?;
+    tracing::info!(socket = %socket.display(), "serving the CRI");
+    let incoming = futures::stream::unfold(listener, |l| async move {
+        let accepted = l.accept().await.map(|(stream, _)| stream);
+        Some((accepted, l))
+    });
+    tonic::transport::Server::builder()
+        .add_service(skiff_proto::cri::image_service_server::ImageServiceServer::new(images))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
+    let _ = std::fs::remove_file(socket);
+    Ok(())
+}
+
+/// Status codes for image errors: a missing image is NotFound (crictl and the
+/// kubelet tell it apart), a bad name InvalidArgument, the rest Unavailable
+/// (a registry or disk problem the caller may retry).
+pub fn status_of(err: crate::image::ImageError) -> tonic::Status {
+    use crate::image::ImageError as E;
+    match &err {
+        E::ImageNotFound(_) => tonic::Status::not_found(err.to_string()),
+        E::Reference(_) | E::Digest(_) => tonic::Status::invalid_argument(err.to_string()),
+        _ => tonic::Status::unavailable(err.to_string()),
+    }
+}
