@@ -54,10 +54,20 @@ pub struct Config {
     #[arg(long, value_delimiter = ',')]
     pub kube_reserved: Vec<String>,
 
-    /// The CRI socket of the container runtime (default: `<root-dir>/runtime.sock`, where the
-    /// embedded runtime serves it). `unix://` may be written before the path, as upstream.
+    /// The CRI socket of an external container runtime. Without it the kubelet serves its
+    /// embedded runtime on `<root-dir>/runtime.sock` and uses that. `unix://` may be written
+    /// before the path, as upstream.
     #[arg(long)]
     pub container_runtime_endpoint: Option<String>,
+
+    /// Registries the embedded runtime pulls from over plain HTTP (`127.0.0.1:5000`).
+    #[arg(long, value_delimiter = ',')]
+    pub insecure_registries: Vec<String>,
+
+    /// Registry credentials for the embedded runtime, in docker's `config.json` form
+    /// (default: `<root-dir>/config.json` when it exists).
+    #[arg(long)]
+    pub image_credentials: Option<PathBuf>,
 
     /// DNS servers the pods use (the cluster DNS Service's IP). Empty: pods get no nameserver
     /// from the kubelet.

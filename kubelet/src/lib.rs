@@ -61,6 +61,9 @@ pub enum Error {
 
 /// The start of the Ready=False message when the runtime does not answer.
 pub const RUNTIME_DOWN: &str = "container runtime not connected";
+/// Ready=False while the runtime serves images but not containers (the
+/// embedded runtime today: its RuntimeService is still being built).
+pub const NO_RUNTIME_SERVICE: &str = "container runtime not ready: it serves the CRI ImageService but not the RuntimeService (containers are not implemented yet)";
 
 /// Readiness from the runtime's own conditions, as upstream words it.
 pub fn readiness(
@@ -68,6 +71,9 @@ pub fn readiness(
 ) -> Readiness {
     let status = match status {
         Ok(s) => s,
+        Err(runtime::RuntimeError::Call(s)) if s.code() == tonic::Code::Unimplemented => {
+            return Readiness::NotReady(NO_RUNTIME_SERVICE.into());
+        }
         Err(e) => return Readiness::NotReady(format!("{RUNTIME_DOWN}: {e}")),
     };
     let condition = |t: &str| status.conditions.iter().find(|c| c.r#type == t);
@@ -87,6 +93,22 @@ pub fn readiness(
         }
     }
     Readiness::Ready
+}
+
+/// The Node's `images`: largest first, at most 50, as upstream reports them.
+pub fn node_images(
+    images: &[skiff_proto::cri::Image],
+) -> Vec<k8s_openapi::api::core::v1::ContainerImage> {
+    let mut list: Vec<_> = images
+        .iter()
+        .map(|i| k8s_openapi::api::core::v1::ContainerImage {
+            names: Some(i.repo_digests.iter().chain(&i.repo_tags).cloned().collect()),
+            size_bytes: Some(i.size as i64),
+        })
+        .collect();
+    list.sort_by_key(|i| std::cmp::Reverse(i.size_bytes));
+    list.truncate(50);
+    list
 }
 
 /// Everything [`run`] decides before talking to the API server: the Node's
@@ -148,8 +170,81 @@ pub fn facts(config: &Config) -> Result<(NodeFacts, Thresholds), Error> {
 /// the CRI socket, until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let socket = config.runtime_socket();
+    let embedded = match &config.container_runtime_endpoint {
+        Some(_) => None,
+        None => Some(serve_embedded_runtime(&config, &socket)?),
+    };
     let runtime = runtime::CriClient::connect_lazy(&socket).map_err(Error::Runtime)?;
-    run_with_runtime(config, Arc::new(runtime), shutdown).await
+    let result = run_with_runtime(config, Arc::new(runtime), shutdown).await;
+    if let Some((stop, task)) = embedded {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
+    result
+}
+
+/// Starts the embedded runtime's CRI server on `socket`: its image store in
+/// `<root-dir>/runtime/images`, with every archive in `<root-dir>/images`
+/// imported first (air-gapped labs drop `docker save` or OCI archives there).
+fn serve_embedded_runtime(
+    config: &Config,
+    socket: &std::path::Path,
+) -> Result<
+    (
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ),
+    Error,
+> {
+    use skiff_runtime::cri::images::{Images, PullSettings};
+    let root_err = |source: std::io::Error| Error::RootDir {
+        path: config.root_dir.clone(),
+        source,
+    };
+    let store = skiff_runtime::image::ImageStore::open(config.root_dir.join("runtime/images"))
+        .map_err(|e| root_err(std::io::Error::other(e.to_string())))?;
+    let store = Arc::new(store);
+    let import_from = config.root_dir.join("images");
+    if import_from.is_dir() {
+        match skiff_runtime::image::import_dir(&store, &import_from) {
+            Ok(report) => {
+                for (path, images) in &report.imported {
+                    let names: Vec<&str> = images
+                        .iter()
+                        .flat_map(|i| i.names.iter().map(String::as_str))
+                        .collect();
+                    tracing::info!(archive = %path.display(), ?names, "imported");
+                }
+                for (path, err) in &report.failed {
+                    tracing::warn!(archive = %path.display(), error = %err, "not imported");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(dir = %import_from.display(), error = %e, "cannot import images")
+            }
+        }
+    }
+    let default_creds = config.root_dir.join("config.json");
+    let settings = PullSettings {
+        insecure_registries: config.insecure_registries.iter().cloned().collect(),
+        credentials_file: config
+            .image_credentials
+            .clone()
+            .or_else(|| default_creds.exists().then_some(default_creds)),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let socket = socket.to_path_buf();
+    let images = Images::new(store, settings);
+    let task = tokio::spawn(async move {
+        let served = skiff_runtime::cri::serve(&socket, images, async {
+            let _ = stopped.await;
+        })
+        .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the embedded runtime's CRI server stopped");
+        }
+    });
+    Ok((stop, task))
 }
 
 /// [`run`] with a runtime of the caller's (tests: [`runtime::fake::FakeRuntime`]).
@@ -173,20 +268,27 @@ pub async fn run_with_runtime<R: runtime::Runtime>(
     agent.register().await.map_err(Error::Register)?;
     let stop = CancellationToken::new();
 
-    // The runtime's readiness, checked at the status rhythm, read by the heartbeat.
-    let ready = Arc::new(std::sync::Mutex::new(Readiness::NotReady(format!(
-        "{RUNTIME_DOWN}: not checked yet"
-    ))));
-    let (probe_ready, probe_runtime, probe_stop) = (ready.clone(), runtime.clone(), stop.clone());
+    // The runtime's readiness and images, checked at the status rhythm,
+    // read by the heartbeat.
+    let view = Arc::new(std::sync::Mutex::new(node::RuntimeView {
+        readiness: Readiness::NotReady(format!("{RUNTIME_DOWN}: not checked yet")),
+        images: Vec::new(),
+    }));
+    let (probe_view, probe_runtime, probe_stop) = (view.clone(), runtime.clone(), stop.clone());
     let every = config.node_status_update_frequency;
     let probe = tokio::spawn(async move {
         loop {
-            let now = readiness(&probe_runtime.status().await);
-            if let Ok(mut r) = probe_ready.lock() {
-                if *r != now {
-                    tracing::info!(readiness = ?now, "runtime readiness changed");
+            let readiness = readiness(&probe_runtime.status().await);
+            let images = probe_runtime
+                .list_images()
+                .await
+                .map(|images| node_images(&images))
+                .unwrap_or_default();
+            if let Ok(mut v) = probe_view.lock() {
+                if v.readiness != readiness {
+                    tracing::info!(readiness = ?readiness, "runtime readiness changed");
                 }
-                *r = now;
+                *v = node::RuntimeView { readiness, images };
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
@@ -194,13 +296,16 @@ pub async fn run_with_runtime<R: runtime::Runtime>(
             }
         }
     });
-    let read_ready = ready.clone();
+    let read_view = view.clone();
     let heartbeats = tokio::spawn(agent.clone().run(
         move || {
-            read_ready
+            read_view
                 .lock()
-                .map(|r| r.clone())
-                .unwrap_or_else(|_| Readiness::NotReady(RUNTIME_DOWN.into()))
+                .map(|v| v.clone())
+                .unwrap_or_else(|_| node::RuntimeView {
+                    readiness: Readiness::NotReady(RUNTIME_DOWN.into()),
+                    images: Vec::new(),
+                })
         },
         stop.clone(),
     ));

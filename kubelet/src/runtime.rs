@@ -73,6 +73,8 @@ pub trait Runtime: Send + Sync + 'static {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<cri::ContainerStatus>> + Send;
+    /// Every image the runtime holds.
+    fn list_images(&self) -> impl Future<Output = Result<Vec<cri::Image>>> + Send;
     /// The image's id when present.
     fn image_status(&self, image: &str) -> impl Future<Output = Result<Option<cri::Image>>> + Send;
     /// Pulls and answers the image's reference (its id).
@@ -264,6 +266,15 @@ impl Runtime for CriClient {
             })
             .await?;
         Ok(r.into_inner().status.unwrap_or_default())
+    }
+
+    async fn list_images(&self) -> Result<Vec<cri::Image>> {
+        let r = self
+            .images
+            .clone()
+            .list_images(cri::ListImagesRequest { filter: None })
+            .await?;
+        Ok(r.into_inner().images)
     }
 
     async fn image_status(&self, image: &str) -> Result<Option<cri::Image>> {

@@ -119,13 +119,30 @@ async fn registers_heartbeats_and_takes_its_node_over_after_a_restart() {
         .into_iter()
         .find(|c| c.type_ == "Ready")
         .unwrap();
-    // Nothing serves the CRI socket: the Node says so instead of claiming to be Ready.
+    // The embedded runtime serves images but no containers yet: the Node says
+    // so instead of claiming to be Ready.
     assert_eq!(ready.status, "False");
-    let message = ready.message.unwrap();
-    assert!(
-        message.starts_with(skiff_kubelet::RUNTIME_DOWN),
-        "{message}"
+    let ready = wait_for("the runtime's own answer", || async {
+        let node = nodes.get_opt("lab-node-1").await.ok()??;
+        let c = node
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Ready")?;
+        (c.message.as_deref() == Some(skiff_kubelet::NO_RUNTIME_SERVICE)).then_some(c)
+    })
+    .await;
+    assert_eq!(ready.reason.as_deref(), Some("KubeletNotReady"));
+    // Its ImageService answers on the socket in the root dir (owner-only).
+    use skiff_kubelet::runtime::Runtime;
+    use std::os::unix::fs::PermissionsExt;
+    let socket = root.join("runtime.sock");
+    assert_eq!(
+        std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777,
+        0o600
     );
+    let cri = skiff_kubelet::runtime::CriClient::connect_lazy(&socket).unwrap();
+    assert_eq!(cri.list_images().await.unwrap().len(), 0);
 
     // The Lease is owned by the Node and renewed.
     let renewed = |after: Option<jiff::Timestamp>| {

@@ -24,6 +24,14 @@ use host::HostPaths;
 use object::{NodeFacts, Readiness};
 use pressure::Thresholds;
 
+/// What the runtime said at its last check: whether it is ready, and the
+/// images it holds (the Node lists them, largest first, as upstream).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeView {
+    pub readiness: Readiness,
+    pub images: Vec<k8s_openapi::api::core::v1::ContainerImage>,
+}
+
 /// Registers the Node and keeps it alive.
 pub struct NodeAgent {
     pub client: Client,
@@ -96,7 +104,8 @@ impl NodeAgent {
 
     /// Posts the status once: conditions from the machine now, capacity,
     /// addresses and node info.
-    pub async fn post_status(&self, readiness: &Readiness) -> Result<(), kube::Error> {
+    pub async fn post_status(&self, runtime: &RuntimeView) -> Result<(), kube::Error> {
+        let readiness = &runtime.readiness;
         let sample = host::sample(&self.paths, &self.root_dir).ok();
         let pressures = match sample {
             Some(s) => pressure::conditions(&s, self.facts.host.memory_bytes, &self.thresholds),
@@ -118,7 +127,9 @@ impl NodeAgent {
         };
         let mut previous = self.conditions.lock().await;
         let conditions = object::conditions(&previous, &pressures, readiness, Timestamp::now());
-        let status = self.facts.status(conditions.clone());
+        let status = self
+            .facts
+            .status(conditions.clone(), runtime.images.clone());
         let api: Api<Node> = Api::all(self.client.clone());
         let patch = serde_json::json!({ "status": status });
         api.patch_status(
@@ -136,7 +147,7 @@ impl NodeAgent {
     /// retried at the next tick; the Node is registered again if it was deleted.
     pub async fn run(
         self: Arc<Self>,
-        readiness: impl Fn() -> Readiness + Send + 'static,
+        runtime: impl Fn() -> RuntimeView + Send + 'static,
         stop: CancellationToken,
     ) {
         let lease_agent = self.clone();
@@ -163,7 +174,7 @@ impl NodeAgent {
                 _ = tick.tick() => {}
                 _ = stop.cancelled() => break,
             }
-            match self.post_status(&readiness()).await {
+            match self.post_status(&runtime()).await {
                 Ok(()) => {}
                 Err(kube::Error::Api(s)) if s.code == 404 => {
                     tracing::warn!("the Node was deleted: registering it again");

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
-    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
-    NodeSystemInfo, Taint,
+    ContainerImage, DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints,
+    NodeSpec, NodeStatus, NodeSystemInfo, Taint,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
@@ -121,7 +121,11 @@ impl NodeFacts {
     }
 
     /// The status posted at every update, with `conditions` already decided.
-    pub fn status(&self, conditions: Vec<NodeCondition>) -> NodeStatus {
+    pub fn status(
+        &self,
+        conditions: Vec<NodeCondition>,
+        images: Vec<ContainerImage>,
+    ) -> NodeStatus {
         let h = &self.host;
         let r = &self.reserved;
         NodeStatus {
@@ -148,6 +152,7 @@ impl NodeFacts {
                 },
             ]),
             conditions: Some(conditions),
+            images: Some(images),
             daemon_endpoints: Some(NodeDaemonEndpoints {
                 kubelet_endpoint: Some(DaemonEndpoint { port: KUBELET_PORT }),
             }),
@@ -281,7 +286,7 @@ mod tests {
         assert_eq!(labels["kubernetes.io/hostname"], "node-1");
         assert_eq!(node.spec.unwrap().taints.unwrap()[0].effect, "NoSchedule");
 
-        let status = f.status(vec![]);
+        let status = f.status(vec![], vec![]);
         let cap = status.capacity.unwrap();
         let alloc = status.allocatable.unwrap();
         assert_eq!(

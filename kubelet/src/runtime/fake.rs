@@ -377,6 +377,19 @@ impl Runtime for FakeRuntime {
         })
     }
 
+    async fn list_images(&self) -> Result<Vec<cri::Image>> {
+        let s = self.state.lock().unwrap();
+        Ok(s.images
+            .iter()
+            .map(|(name, id)| cri::Image {
+                id: id.clone(),
+                repo_tags: vec![name.clone()],
+                size: 1 << 20,
+                ..Default::default()
+            })
+            .collect())
+    }
+
     async fn image_status(&self, image: &str) -> Result<Option<cri::Image>> {
         let s = self.state.lock().unwrap();
         Ok(s.images.get(image).map(|id| cri::Image {
