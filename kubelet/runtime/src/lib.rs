@@ -4,10 +4,15 @@
 //! - [`image`]: image references, the content-addressed blob store, imports
 //!   (OCI layout, `docker save`), registry pulls, and layers unpacked once
 //!   into overlayfs-ready directories.
+//! - [`sandbox`]: pod sandboxes — net/UTS/IPC namespaces pinned by bind
+//!   mounts (no pause process), the pod network through [`cni`], and the
+//!   pod's `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`.
 //! - [`cri`]: the CRI served on a unix socket (the ImageService today).
 //!
 //! Every host side effect (mounts, namespaces, cgroups, CNI) sits behind a
 //! trait with a recording fake, so most tests run unprivileged; the real
 //! implementations are tested as root.
+pub mod cni;
 pub mod cri;
 pub mod image;
+pub mod sandbox;

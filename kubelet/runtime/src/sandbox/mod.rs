@@ -1,0 +1,405 @@
+//! Pod sandboxes: the namespaces a pod's containers share ([`namespaces`]:
+//! network, UTS, IPC, pinned by bind mounts, no pause process), the pod's
+//! network through CNI, and its `/etc/hosts`, `/etc/hostname`,
+//! `/etc/resolv.conf` ([`files`]). State lives in `<run-dir>/<id>/state.json`,
+//! so a restarted runtime finds every sandbox and its IP.
+
+pub mod files;
+pub mod namespaces;
+#[doc(hidden)]
+pub mod testnet;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::cni::{Attachment, Cni, CniError, pod_ip};
+use namespaces::{Namespaces, NsPaths};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("sandbox {0} not found")]
+    NotFound(String),
+    #[error("sandbox {id}: {what}: {source}")]
+    Io {
+        id: String,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("sandbox {id}: network: {source}")]
+    Network { id: String, source: CniError },
+    #[error("sandbox id {0:?}: only letters, digits, '-' and '_'")]
+    BadId(String),
+}
+
+/// What a sandbox is made from.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxConfig {
+    pub id: String,
+    pub hostname: String,
+    pub dns_servers: Vec<String>,
+    pub dns_searches: Vec<String>,
+    pub dns_options: Vec<String>,
+    /// CNI `portMappings` runtime config (`[{hostPort, containerPort, protocol}]`).
+    pub port_mappings: Vec<Value>,
+    /// CNI_ARGS: `K8S_POD_NAMESPACE=…;K8S_POD_NAME=…`.
+    pub cni_args: String,
+    /// Kept as given for the CRI layer (metadata, labels, annotations).
+    pub extra: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxState {
+    pub id: String,
+    pub hostname: String,
+    pub ns: NsPaths,
+    pub ip: String,
+    /// False once stopped (network released; namespaces kept until removal).
+    pub ready: bool,
+    /// Nanoseconds since the epoch.
+    pub created_at: i64,
+    pub dir: PathBuf,
+    pub cni_args: String,
+    pub port_mappings: Vec<Value>,
+    pub extra: Value,
+}
+
+impl SandboxState {
+    pub fn hosts_file(&self) -> PathBuf {
+        self.dir.join("hosts")
+    }
+    pub fn hostname_file(&self) -> PathBuf {
+        self.dir.join("hostname")
+    }
+    pub fn resolv_conf(&self) -> PathBuf {
+        self.dir.join("resolv.conf")
+    }
+}
+
+pub struct Sandboxes {
+    pub run_dir: PathBuf,
+    pub namespaces: Arc<dyn Namespaces>,
+    /// `None`: sandboxes get no network beyond their own loopback-less namespace.
+    pub cni: Option<Cni>,
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl Sandboxes {
+    fn io<'a>(id: &'a str, what: &'static str) -> impl Fn(std::io::Error) -> SandboxError + 'a {
+        move |source| SandboxError::Io {
+            id: id.to_string(),
+            what,
+            source,
+        }
+    }
+
+    fn attachment(&self, s: &SandboxState) -> Attachment {
+        Attachment {
+            container_id: s.id.clone(),
+            netns: s.ns.net.display().to_string(),
+            ifname: "eth0".into(),
+            // Plugins refuse CNI_ARGS they do not know unless told to ignore them.
+            args: if s.cni_args.is_empty() || s.cni_args.contains("IgnoreUnknown=") {
+                s.cni_args.clone()
+            } else {
+                format!("IgnoreUnknown=1;{}", s.cni_args)
+            },
+            runtime_config: json!({"portMappings": s.port_mappings}),
+        }
+    }
+
+    fn save(&self, s: &SandboxState) -> Result<(), SandboxError> {
+        let path = s.dir.join("state.json");
+        let tmp = s.dir.join("state.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(s).unwrap_or_default())
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(Self::io(&s.id, "writing its state"))
+    }
+
+    /// Creates the namespaces, attaches the network, writes the pod files.
+    /// On failure nothing is left behind.
+    pub fn run(&self, config: &SandboxConfig) -> Result<SandboxState, SandboxError> {
+        let id = config.id.as_str();
+        if !valid_id(id) {
+            return Err(SandboxError::BadId(id.into()));
+        }
+        let dir = self.run_dir.join(id);
+        std::fs::create_dir_all(&dir).map_err(Self::io(id, "creating its directory"))?;
+        let mut state = SandboxState {
+            id: id.into(),
+            hostname: config.hostname.clone(),
+            ns: NsPaths::in_dir(&dir),
+            ip: String::new(),
+            ready: true,
+            created_at: jiff::Timestamp::now().as_nanosecond() as i64,
+            dir: dir.clone(),
+            cni_args: config.cni_args.clone(),
+            port_mappings: config.port_mappings.clone(),
+            extra: config.extra.clone(),
+        };
+        let undo = |state: &SandboxState| {
+            let _ = self.namespaces.remove(&state.ns);
+            let _ = std::fs::remove_dir_all(&state.dir);
+        };
+        if let Err(e) = self.namespaces.create(&state.ns, &config.hostname) {
+            undo(&state);
+            return Err(SandboxError::Io {
+                id: id.into(),
+                what: "creating its namespaces",
+                source: e,
+            });
+        }
+        if let Some(cni) = &self.cni {
+            match cni.add(&self.attachment(&state)).and_then(|r| pod_ip(&r)) {
+                Ok(ip) => state.ip = ip,
+                Err(source) => {
+                    if let Some(cni) = &self.cni {
+                        let _ = cni.del(&self.attachment(&state));
+                    }
+                    undo(&state);
+                    return Err(SandboxError::Network {
+                        id: id.into(),
+                        source,
+                    });
+                }
+            }
+        }
+        let written = std::fs::write(state.hosts_file(), files::hosts(&state.hostname, &state.ip))
+            .and_then(|()| std::fs::write(state.hostname_file(), format!("{}\n", state.hostname)))
+            .and_then(|()| {
+                std::fs::write(
+                    state.resolv_conf(),
+                    files::resolv_conf(
+                        &config.dns_servers,
+                        &config.dns_searches,
+                        &config.dns_options,
+                    ),
+                )
+            })
+            .map_err(Self::io(id, "writing its /etc files"))
+            .and_then(|()| self.save(&state));
+        if let Err(e) = written {
+            let _ = self.stop(id);
+            undo(&state);
+            return Err(e);
+        }
+        Ok(state)
+    }
+
+    pub fn status(&self, id: &str) -> Result<SandboxState, SandboxError> {
+        if !valid_id(id) {
+            return Err(SandboxError::NotFound(id.into()));
+        }
+        let path = self.run_dir.join(id).join("state.json");
+        let text = std::fs::read(&path).map_err(|_| SandboxError::NotFound(id.into()))?;
+        serde_json::from_slice(&text).map_err(|e| SandboxError::Io {
+            id: id.into(),
+            what: "reading its state",
+            source: std::io::Error::other(e),
+        })
+    }
+
+    /// Every sandbox on disk, oldest first.
+    pub fn list(&self) -> Vec<SandboxState> {
+        let mut all: Vec<SandboxState> = std::fs::read_dir(&self.run_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| self.status(&e.file_name().to_string_lossy()).ok())
+            .collect();
+        all.sort_by_key(|s| s.created_at);
+        all
+    }
+
+    /// Releases the network (CNI DEL); the namespaces stay until removal.
+    /// Stopping a stopped sandbox succeeds.
+    pub fn stop(&self, id: &str) -> Result<(), SandboxError> {
+        let mut state = self.status(id)?;
+        if let Some(cni) = &self.cni {
+            cni.del(&self.attachment(&state))
+                .map_err(|source| SandboxError::Network {
+                    id: id.into(),
+                    source,
+                })?;
+        }
+        if state.ready {
+            state.ready = false;
+            self.save(&state)?;
+        }
+        Ok(())
+    }
+
+    /// Stops if needed, unpins the namespaces, deletes the directory.
+    /// Removing a removed sandbox succeeds.
+    pub fn remove(&self, id: &str) -> Result<(), SandboxError> {
+        let state = match self.status(id) {
+            Ok(s) => s,
+            Err(SandboxError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if state.ready {
+            self.stop(id)?;
+        }
+        self.namespaces
+            .remove(&state.ns)
+            .map_err(Self::io(id, "unpinning its namespaces"))?;
+        std::fs::remove_dir_all(&state.dir).map_err(Self::io(id, "deleting its directory"))
+    }
+
+    /// CNI CHECK of a ready sandbox's network.
+    pub fn check(&self, id: &str) -> Result<(), SandboxError> {
+        let state = self.status(id)?;
+        match &self.cni {
+            Some(cni) => {
+                cni.check(&self.attachment(&state))
+                    .map_err(|source| SandboxError::Network {
+                        id: id.into(),
+                        source,
+                    })
+            }
+            None => Ok(()),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.run_dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cni::NetworkList;
+    use crate::cni::exec::{Call, PluginExec};
+    use namespaces::FakeNamespaces;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct FakeCni {
+        calls: Mutex<Vec<String>>,
+        fail_add: bool,
+    }
+
+    impl PluginExec for FakeCni {
+        fn exec(&self, call: &Call) -> Result<Value, CniError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("{} {}", call.command, call.container_id));
+            if call.command == "ADD" && self.fail_add {
+                return Err(CniError::Exec {
+                    plugin: call.plugin.clone(),
+                    why: "no bridge".into(),
+                });
+            }
+            Ok(if call.command == "ADD" {
+                json!({"ips": [{"address": "10.244.9.2/24"}]})
+            } else {
+                Value::Null
+            })
+        }
+    }
+
+    fn sandboxes(dir: &Path, exec: Arc<FakeCni>) -> (Sandboxes, Arc<FakeNamespaces>) {
+        let ns = Arc::new(FakeNamespaces::default());
+        let s = Sandboxes {
+            run_dir: dir.join("run"),
+            namespaces: ns.clone(),
+            cni: Some(Cni {
+                list: NetworkList::parse(r#"{"name": "t", "plugins": [{"type": "bridge"}]}"#, "t")
+                    .unwrap(),
+                exec,
+                cache_dir: dir.join("cni-cache"),
+            }),
+        };
+        (s, ns)
+    }
+
+    fn config(id: &str) -> SandboxConfig {
+        SandboxConfig {
+            id: id.into(),
+            hostname: "web-1".into(),
+            dns_servers: vec!["10.96.0.10".into()],
+            dns_searches: vec!["shop.svc.cluster.local".into()],
+            dns_options: vec!["ndots:5".into()],
+            cni_args: "K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-1".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn run_stop_remove_and_find_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let cni = Arc::new(FakeCni::default());
+        let (s, ns) = sandboxes(dir.path(), cni.clone());
+        let state = s.run(&config("sb1")).unwrap();
+        assert_eq!(state.ip, "10.244.9.2");
+        assert!(
+            std::fs::read_to_string(state.hosts_file())
+                .unwrap()
+                .ends_with("10.244.9.2\tweb-1\n")
+        );
+        assert_eq!(
+            std::fs::read_to_string(state.hostname_file()).unwrap(),
+            "web-1\n"
+        );
+        assert!(
+            std::fs::read_to_string(state.resolv_conf())
+                .unwrap()
+                .contains("nameserver 10.96.0.10")
+        );
+        // A restarted runtime (a new Sandboxes on the same dir) finds it.
+        let (again, _) = sandboxes(dir.path(), cni.clone());
+        assert_eq!(again.list(), vec![state.clone()]);
+        s.stop("sb1").unwrap();
+        s.stop("sb1").unwrap();
+        assert!(!s.status("sb1").unwrap().ready);
+        s.remove("sb1").unwrap();
+        s.remove("sb1").unwrap();
+        assert!(s.list().is_empty() && !state.dir.exists());
+        assert_eq!(
+            *cni.calls.lock().unwrap(),
+            ["ADD sb1", "DEL sb1", "DEL sb1"],
+            "stop is idempotent: DEL twice is what CNI allows"
+        );
+        assert_eq!(ns.calls.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_failed_network_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, ns) = sandboxes(
+            dir.path(),
+            Arc::new(FakeCni {
+                fail_add: true,
+                ..Default::default()
+            }),
+        );
+        let err = s.run(&config("sb2")).unwrap_err();
+        assert!(
+            err.to_string().starts_with("sandbox sb2: network: "),
+            "{err}"
+        );
+        assert!(s.list().is_empty() && !dir.path().join("run/sb2").exists());
+        assert!(
+            ns.calls
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|c| c.starts_with("remove"))
+        );
+        assert!(matches!(
+            s.run(&config("../x")),
+            Err(SandboxError::BadId(_))
+        ));
+    }
+}
