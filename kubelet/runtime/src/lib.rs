@@ -7,12 +7,15 @@
 //! - [`sandbox`]: pod sandboxes — net/UTS/IPC namespaces pinned by bind
 //!   mounts (no pause process), the pod network through [`cni`], and the
 //!   pod's `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`.
+//! - [`container`]: the container engine — an OCI `config.json` per
+//!   container and a runc-like executor for it.
 //! - [`cri`]: the CRI served on a unix socket (the ImageService today).
 //!
 //! Every host side effect (mounts, namespaces, cgroups, CNI) sits behind a
 //! trait with a recording fake, so most tests run unprivileged; the real
 //! implementations are tested as root.
 pub mod cni;
+pub mod container;
 pub mod cri;
 pub mod image;
 pub mod sandbox;
