@@ -66,7 +66,7 @@ async fn image_service_over_the_socket() {
         let socket = socket.clone();
         let images = Images::new(store.clone(), PullSettings::default());
         async move {
-            skiff_runtime::cri::serve(&socket, images, async {
+            skiff_runtime::cri::serve(&socket, images, None, async {
                 let _ = stopped.await;
             })
             .await

@@ -6,4 +6,5 @@ pub mod bench;
 pub mod bundle;
 pub mod cgroups;
 pub mod run;
+pub mod shim;
 pub mod spec;

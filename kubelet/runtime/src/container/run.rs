@@ -50,6 +50,16 @@ fn ns_flag(kind: &str) -> Option<CloneFlags> {
 /// Runs the bundle in `bundle` as container `id`, with its cgroup under the
 /// spec's `cgroupsPath` (or `skiff/<id>`), until it exits.
 pub fn run(bundle: &Path, id: &str) -> std::io::Result<Exit> {
+    run_with_pid_file(bundle, id, None)
+}
+
+/// [`run`], writing the container's PID 1 (as the host sees it) to
+/// `pid_file` once it is in its cgroup: what `stop` signals.
+pub fn run_with_pid_file(
+    bundle: &Path,
+    id: &str,
+    pid_file: Option<&Path>,
+) -> std::io::Result<Exit> {
     let config = Config::load(bundle)?;
     let rootfs = config.rootfs(bundle).canonicalize()?;
     let path = if config.linux.cgroups_path.is_empty() {
@@ -101,6 +111,11 @@ pub fn run(bundle: &Path, id: &str) -> std::io::Result<Exit> {
         ForkResult::Parent { child } => {
             drop(ready_r);
             let entered = cgroup.enter(child.as_raw());
+            if let Some(p) = pid_file {
+                let tmp = p.with_extension("tmp");
+                let _ = std::fs::write(&tmp, child.as_raw().to_string())
+                    .and_then(|()| std::fs::rename(&tmp, p));
+            }
             let _ = File::from(ready_w).write_all(b"x");
             let status = waitpid(child, None);
             let oom = cgroup.oom_killed();

@@ -1,8 +1,9 @@
 //! The CRI served on a unix socket: [`images`] (the ImageService over the
-//! image store). The RuntimeService (sandboxes, containers) joins it when
-//! the container engine and the sandboxes land.
+//! image store) and [`runtime`] (the RuntimeService: sandboxes and
+//! containers).
 
 pub mod images;
+pub mod runtime;
 
 use std::future::Future;
 use std::path::Path;
@@ -19,11 +20,13 @@ pub enum ServeError {
     Serve(#[from] tonic::transport::Error),
 }
 
-/// Serves `images` on the unix socket `socket` (replacing a stale socket
-/// file, mode 0600: only root talks to the runtime) until `shutdown`.
+/// Serves `images` (and `runtime`, when given) on the unix socket `socket`
+/// (replacing a stale socket file, mode 0600: only root talks to the
+/// runtime) until `shutdown`.
 pub async fn serve(
     socket: &Path,
     images: images::Images,
+    runtime: Option<runtime::RuntimeSvc>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     use std::os::unix::fs::PermissionsExt;
@@ -48,6 +51,9 @@ pub async fn serve(
     });
     tonic::transport::Server::builder()
         .add_service(skiff_proto::cri::image_service_server::ImageServiceServer::new(images))
+        .add_optional_service(
+            runtime.map(skiff_proto::cri::runtime_service_server::RuntimeServiceServer::new),
+        )
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     let _ = std::fs::remove_file(socket);

@@ -1,0 +1,885 @@
+//! The CRI RuntimeService: sandboxes ([`crate::sandbox`]) and containers —
+//! each an overlayfs rootfs over the image's unpacked layers, a standard OCI
+//! bundle ([`crate::container::spec`]), run by a detached shim process
+//! ([`crate::container::shim`]) that logs in the CRI format and records the
+//! exit. Everything is on disk under the runtime's root, so a restarted
+//! runtime (or kubelet) finds every container, running or exited.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use skiff_proto::cri;
+use tonic::{Request, Response, Status};
+
+use crate::container::spec::{BindMount, ContainerSpec, DEFAULT_CAPABILITIES, config_json};
+use crate::image::ImageStore;
+use crate::sandbox::{SandboxConfig, SandboxError, SandboxState, Sandboxes};
+
+/// How the runtime starts its shims: `exe prefix… shim --log L --exit-file E
+/// -- exe prefix… run --bundle B --pid-file P ID` (the kubelet passes its
+/// own binary and `runtime`; the runtime's tests pass `skiff-runtime`).
+#[derive(Debug, Clone)]
+pub struct ShimCommand {
+    pub exe: PathBuf,
+    pub prefix: Vec<String>,
+}
+
+pub struct RuntimeSvc {
+    pub sandboxes: Arc<Sandboxes>,
+    pub images: Arc<ImageStore>,
+    /// Containers live in `<dir>/<id>/`.
+    pub dir: PathBuf,
+    pub shim: ShimCommand,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+struct Meta {
+    id: String,
+    sandbox_id: String,
+    name: String,
+    attempt: u32,
+    image: String,
+    image_ref: String,
+    labels: HashMap<String, String>,
+    annotations: HashMap<String, String>,
+    log_path: String,
+    created_at: i64,
+    started_at: i64,
+}
+
+fn now() -> i64 {
+    jiff::Timestamp::now().as_nanosecond() as i64
+}
+
+fn new_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{:016x}{:08x}{:08x}",
+        now(),
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    Status::internal(e.to_string())
+}
+
+fn sandbox_status(e: SandboxError) -> Status {
+    match e {
+        SandboxError::NotFound(_) => Status::not_found(e.to_string()),
+        SandboxError::BadId(_) => Status::invalid_argument(e.to_string()),
+        _ => Status::unavailable(e.to_string()),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f).await.map_err(internal)?
+}
+
+/// The state of a container from its files: exited when the shim wrote the
+/// exit, running while its PID 1 lives, created before it was started.
+#[derive(Debug, Clone)]
+struct Observed {
+    state: cri::ContainerState,
+    pid: Option<i32>,
+    exit: Option<Value>,
+}
+
+fn observe(dir: &Path) -> Observed {
+    let exit: Option<Value> = std::fs::read(dir.join("exit.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let pid: Option<i32> = std::fs::read_to_string(dir.join("pid"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    let state = if exit.is_some() {
+        cri::ContainerState::ContainerExited
+    } else if pid.is_some() || dir.join("started").exists() {
+        cri::ContainerState::ContainerRunning
+    } else {
+        cri::ContainerState::ContainerCreated
+    };
+    Observed { state, pid, exit }
+}
+
+impl RuntimeSvc {
+    fn container_dir(&self, id: &str) -> Result<PathBuf, Status> {
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(Status::not_found(format!("container {id:?} not found")));
+        }
+        let d = self.dir.join(id);
+        if d.join("meta.json").exists() {
+            Ok(d)
+        } else {
+            Err(Status::not_found(format!("container {id} not found")))
+        }
+    }
+
+    fn meta(dir: &Path) -> Result<Meta, Status> {
+        let b = std::fs::read(dir.join("meta.json")).map_err(internal)?;
+        serde_json::from_slice(&b).map_err(internal)
+    }
+
+    fn all(&self) -> Vec<(PathBuf, Meta)> {
+        std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| Self::meta(&e.path()).ok().map(|m| (e.path(), m)))
+            .collect()
+    }
+
+    /// SIGTERM, then SIGKILL after `timeout`; returns when the shim recorded the exit.
+    fn stop_blocking(dir: &Path, timeout: Duration) {
+        use nix::sys::signal::{Signal, kill};
+        let o = observe(dir);
+        let Some(pid) = o.pid.filter(|_| o.exit.is_none()) else {
+            return;
+        };
+        let pid = nix::unistd::Pid::from_raw(pid);
+        let _ = kill(
+            pid,
+            if timeout.is_zero() {
+                Signal::SIGKILL
+            } else {
+                Signal::SIGTERM
+            },
+        );
+        let deadline = Instant::now() + timeout;
+        let mut killed = timeout.is_zero();
+        let give_up = Instant::now() + timeout + Duration::from_secs(10);
+        while observe(dir).exit.is_none() && Instant::now() < give_up {
+            if !killed && Instant::now() >= deadline {
+                let _ = kill(pid, Signal::SIGKILL);
+                killed = true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn remove_blocking(dir: &Path) {
+        Self::stop_blocking(dir, Duration::ZERO);
+        let rootfs = dir.join("bundle/rootfs");
+        let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn status_of(dir: &Path, meta: &Meta) -> cri::ContainerStatus {
+        let o = observe(dir);
+        let exit = o.exit.clone().unwrap_or(Value::Null);
+        cri::ContainerStatus {
+            id: meta.id.clone(),
+            metadata: Some(cri::ContainerMetadata {
+                name: meta.name.clone(),
+                attempt: meta.attempt,
+            }),
+            state: o.state as i32,
+            created_at: meta.created_at,
+            started_at: meta.started_at,
+            finished_at: exit["finishedAt"].as_i64().unwrap_or(0),
+            exit_code: exit["code"].as_i64().unwrap_or(0) as i32,
+            image: Some(cri::ImageSpec {
+                image: meta.image.clone(),
+                ..Default::default()
+            }),
+            image_ref: meta.image_ref.clone(),
+            reason: exit["reason"].as_str().unwrap_or_default().to_string(),
+            labels: meta.labels.clone(),
+            annotations: meta.annotations.clone(),
+            log_path: meta.log_path.clone(),
+            image_id: meta.image_ref.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+fn sandbox_view(
+    s: &SandboxState,
+) -> (
+    cri::PodSandboxMetadata,
+    HashMap<String, String>,
+    HashMap<String, String>,
+) {
+    let metadata =
+        serde_json::from_value::<Value>(s.extra["metadata"].clone()).unwrap_or(Value::Null);
+    let md = cri::PodSandboxMetadata {
+        name: metadata["name"].as_str().unwrap_or_default().into(),
+        uid: metadata["uid"].as_str().unwrap_or_default().into(),
+        namespace: metadata["namespace"].as_str().unwrap_or_default().into(),
+        attempt: metadata["attempt"].as_u64().unwrap_or(0) as u32,
+    };
+    let map = |v: &Value| -> HashMap<String, String> {
+        serde_json::from_value(v.clone()).unwrap_or_default()
+    };
+    (md, map(&s.extra["labels"]), map(&s.extra["annotations"]))
+}
+
+fn state_of(s: &SandboxState) -> cri::PodSandboxState {
+    if s.ready {
+        cri::PodSandboxState::SandboxReady
+    } else {
+        cri::PodSandboxState::SandboxNotready
+    }
+}
+
+fn labels_match(have: &HashMap<String, String>, want: &HashMap<String, String>) -> bool {
+    want.iter().all(|(k, v)| have.get(k) == Some(v))
+}
+
+/// argv as Kubernetes defines it: `command` replaces the Entrypoint, `args`
+/// the Cmd; the Cmd is dropped when only `command` is given.
+pub fn argv(
+    entrypoint: &[String],
+    cmd: &[String],
+    command: &[String],
+    args: &[String],
+) -> Vec<String> {
+    match (command.is_empty(), args.is_empty()) {
+        (false, _) => command.iter().chain(args).cloned().collect(),
+        (true, false) => entrypoint.iter().chain(args).cloned().collect(),
+        (true, true) => entrypoint.iter().chain(cmd).cloned().collect(),
+    }
+}
+
+#[tonic::async_trait]
+impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
+    async fn version(
+        &self,
+        _r: Request<cri::VersionRequest>,
+    ) -> Result<Response<cri::VersionResponse>, Status> {
+        Ok(Response::new(cri::VersionResponse {
+            version: "0.1.0".into(),
+            runtime_name: "skiff".into(),
+            runtime_version: env!("CARGO_PKG_VERSION").into(),
+            runtime_api_version: "v1".into(),
+        }))
+    }
+
+    async fn status(
+        &self,
+        _r: Request<cri::StatusRequest>,
+    ) -> Result<Response<cri::StatusResponse>, Status> {
+        let network = self.sandboxes.cni.is_some();
+        Ok(Response::new(cri::StatusResponse {
+            status: Some(cri::RuntimeStatus {
+                conditions: vec![
+                    cri::RuntimeCondition {
+                        r#type: "RuntimeReady".into(),
+                        status: true,
+                        ..Default::default()
+                    },
+                    cri::RuntimeCondition {
+                        r#type: "NetworkReady".into(),
+                        status: network,
+                        reason: if network {
+                            String::new()
+                        } else {
+                            "NetworkPluginNotReady".into()
+                        },
+                        message: if network {
+                            String::new()
+                        } else {
+                            "no CNI network configuration".into()
+                        },
+                    },
+                ],
+            }),
+            info: Default::default(),
+        }))
+    }
+
+    async fn run_pod_sandbox(
+        &self,
+        r: Request<cri::RunPodSandboxRequest>,
+    ) -> Result<Response<cri::RunPodSandboxResponse>, Status> {
+        let config = r
+            .into_inner()
+            .config
+            .ok_or_else(|| Status::invalid_argument("no sandbox config"))?;
+        let ns = config
+            .linux
+            .as_ref()
+            .and_then(|l| l.security_context.as_ref())
+            .and_then(|s| s.namespace_options.as_ref());
+        if ns.is_some_and(|n| n.network == cri::NamespaceMode::Node as i32) {
+            return Err(Status::invalid_argument(
+                "hostNetwork pods are not supported by the embedded runtime yet",
+            ));
+        }
+        let md = config.metadata.clone().unwrap_or_default();
+        let id = new_id();
+        let dns = config.dns_config.clone().unwrap_or_default();
+        let sandbox = SandboxConfig {
+            id: id.clone(),
+            hostname: config.hostname.clone(),
+            dns_servers: dns.servers,
+            dns_searches: dns.searches,
+            dns_options: dns.options,
+            port_mappings: config
+                .port_mappings
+                .iter()
+                .map(|p| {
+                    json!({"hostPort": p.host_port, "containerPort": p.container_port, "hostIP": p.host_ip,
+                           "protocol": cri::Protocol::try_from(p.protocol).unwrap_or(cri::Protocol::Tcp).as_str_name().to_lowercase()})
+                })
+                .collect(),
+            cni_args: format!(
+                "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={id};K8S_POD_UID={}",
+                md.namespace, md.name, md.uid
+            ),
+            extra: json!({
+                "metadata": {"name": md.name, "uid": md.uid, "namespace": md.namespace, "attempt": md.attempt},
+                "labels": config.labels, "annotations": config.annotations,
+                "logDirectory": config.log_directory,
+                "cgroupParent": config.linux.as_ref().map(|l| l.cgroup_parent.clone()).unwrap_or_default(),
+            }),
+        };
+        let sandboxes = self.sandboxes.clone();
+        blocking(move || sandboxes.run(&sandbox).map_err(sandbox_status)).await?;
+        Ok(Response::new(cri::RunPodSandboxResponse {
+            pod_sandbox_id: id,
+        }))
+    }
+
+    async fn stop_pod_sandbox(
+        &self,
+        r: Request<cri::StopPodSandboxRequest>,
+    ) -> Result<Response<cri::StopPodSandboxResponse>, Status> {
+        let id = r.into_inner().pod_sandbox_id;
+        let dirs: Vec<PathBuf> = self
+            .all()
+            .into_iter()
+            .filter(|(_, m)| m.sandbox_id == id)
+            .map(|(d, _)| d)
+            .collect();
+        let sandboxes = self.sandboxes.clone();
+        blocking(move || {
+            for d in dirs {
+                RuntimeSvc::stop_blocking(&d, Duration::ZERO);
+            }
+            match sandboxes.stop(&id) {
+                Ok(()) | Err(SandboxError::NotFound(_)) => Ok(()),
+                Err(e) => Err(sandbox_status(e)),
+            }
+        })
+        .await?;
+        Ok(Response::new(cri::StopPodSandboxResponse {}))
+    }
+
+    async fn remove_pod_sandbox(
+        &self,
+        r: Request<cri::RemovePodSandboxRequest>,
+    ) -> Result<Response<cri::RemovePodSandboxResponse>, Status> {
+        let id = r.into_inner().pod_sandbox_id;
+        let dirs: Vec<PathBuf> = self
+            .all()
+            .into_iter()
+            .filter(|(_, m)| m.sandbox_id == id)
+            .map(|(d, _)| d)
+            .collect();
+        let sandboxes = self.sandboxes.clone();
+        blocking(move || {
+            for d in dirs {
+                RuntimeSvc::remove_blocking(&d);
+            }
+            sandboxes.remove(&id).map_err(sandbox_status)
+        })
+        .await?;
+        Ok(Response::new(cri::RemovePodSandboxResponse {}))
+    }
+
+    async fn pod_sandbox_status(
+        &self,
+        r: Request<cri::PodSandboxStatusRequest>,
+    ) -> Result<Response<cri::PodSandboxStatusResponse>, Status> {
+        let s = self
+            .sandboxes
+            .status(&r.into_inner().pod_sandbox_id)
+            .map_err(sandbox_status)?;
+        let (metadata, labels, annotations) = sandbox_view(&s);
+        let path = |p: &Path| p.display().to_string();
+        Ok(Response::new(cri::PodSandboxStatusResponse {
+            status: Some(cri::PodSandboxStatus {
+                id: s.id.clone(),
+                metadata: Some(metadata),
+                state: state_of(&s) as i32,
+                created_at: s.created_at,
+                network: Some(cri::PodSandboxNetworkStatus {
+                    ip: s.ip.clone(),
+                    additional_ips: vec![],
+                }),
+                linux: None,
+                labels,
+                annotations,
+                runtime_handler: String::new(),
+            }),
+            info: HashMap::from([(
+                "namespaces".to_string(),
+                json!({"network": path(&s.ns.net), "uts": path(&s.ns.uts), "ipc": path(&s.ns.ipc)})
+                    .to_string(),
+            )]),
+        }))
+    }
+
+    async fn list_pod_sandbox(
+        &self,
+        r: Request<cri::ListPodSandboxRequest>,
+    ) -> Result<Response<cri::ListPodSandboxResponse>, Status> {
+        let filter = r.into_inner().filter.unwrap_or_default();
+        let items = self
+            .sandboxes
+            .list()
+            .iter()
+            .filter(|s| filter.id.is_empty() || s.id == filter.id)
+            .filter(|s| {
+                filter
+                    .state
+                    .as_ref()
+                    .is_none_or(|f| f.state == state_of(s) as i32)
+            })
+            .filter_map(|s| {
+                let (metadata, labels, annotations) = sandbox_view(s);
+                labels_match(&labels, &filter.label_selector).then(|| cri::PodSandbox {
+                    id: s.id.clone(),
+                    metadata: Some(metadata),
+                    state: state_of(s) as i32,
+                    created_at: s.created_at,
+                    labels,
+                    annotations,
+                    runtime_handler: String::new(),
+                })
+            })
+            .collect();
+        Ok(Response::new(cri::ListPodSandboxResponse { items }))
+    }
+
+    async fn create_container(
+        &self,
+        r: Request<cri::CreateContainerRequest>,
+    ) -> Result<Response<cri::CreateContainerResponse>, Status> {
+        let r = r.into_inner();
+        let config = r
+            .config
+            .ok_or_else(|| Status::invalid_argument("no container config"))?;
+        let sandbox = self
+            .sandboxes
+            .status(&r.pod_sandbox_id)
+            .map_err(sandbox_status)?;
+        let image = config.image.clone().map(|i| i.image).unwrap_or_default();
+        let images = self.images.clone();
+        let image_name = image.clone();
+        let prepared =
+            blocking(move || images.prepare(&image_name).map_err(super::status_of)).await?;
+        if prepared.lower_dirs.is_empty() {
+            return Err(Status::failed_precondition(format!(
+                "image {image} has no layers"
+            )));
+        }
+        let id = new_id();
+        let dir = self.dir.join(&id);
+        let md = config.metadata.clone().unwrap_or_default();
+        let linux = config.linux.clone().unwrap_or_default();
+        let sc = linux.security_context.clone().unwrap_or_default();
+        let res = linux.resources.clone().unwrap_or_default();
+        let ic = &prepared.config;
+        // Environment: the image's, then the container's (later wins).
+        let mut env: Vec<String> = ic.env.clone();
+        for kv in &config.envs {
+            env.retain(|e| e.split('=').next() != Some(kv.key.as_str()));
+            env.push(format!("{}={}", kv.key, kv.value));
+        }
+        let image_user = ic.user.clone().unwrap_or_default();
+        let mut ids = image_user.split(':').map(|s| s.parse::<u32>().ok());
+        let (image_uid, image_gid) = (ids.next().flatten(), ids.next().flatten());
+        let uid = sc
+            .run_as_user
+            .map(|v| v.value as u32)
+            .or(image_uid)
+            .unwrap_or(0);
+        let gid = sc
+            .run_as_group
+            .map(|v| v.value as u32)
+            .or(image_gid)
+            .unwrap_or(0);
+        let caps = sc.capabilities.clone().unwrap_or_default();
+        let mut capabilities: Vec<String> =
+            DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+        let norm = |c: &str| {
+            if c.starts_with("CAP_") {
+                c.to_string()
+            } else {
+                format!("CAP_{c}")
+            }
+        };
+        for add in &caps.add_capabilities {
+            let add = norm(add);
+            if !capabilities.contains(&add) {
+                capabilities.push(add);
+            }
+        }
+        let drops: Vec<String> = caps.drop_capabilities.iter().map(|c| norm(c)).collect();
+        if drops.iter().any(|d| d == "CAP_ALL") {
+            capabilities.clear();
+        }
+        capabilities.retain(|c| !drops.contains(c));
+        let mut mounts: Vec<BindMount> = config
+            .mounts
+            .iter()
+            .map(|m| BindMount {
+                source: m.host_path.clone(),
+                destination: m.container_path.clone(),
+                readonly: m.readonly,
+            })
+            .collect();
+        for (file, dest) in [
+            (sandbox.hosts_file(), "/etc/hosts"),
+            (sandbox.hostname_file(), "/etc/hostname"),
+            (sandbox.resolv_conf(), "/etc/resolv.conf"),
+        ] {
+            if !mounts.iter().any(|m| m.destination == dest) {
+                mounts.push(BindMount {
+                    source: file.display().to_string(),
+                    destination: dest.into(),
+                    readonly: false,
+                });
+            }
+        }
+        let parent = sandbox.extra["cgroupParent"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+            .unwrap_or("skiff");
+        let spec = ContainerSpec {
+            args: argv(&ic.entrypoint, &ic.cmd, &config.command, &config.args),
+            env,
+            cwd: if config.working_dir.is_empty() {
+                ic.working_dir.clone().unwrap_or_default()
+            } else {
+                config.working_dir.clone()
+            },
+            uid,
+            gid,
+            additional_gids: sc.supplemental_groups.iter().map(|g| *g as u32).collect(),
+            capabilities,
+            no_new_privileges: sc.no_new_privs,
+            hostname: sandbox.hostname.clone(),
+            rootfs: "rootfs".into(),
+            readonly_rootfs: sc.readonly_rootfs,
+            join: vec![
+                ("network".into(), sandbox.ns.net.display().to_string()),
+                ("uts".into(), sandbox.ns.uts.display().to_string()),
+                ("ipc".into(), sandbox.ns.ipc.display().to_string()),
+            ],
+            mounts,
+            cgroups_path: format!("{parent}/{id}"),
+            memory_limit: (res.memory_limit_in_bytes > 0).then_some(res.memory_limit_in_bytes),
+            cpu_shares: (res.cpu_shares > 0).then_some(res.cpu_shares as u64),
+            cpu_quota: (res.cpu_quota > 0).then_some(res.cpu_quota),
+            cpu_period: (res.cpu_period > 0).then_some(res.cpu_period as u64),
+            pids_limit: res.unified.get("pids.max").and_then(|v| v.parse().ok()),
+        };
+        if spec.args.is_empty() {
+            return Err(Status::invalid_argument(
+                "no command: the image has no Entrypoint or Cmd and none was given",
+            ));
+        }
+        let log_dir = sandbox.extra["logDirectory"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let log_path = if log_dir.is_empty() || config.log_path.is_empty() {
+            dir.join("container.log").display().to_string()
+        } else {
+            Path::new(&log_dir)
+                .join(&config.log_path)
+                .display()
+                .to_string()
+        };
+        let meta = Meta {
+            id: id.clone(),
+            sandbox_id: sandbox.id.clone(),
+            name: md.name,
+            attempt: md.attempt,
+            image: image.clone(),
+            image_ref: prepared.image.id.to_string(),
+            labels: config.labels.clone(),
+            annotations: config.annotations.clone(),
+            log_path,
+            created_at: now(),
+            started_at: 0,
+        };
+        let lowerdir = prepared.lowerdir_option();
+        blocking(move || {
+            let rootfs = dir.join("bundle/rootfs");
+            for d in [&rootfs, &dir.join("upper"), &dir.join("work")] {
+                std::fs::create_dir_all(d).map_err(internal)?;
+            }
+            let data = format!(
+                "lowerdir={lowerdir},upperdir={},workdir={}",
+                dir.join("upper").display(),
+                dir.join("work").display()
+            );
+            nix::mount::mount(
+                Some("overlay"),
+                &rootfs,
+                Some("overlay"),
+                nix::mount::MsFlags::empty(),
+                Some(data.as_str()),
+            )
+            .map_err(|e| internal(format!("overlay rootfs: {e}")))?;
+            std::fs::write(
+                dir.join("bundle/config.json"),
+                config_json(&spec).to_string(),
+            )
+            .map_err(internal)?;
+            std::fs::write(
+                dir.join("meta.json"),
+                serde_json::to_vec(&meta).unwrap_or_default(),
+            )
+            .map_err(internal)
+        })
+        .await?;
+        Ok(Response::new(cri::CreateContainerResponse {
+            container_id: id,
+        }))
+    }
+
+    async fn start_container(
+        &self,
+        r: Request<cri::StartContainerRequest>,
+    ) -> Result<Response<cri::StartContainerResponse>, Status> {
+        let id = r.into_inner().container_id;
+        let dir = self.container_dir(&id)?;
+        let mut meta = Self::meta(&dir)?;
+        if observe(&dir).state != cri::ContainerState::ContainerCreated {
+            return Err(Status::failed_precondition(format!(
+                "container {id} was already started"
+            )));
+        }
+        let s = &self.shim;
+        let mut cmd = Command::new(&s.exe);
+        cmd.args(&s.prefix)
+            .arg("shim")
+            .arg("--log")
+            .arg(&meta.log_path)
+            .arg("--exit-file")
+            .arg(dir.join("exit.json"))
+            .arg("--")
+            .arg(&s.exe)
+            .args(&s.prefix)
+            .args(["run", "--bundle"])
+            .arg(dir.join("bundle"))
+            .arg("--pid-file")
+            .arg(dir.join("pid"))
+            .arg(&id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own process group: the kubelet's Ctrl-C does not reach it.
+            .process_group(0);
+        use std::os::unix::process::CommandExt;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| internal(format!("start the shim: {e}")))?;
+        // Reap the shim when it ends (while this process lives).
+        std::thread::spawn(move || child.wait());
+        std::fs::write(dir.join("started"), b"").map_err(internal)?;
+        meta.started_at = now();
+        std::fs::write(
+            dir.join("meta.json"),
+            serde_json::to_vec(&meta).unwrap_or_default(),
+        )
+        .map_err(internal)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while observe(&dir).pid.is_none()
+            && observe(&dir).exit.is_none()
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(Response::new(cri::StartContainerResponse {}))
+    }
+
+    async fn stop_container(
+        &self,
+        r: Request<cri::StopContainerRequest>,
+    ) -> Result<Response<cri::StopContainerResponse>, Status> {
+        let r = r.into_inner();
+        let dir = self.container_dir(&r.container_id)?;
+        let timeout = Duration::from_secs(r.timeout.max(0) as u64);
+        blocking(move || {
+            RuntimeSvc::stop_blocking(&dir, timeout);
+            Ok(())
+        })
+        .await?;
+        Ok(Response::new(cri::StopContainerResponse {}))
+    }
+
+    async fn remove_container(
+        &self,
+        r: Request<cri::RemoveContainerRequest>,
+    ) -> Result<Response<cri::RemoveContainerResponse>, Status> {
+        let id = r.into_inner().container_id;
+        // Idempotent: a container that is gone is removed.
+        let Ok(dir) = self.container_dir(&id) else {
+            return Ok(Response::new(cri::RemoveContainerResponse {}));
+        };
+        blocking(move || {
+            RuntimeSvc::remove_blocking(&dir);
+            Ok(())
+        })
+        .await?;
+        Ok(Response::new(cri::RemoveContainerResponse {}))
+    }
+
+    async fn list_containers(
+        &self,
+        r: Request<cri::ListContainersRequest>,
+    ) -> Result<Response<cri::ListContainersResponse>, Status> {
+        let f = r.into_inner().filter.unwrap_or_default();
+        let containers = self
+            .all()
+            .into_iter()
+            .filter(|(_, m)| f.id.is_empty() || m.id == f.id)
+            .filter(|(_, m)| f.pod_sandbox_id.is_empty() || m.sandbox_id == f.pod_sandbox_id)
+            .filter(|(_, m)| labels_match(&m.labels, &f.label_selector))
+            .map(|(d, m)| (observe(&d).state, m))
+            .filter(|(s, _)| f.state.as_ref().is_none_or(|w| w.state == *s as i32))
+            .map(|(state, m)| cri::Container {
+                id: m.id.clone(),
+                pod_sandbox_id: m.sandbox_id.clone(),
+                metadata: Some(cri::ContainerMetadata {
+                    name: m.name.clone(),
+                    attempt: m.attempt,
+                }),
+                image: Some(cri::ImageSpec {
+                    image: m.image.clone(),
+                    ..Default::default()
+                }),
+                image_ref: m.image_ref.clone(),
+                state: state as i32,
+                created_at: m.created_at,
+                labels: m.labels.clone(),
+                annotations: m.annotations.clone(),
+                image_id: m.image_ref.clone(),
+            })
+            .collect();
+        Ok(Response::new(cri::ListContainersResponse { containers }))
+    }
+
+    async fn container_status(
+        &self,
+        r: Request<cri::ContainerStatusRequest>,
+    ) -> Result<Response<cri::ContainerStatusResponse>, Status> {
+        let dir = self.container_dir(&r.into_inner().container_id)?;
+        let meta = Self::meta(&dir)?;
+        Ok(Response::new(cri::ContainerStatusResponse {
+            status: Some(Self::status_of(&dir, &meta)),
+            info: Default::default(),
+        }))
+    }
+
+    async fn exec_sync(
+        &self,
+        r: Request<cri::ExecSyncRequest>,
+    ) -> Result<Response<cri::ExecSyncResponse>, Status> {
+        let r = r.into_inner();
+        let dir = self.container_dir(&r.container_id)?;
+        let o = observe(&dir);
+        let pid = match (o.pid, o.exit) {
+            (Some(pid), None) => pid,
+            _ => {
+                return Err(Status::failed_precondition(format!(
+                    "container {} is not running",
+                    r.container_id
+                )));
+            }
+        };
+        if r.cmd.is_empty() {
+            return Err(Status::invalid_argument("no command"));
+        }
+        // Into every namespace of the container's PID 1, its root and cwd.
+        let mut cmd = tokio::process::Command::new("nsenter");
+        cmd.args([
+            "--target",
+            &pid.to_string(),
+            "--mount",
+            "--uts",
+            "--ipc",
+            "--net",
+            "--pid",
+            "--root",
+            "--wd",
+            "--",
+        ])
+        .args(&r.cmd)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+        let run = cmd.output();
+        let out = if r.timeout > 0 {
+            tokio::time::timeout(Duration::from_secs(r.timeout as u64), run)
+                .await
+                .map_err(|_| {
+                    Status::deadline_exceeded(format!("command timed out after {}s", r.timeout))
+                })?
+        } else {
+            run.await
+        }
+        .map_err(internal)?;
+        const CAP: usize = 16 << 20;
+        let cap = |mut v: Vec<u8>| {
+            v.truncate(CAP);
+            v
+        };
+        Ok(Response::new(cri::ExecSyncResponse {
+            stdout: cap(out.stdout),
+            stderr: cap(out.stderr),
+            exit_code: out.status.code().unwrap_or(137),
+        }))
+    }
+
+    async fn exec(
+        &self,
+        _r: Request<cri::ExecRequest>,
+    ) -> Result<Response<cri::ExecResponse>, Status> {
+        Err(Status::unimplemented(
+            "streaming exec is not implemented yet (ExecSync is)",
+        ))
+    }
+
+    async fn attach(
+        &self,
+        _r: Request<cri::AttachRequest>,
+    ) -> Result<Response<cri::AttachResponse>, Status> {
+        Err(Status::unimplemented("attach is not implemented yet"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_as_kubernetes_defines_it() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let (ep, cmd) = (s(&["httpd", "-f"]), s(&["-p", "80"]));
+        assert_eq!(argv(&ep, &cmd, &[], &[]), s(&["httpd", "-f", "-p", "80"]));
+        assert_eq!(
+            argv(&ep, &cmd, &[], &s(&["-p", "8080"])),
+            s(&["httpd", "-f", "-p", "8080"])
+        );
+        assert_eq!(argv(&ep, &cmd, &s(&["sh"]), &[]), s(&["sh"]));
+        assert_eq!(
+            argv(&ep, &cmd, &s(&["sh"]), &s(&["-c", "x"])),
+            s(&["sh", "-c", "x"])
+        );
+    }
+}

@@ -1,0 +1,297 @@
+//! The embedded runtime end to end through the CRI, as the kubelet calls it,
+//! as root: the busybox images imported, a sandbox on a real CNI bridge (its
+//! subnet fenced in by nftables), a container from the image on an overlay
+//! rootfs started by its shim, its log in the CRI format, ExecSync inside
+//! it, a stop with SIGTERM and its exit code, writes that stay in the
+//! container's upper dir and never reach the image layers, and removal that
+//! leaves no mount behind.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use skiff_proto::cri;
+use skiff_proto::cri::runtime_service_client::RuntimeServiceClient;
+use skiff_runtime::cni::exec::RealExec;
+use skiff_runtime::cni::{Cni, NetworkList};
+use skiff_runtime::cri::images::{Images, PullSettings};
+use skiff_runtime::cri::runtime::{RuntimeSvc, ShimCommand};
+use skiff_runtime::image::{ImageStore, import_dir};
+use skiff_runtime::sandbox::Sandboxes;
+use skiff_runtime::sandbox::namespaces::LinuxNamespaces;
+use skiff_runtime::sandbox::testnet::TestNet;
+use tonic::transport::Channel;
+
+async fn client(socket: &Path) -> RuntimeServiceClient<Channel> {
+    let path = socket.to_path_buf();
+    let channel = tonic::transport::Endpoint::try_from("http://[::1]:50051")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move {
+                let s = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
+            }
+        }))
+        .await
+        .unwrap();
+    RuntimeServiceClient::new(channel)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: namespaces, overlayfs, cgroups, CNI, nftables"]
+async fn a_pod_through_the_cri() {
+    let dir = tempfile::Builder::new()
+        .prefix("skiff-rt-cri-run-")
+        .tempdir()
+        .unwrap();
+    let archives = dir.path().join("archives");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/build.sh");
+    let built = Command::new("bash")
+        .arg(&script)
+        .arg(&archives)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let store = Arc::new(ImageStore::open(dir.path().join("images")).unwrap());
+    assert!(import_dir(&store, &archives).unwrap().failed.is_empty());
+    let net = TestNet::new(dir.path(), 2).expect("fence and CNI config");
+    let sandboxes = Arc::new(Sandboxes {
+        run_dir: dir.path().join("sandboxes"),
+        namespaces: Arc::new(LinuxNamespaces),
+        cni: Some(Cni {
+            list: NetworkList::load_dir(&net.conf_dir).unwrap(),
+            exec: Arc::new(RealExec {
+                dirs: vec![PathBuf::from("/usr/lib/cni")],
+            }),
+            cache_dir: dir.path().join("cni-cache"),
+        }),
+    });
+    let runtime = RuntimeSvc {
+        sandboxes,
+        images: store.clone(),
+        dir: dir.path().join("containers"),
+        shim: ShimCommand {
+            exe: env!("CARGO_BIN_EXE_skiff-runtime").into(),
+            prefix: vec![],
+        },
+    };
+    let socket = dir.path().join("runtime.sock");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn({
+        let socket = socket.clone();
+        let images = Images::new(store.clone(), PullSettings::default());
+        async move {
+            skiff_runtime::cri::serve(&socket, images, Some(runtime), async {
+                let _ = stopped.await;
+            })
+            .await
+        }
+    });
+    while !socket.exists() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut rt = client(&socket).await;
+
+    let status = rt
+        .status(cri::StatusRequest { verbose: false })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(status.status.unwrap().conditions.iter().all(|c| c.status));
+
+    let logs = dir.path().join("logs");
+    let sandbox_config = cri::PodSandboxConfig {
+        metadata: Some(cri::PodSandboxMetadata {
+            name: "web".into(),
+            uid: "uid-1".into(),
+            namespace: "shop".into(),
+            attempt: 0,
+        }),
+        hostname: "web".into(),
+        log_directory: logs.display().to_string(),
+        ..Default::default()
+    };
+    let sb = rt
+        .run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(sandbox_config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pod_sandbox_id;
+    let sb_status = rt
+        .pod_sandbox_status(cri::PodSandboxStatusRequest {
+            pod_sandbox_id: sb.clone(),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    let ip = sb_status.network.unwrap().ip;
+    assert!(ip.starts_with(net.subnet.trim_end_matches("0/24")), "{ip}");
+
+    let container = |name: &str, command: &[&str]| cri::CreateContainerRequest {
+        pod_sandbox_id: sb.clone(),
+        config: Some(cri::ContainerConfig {
+            metadata: Some(cri::ContainerMetadata {
+                name: name.into(),
+                attempt: 0,
+            }),
+            image: Some(cri::ImageSpec {
+                image: "skiff/busybox".into(),
+                ..Default::default()
+            }),
+            command: command.iter().map(|s| s.to_string()).collect(),
+            envs: vec![cri::KeyValue {
+                key: "GREETING".into(),
+                value: "hello".into(),
+            }],
+            log_path: format!("{name}/0.log"),
+            ..Default::default()
+        }),
+        sandbox_config: Some(sandbox_config.clone()),
+    };
+    let id = rt
+        .create_container(container(
+            "app",
+            &[
+                "sh",
+                "-c",
+                "trap 'echo bye; exit 0' TERM; echo $GREETING from $(hostname); echo written > /bin/new-file; sleep 300 & wait",
+            ],
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .container_id;
+    rt.start_container(cri::StartContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    let state = |s: &cri::ContainerStatus| cri::ContainerState::try_from(s.state).unwrap();
+    let st = rt
+        .container_status(cri::ContainerStatusRequest {
+            container_id: id.clone(),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    assert_eq!(state(&st), cri::ContainerState::ContainerRunning);
+    assert!(st.image_ref.starts_with("sha256:"));
+
+    // Its log, in the CRI format, where the kubelet said.
+    let log = logs.join("app/0.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut text = String::new();
+    while !text.contains("stdout F hello from web") && Instant::now() < deadline {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(text.contains(" stdout F hello from web"), "{text}");
+
+    // ExecSync inside: the pod's hosts file, its IP, its processes only.
+    let exec = rt
+        .exec_sync(cri::ExecSyncRequest {
+            container_id: id.clone(),
+            cmd: vec![
+                "sh".into(),
+                "-c".into(),
+                "cat /etc/hosts; ip -o -4 addr show eth0; ps -o comm | wc -l; exit 4".into(),
+            ],
+            timeout: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let out = String::from_utf8_lossy(&exec.stdout);
+    assert_eq!(
+        exec.exit_code,
+        4,
+        "{out} {}",
+        String::from_utf8_lossy(&exec.stderr)
+    );
+    assert!(
+        out.contains(&format!("{ip}\tweb")) && out.contains(&format!("inet {ip}/")),
+        "{out}"
+    );
+
+    // The write went to the container's upper dir, not to any image layer.
+    let layers = store.prepare("skiff/busybox").unwrap().lower_dirs;
+    assert!(layers.iter().all(|l| !l.join("bin/new-file").exists()));
+    let upper = dir
+        .path()
+        .join("containers")
+        .join(&id)
+        .join("upper/bin/new-file");
+    assert_eq!(std::fs::read_to_string(upper).unwrap(), "written\n");
+
+    // Stop: SIGTERM, which its trap answers at once (a PID 1 without a
+    // handler would ignore it and get SIGKILL after the timeout: 137).
+    let asked = Instant::now();
+    rt.stop_container(cri::StopContainerRequest {
+        container_id: id.clone(),
+        timeout: 5,
+    })
+    .await
+    .unwrap();
+    let st = rt
+        .container_status(cri::ContainerStatusRequest {
+            container_id: id.clone(),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    assert_eq!(state(&st), cri::ContainerState::ContainerExited);
+    assert_eq!((st.exit_code, st.reason.as_str()), (0, "Completed"));
+    assert!(
+        asked.elapsed() < Duration::from_secs(4),
+        "stopped by SIGTERM, not the timeout"
+    );
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains(" stdout F bye")
+    );
+    assert!(st.finished_at >= st.started_at && st.started_at > 0);
+
+    rt.remove_container(cri::RemoveContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    rt.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+        pod_sandbox_id: sb.clone(),
+    })
+    .await
+    .unwrap();
+    let listed = rt
+        .list_containers(cri::ListContainersRequest { filter: None })
+        .await
+        .unwrap()
+        .into_inner()
+        .containers;
+    assert!(listed.is_empty());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&dir.path().display().to_string()),
+        "no mount left"
+    );
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
