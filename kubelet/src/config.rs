@@ -60,6 +60,15 @@ pub struct Config {
     #[arg(long)]
     pub container_runtime_endpoint: Option<String>,
 
+    /// Where the embedded runtime finds its CNI network configuration (the first
+    /// `.conflist` by name).
+    #[arg(long, default_value = "/etc/cni/net.d")]
+    pub cni_conf_dir: PathBuf,
+
+    /// Where the CNI plugin binaries are (Debian's containernetworking-plugins).
+    #[arg(long, default_value = "/usr/lib/cni")]
+    pub cni_bin_dir: PathBuf,
+
     /// Registries the embedded runtime pulls from over plain HTTP (`127.0.0.1:5000`).
     #[arg(long, value_delimiter = ',')]
     pub insecure_registries: Vec<String>,

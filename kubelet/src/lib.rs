@@ -63,7 +63,8 @@ pub enum Error {
 pub const RUNTIME_DOWN: &str = "container runtime not connected";
 /// Ready=False while the runtime serves images but not containers (the
 /// embedded runtime today: its RuntimeService is still being built).
-pub const NO_RUNTIME_SERVICE: &str = "container runtime not ready: it serves the CRI ImageService but not the RuntimeService (containers are not implemented yet)";
+pub const NO_RUNTIME_SERVICE: &str =
+    "container runtime not ready: it does not serve the CRI RuntimeService";
 
 /// Readiness from the runtime's own conditions, as upstream words it.
 pub fn readiness(
@@ -232,11 +233,43 @@ fn serve_embedded_runtime(
             .clone()
             .or_else(|| default_creds.exists().then_some(default_creds)),
     };
+    // The RuntimeService: sandboxes networked by the first .conflist in
+    // --cni-conf-dir (none: the runtime reports NetworkReady=false), and
+    // containers whose shims are this very binary (`skiff-kubelet runtime …`).
+    let cni = match skiff_runtime::cni::NetworkList::load_dir(&config.cni_conf_dir) {
+        Ok(list) => {
+            tracing::info!(network = %list.name, dir = %config.cni_conf_dir.display(), "CNI network");
+            Some(skiff_runtime::cni::Cni {
+                list,
+                exec: Arc::new(skiff_runtime::cni::exec::RealExec {
+                    dirs: vec![config.cni_bin_dir.clone()],
+                }),
+                cache_dir: config.root_dir.join("runtime/cni-cache"),
+            })
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no CNI network: pods cannot start until one is configured");
+            None
+        }
+    };
+    let runtime = skiff_runtime::cri::runtime::RuntimeSvc {
+        sandboxes: Arc::new(skiff_runtime::sandbox::Sandboxes {
+            run_dir: config.root_dir.join("runtime/sandboxes"),
+            namespaces: Arc::new(skiff_runtime::sandbox::namespaces::LinuxNamespaces),
+            cni,
+        }),
+        images: store.clone(),
+        dir: config.root_dir.join("runtime/containers"),
+        shim: skiff_runtime::cri::runtime::ShimCommand {
+            exe: std::env::current_exe().map_err(root_err)?,
+            prefix: vec!["runtime".into()],
+        },
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let socket = socket.to_path_buf();
     let images = Images::new(store, settings);
     let task = tokio::spawn(async move {
-        let served = skiff_runtime::cri::serve(&socket, images, async {
+        let served = skiff_runtime::cri::serve(&socket, images, Some(runtime), async {
             let _ = stopped.await;
         })
         .await;

@@ -24,7 +24,7 @@ fn cycle(program: &Path, args: &[&str], bundle: &Path) -> std::io::Result<Durati
     Ok(t.elapsed())
 }
 
-pub fn run(bundle: &Path, rounds: usize) -> anyhow::Result<()> {
+pub fn run(bundle: &Path, rounds: usize) -> std::io::Result<()> {
     let me = std::env::current_exe()?;
     let bundle = bundle.canonicalize()?;
     let mut rows: Vec<(String, Duration)> = Vec::new();

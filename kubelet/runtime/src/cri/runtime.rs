@@ -269,13 +269,23 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
         _r: Request<cri::StatusRequest>,
     ) -> Result<Response<cri::StatusResponse>, Status> {
         let network = self.sandboxes.cni.is_some();
+        let root = nix::unistd::geteuid().is_root();
         Ok(Response::new(cri::StatusResponse {
             status: Some(cri::RuntimeStatus {
                 conditions: vec![
                     cri::RuntimeCondition {
                         r#type: "RuntimeReady".into(),
-                        status: true,
-                        ..Default::default()
+                        status: root,
+                        reason: if root {
+                            String::new()
+                        } else {
+                            "NotRoot".into()
+                        },
+                        message: if root {
+                            String::new()
+                        } else {
+                            "the embedded runtime needs root (namespaces, mounts, cgroups)".into()
+                        },
                     },
                     cri::RuntimeCondition {
                         r#type: "NetworkReady".into(),

@@ -1,0 +1,72 @@
+//! The runtime's commands, shared by the `skiff-runtime` binary and the
+//! kubelet (which re-executes itself as `skiff-kubelet runtime shim …` and
+//! `… runtime run …`, so one binary holds everything a node needs).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs the bundle's container until it exits; exits with its code.
+    Run {
+        /// The bundle directory (config.json and the rootfs).
+        #[arg(long, short, default_value = ".")]
+        bundle: PathBuf,
+        /// Where to write the container's PID 1 (as the host sees it).
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        /// The container id (names its cgroup when the spec has no cgroupsPath).
+        id: String,
+    },
+    /// The per-container shim: runs COMMAND, logs its output in the CRI format,
+    /// records its exit.
+    #[command(hide = true)]
+    Shim {
+        #[arg(long)]
+        log: PathBuf,
+        #[arg(long)]
+        exit_file: PathBuf,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Times create+start+wait+delete of the bundle with skiff-runtime, runc and crun.
+    Bench {
+        #[arg(long, short)]
+        bundle: PathBuf,
+        #[arg(long, default_value_t = 100)]
+        rounds: usize,
+    },
+}
+
+/// Runs one command. `run` forks: call it from a single-threaded process.
+pub fn dispatch(command: Command) -> std::io::Result<ExitCode> {
+    match command {
+        // Single-threaded here: `run` forks.
+        Command::Run {
+            bundle,
+            pid_file,
+            id,
+        } => {
+            let exit = crate::container::run::run_with_pid_file(&bundle, &id, pid_file.as_deref())?;
+            if exit.reason == "OOMKilled" {
+                eprintln!("skiff-runtime: {id}: OOMKilled");
+            }
+            Ok(ExitCode::from(exit.code.clamp(0, 255) as u8))
+        }
+        Command::Shim {
+            log,
+            exit_file,
+            command,
+        } => {
+            let (program, args) = command.split_first().expect("clap requires a command");
+            crate::container::shim::shim(program.as_ref(), args, &log, &exit_file)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { bundle, rounds } => {
+            crate::container::bench::run(&bundle, rounds)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

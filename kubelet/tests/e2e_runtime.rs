@@ -1,0 +1,202 @@
+//! The whole node, as root: the real `skiff-kubelet` binary with its
+//! embedded runtime (images imported from `<root-dir>/images`, sandboxes on
+//! a CNI bridge whose subnet the test fences in with nftables, containers on
+//! overlayfs run by per-container shims), a real API server, and the real
+//! kubectl: a pod applied with kubectl runs busybox httpd and answers HTTP on
+//! its pod IP; `kubectl delete` stops it and the runtime is left empty.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Api;
+use skiff_runtime::sandbox::testnet::TestNet;
+
+struct Kubelet(Child);
+
+impl Drop for Kubelet {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_for<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: namespaces, overlayfs, cgroups, CNI, nftables"]
+async fn kubectl_apply_runs_a_pod_that_answers_http() {
+    let dir = tempfile::Builder::new()
+        .prefix("skiff-kubelet-e2e-")
+        .tempdir()
+        .unwrap();
+    let root = dir.path().join("kubelet");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("images/build.sh");
+    let built = Command::new("bash")
+        .arg(&script)
+        .arg(root.join("images"))
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let net = TestNet::new(dir.path(), 3).expect("fence and CNI config");
+
+    let server = skiff_apiserver::start(skiff_apiserver::Config::for_dir(dir.path().join("data")))
+        .await
+        .expect("start skiff-apiserver");
+    let kubeconfig = server.admin_kubeconfig.clone();
+    let kubelet = Kubelet(
+        Command::new(env!("CARGO_BIN_EXE_skiff-kubelet"))
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--hostname-override", "e2e-node", "--node-ip", "127.0.0.1"])
+            .arg("--root-dir")
+            .arg(&root)
+            .arg("--cni-conf-dir")
+            .arg(&net.conf_dir)
+            .arg("--node-status-update-frequency=1s")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start skiff-kubelet"),
+    );
+    let client = skiff_proto::client::connect(Some(&kubeconfig))
+        .await
+        .unwrap();
+    let nodes: Api<Node> = Api::all(client.clone());
+    wait_for("the Node to be Ready", 30, || async {
+        let n = nodes.get_opt("e2e-node").await.ok()??;
+        let ready = n
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Ready")?;
+        (ready.status == "True").then_some(())
+    })
+    .await;
+
+    let manifest = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  nodeName: e2e-node
+  containers:
+  - name: httpd
+    image: skiff/httpd:latest
+    imagePullPolicy: Never
+    ports:
+    - containerPort: 80
+"#;
+    kubectl(&kubeconfig, &["apply", "-f", "-"], Some(manifest));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let ip = wait_for("web to run", 60, || async {
+        let p = pods.get_opt("web").await.ok()??;
+        let s = p.status?;
+        (s.phase.as_deref() == Some("Running")).then_some(s.pod_ip?)
+    })
+    .await;
+    assert!(
+        ip.starts_with(net.subnet.trim_end_matches("0/24")),
+        "{ip} in {}",
+        net.subnet
+    );
+    let table = kubectl(&kubeconfig, &["get", "pods", "-o", "wide"], None);
+    assert!(
+        table.lines().any(|l| l.starts_with("web ")
+            && l.contains("1/1")
+            && l.contains("Running")
+            && l.contains(&ip)),
+        "{table}"
+    );
+
+    // HTTP to the pod IP, over the test's own bridge.
+    let page = wait_for("httpd to answer", 20, || {
+        let ip = ip.clone();
+        async move {
+            let mut s = std::net::TcpStream::connect_timeout(
+                &format!("{ip}:80").parse().ok()?,
+                Duration::from_secs(2),
+            )
+            .ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+            s.write_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n").ok()?;
+            let mut body = String::new();
+            s.read_to_string(&mut body).ok()?;
+            Some(body)
+        }
+    })
+    .await;
+    assert!(
+        page.starts_with("HTTP/1.") && page.contains("Hello from Skiff"),
+        "{page}"
+    );
+
+    kubectl(
+        &kubeconfig,
+        &["delete", "pod", "web", "--grace-period=2", "--timeout=60s"],
+        None,
+    );
+    assert!(pods.get_opt("web").await.unwrap().is_none());
+    let containers = std::fs::read_dir(root.join("runtime/containers"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let sandboxes = std::fs::read_dir(root.join("runtime/sandboxes"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!((containers, sandboxes), (0, 0), "the runtime is left empty");
+    drop(kubelet);
+    server.stop().await;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&dir.path().display().to_string()),
+        "no mount left"
+    );
+}
