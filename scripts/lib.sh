@@ -28,3 +28,6 @@ TEST_PACKAGES=(etcd-server etcd-client busybox-static runc crun docker-registry 
     containernetworking-plugins nftables iproute2)
 # Packages `scripts/up.sh` needs: etcdctl, to look into the store.
 RUN_PACKAGES=(etcd-client)
+# Packages the node needs to run pods: images are built from busybox-static,
+# pods are networked by the standard CNI plugins, fenced in with nftables.
+NODE_PACKAGES=(busybox-static containernetworking-plugins nftables iproute2 util-linux)

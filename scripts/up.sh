@@ -3,14 +3,18 @@
 # is skiff-apiserver (with its embedded etcd-compatible store in-process),
 # skiff-controller-manager (ReplicaSets and Deployments), skiff-scheduler
 # (binds pods to nodes) and skiff-kubelet (registers this machine as a Node and
-# heartbeats; it does not run pods yet), which use the admin kubeconfig the API
-# server writes.
+# runs its pods in containers through its embedded runtime; as root), which use
+# the admin kubeconfig the API server writes. Pods get addresses in
+# SKIFF_POD_SUBNET (10.244.0.0/24) on the bridge skiff0; an nftables table
+# (inet skiff_up) keeps their packets on this machine. Ctrl-C stops the
+# programs; pods' containers outlive the kubelet (as upstream's do) and the
+# fence stays while they may run: `nft delete table inet skiff_up` after.
 # Ctrl-C stops them all; the state stays in .skiff/ (SKIFF_DATA_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-ensure_packages "${BUILD_PACKAGES[@]}" "${RUN_PACKAGES[@]}"
+ensure_packages "${BUILD_PACKAGES[@]}" "${RUN_PACKAGES[@]}" "${NODE_PACKAGES[@]}"
 cargo build --release --locked -p skiff-apiserver -p skiff-store -p skiff-controller-manager \
     -p skiff-scheduler -p skiff-kubelet
 
@@ -18,11 +22,35 @@ port="${SKIFF_API_PORT:-6443}"
 data="${SKIFF_DATA_DIR:-$PWD/.skiff}"
 # The address this machine's Node reports: loopback for a one-machine cluster.
 node_ip="${SKIFF_NODE_IP:-127.0.0.1}"
+pod_subnet="${SKIFF_POD_SUBNET:-10.244.0.0/24}"
 if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "skiff: something already listens on 127.0.0.1:$port; choose another port: SKIFF_API_PORT=16443 $0" >&2
     exit 1
 fi
 mkdir -p "$data"
+# The node: test and demo images built from busybox-static (no registry is
+# needed), a CNI network for the pods, and the fence around it.
+if [ "$(id -u)" -eq 0 ]; then
+    [ -s "$data/kubelet/images/skiff-httpd.tar" ] || bash kubelet/images/build.sh "$data/kubelet/images" >/dev/null
+    mkdir -p "$data/cni"
+    cat >"$data/cni/10-skiff.conflist" <<JSON
+{"cniVersion": "1.0.0", "name": "skiff", "plugins": [
+  {"type": "bridge", "bridge": "skiff0", "isGateway": true, "ipMasq": false,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$pod_subnet"}]], "dataDir": "$data/cni/ipam"}}]}
+JSON
+    nft delete table inet skiff_up 2>/dev/null || true
+    nft -f - <<NFT
+table inet skiff_up {
+  chain forward { type filter hook forward priority -10; policy accept;
+    ip saddr $pod_subnet oifname != "skiff0" drop
+    ip daddr $pod_subnet iifname != "skiff0" drop }
+  chain output { type filter hook output priority -10; policy accept;
+    ip saddr $pod_subnet oifname != "skiff0" drop }
+}
+NFT
+else
+    echo "skiff: not root: the kubelet registers the Node but cannot run pods (its runtime needs root)" >&2
+fi
 cat <<MSG
 skiff: starting skiff-apiserver on https://127.0.0.1:$port (embedded store, data in $data)
 skiff: and skiff-controller-manager (log: $data/controller-manager.log)
@@ -35,8 +63,10 @@ skiff: from another terminal:
     kubectl get deploy,rs,pods -A
     kubectl get events -w
     kubectl get nodes -o wide
-skiff: (the kubelet registers the Node and heartbeats but runs no pods yet, so the Node says
-skiff:  NotReady and pods stay Pending.)
+    kubectl run web --image=skiff/httpd --image-pull-policy=Never
+    kubectl get pods -o wide                   # then: curl http://<pod IP>/
+skiff: images: skiff/busybox, skiff/httpd, skiff/layers (built here; use imagePullPolicy Never or
+skiff:  IfNotPresent, as no public registry is reached).
 skiff: Ctrl-C stops it.
 MSG
 ./target/release/skiff-apiserver --data-dir "$data" --bind-address 127.0.0.1 --secure-port "$port" &
@@ -67,6 +97,6 @@ controller_manager=$!
     >>"$data/scheduler.log" 2>&1 &
 scheduler=$!
 ./target/release/skiff-kubelet --kubeconfig "$data/admin.kubeconfig" --root-dir "$data/kubelet" \
-    --node-ip "$node_ip" >>"$data/kubelet.log" 2>&1 &
+    --node-ip "$node_ip" --cni-conf-dir "$data/cni" >>"$data/kubelet.log" 2>&1 &
 kubelet=$!
 wait "$apiserver"
