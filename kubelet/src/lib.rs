@@ -55,8 +55,6 @@ pub enum Error {
     },
     #[error("cannot register the Node: {0}")]
     Register(kube::Error),
-    #[error(transparent)]
-    Runtime(runtime::RuntimeError),
 }
 
 /// The start of the Ready=False message when the runtime does not answer.
@@ -175,7 +173,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         Some(_) => None,
         None => Some(serve_embedded_runtime(&config, &socket)?),
     };
-    let runtime = runtime::CriClient::connect_lazy(&socket).map_err(Error::Runtime)?;
+    let runtime = runtime::CriClient::connect_lazy(&socket);
     let result = run_with_runtime(config, Arc::new(runtime), shutdown).await;
     if let Some((stop, task)) = embedded {
         let _ = stop.send(());

@@ -4,7 +4,7 @@
 //! socket); [`fake::FakeRuntime`] records them for tests of the pod logic.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use skiff_proto::cri;
 use skiff_proto::cri::image_service_client::ImageServiceClient;
@@ -15,11 +15,6 @@ use tonic::transport::Channel;
 pub enum RuntimeError {
     #[error("container runtime: {}", .0.message())]
     Call(#[from] tonic::Status),
-    #[error("cannot reach the container runtime at {path}: {source}")]
-    Connect {
-        path: PathBuf,
-        source: tonic::transport::Error,
-    },
 }
 
 impl RuntimeError {
@@ -94,27 +89,12 @@ pub struct CriClient {
 
 impl CriClient {
     /// Connects to the runtime's socket (lazily: the first call dials).
-    pub fn connect_lazy(socket: &Path) -> Result<CriClient> {
-        let path = socket.to_path_buf();
-        // The URI is required by tonic but unused: the connector dials the socket.
-        let endpoint =
-            tonic::transport::Endpoint::try_from("http://[::1]:50051").map_err(|source| {
-                RuntimeError::Connect {
-                    path: path.clone(),
-                    source,
-                }
-            })?;
-        let channel = endpoint.connect_with_connector_lazy(tower::service_fn(move |_| {
-            let path = path.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        }));
-        Ok(CriClient {
+    pub fn connect_lazy(socket: &Path) -> CriClient {
+        let channel = cri::unix_channel(socket);
+        CriClient {
             runtime: RuntimeServiceClient::new(channel.clone()),
             images: ImageServiceClient::new(channel),
-        })
+        }
     }
 }
 

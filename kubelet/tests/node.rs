@@ -148,7 +148,7 @@ async fn registers_heartbeats_and_takes_its_node_over_after_a_restart() {
         std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let cri = skiff_kubelet::runtime::CriClient::connect_lazy(&socket).unwrap();
+    let cri = skiff_kubelet::runtime::CriClient::connect_lazy(&socket);
     assert_eq!(cri.list_images().await.unwrap().len(), 0);
 
     // The Lease is owned by the Node and renewed.

@@ -51,6 +51,22 @@ pub mod etcd {
 /// `runtime_service_server`/`image_service_server` for the runtime.
 pub mod cri {
     tonic::include_proto!("runtime.v1");
+
+    /// A channel to a CRI server on the unix socket `path`, dialled at the
+    /// first call (the kubelet's client, crictl-style tools, the tests).
+    pub fn unix_channel(path: &std::path::Path) -> tonic::transport::Channel {
+        let path = path.to_path_buf();
+        // The URI is required by tonic but unused: the connector dials the socket.
+        tonic::transport::Endpoint::from_static("http://[::1]:50051").connect_with_connector_lazy(
+            tower::service_fn(move |_| {
+                let path = path.clone();
+                async move {
+                    let stream = tokio::net::UnixStream::connect(path).await?;
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                }
+            }),
+        )
+    }
 }
 
 /// skiff-store's own records (`proto/skiff/store_wal.proto`).

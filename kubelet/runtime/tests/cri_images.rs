@@ -15,19 +15,7 @@ use skiff_runtime::image::{ImageStore, import_dir};
 use tonic::transport::Channel;
 
 async fn client(socket: &Path) -> ImageServiceClient<Channel> {
-    let path = socket.to_path_buf();
-    let channel = tonic::transport::Endpoint::try_from("http://[::1]:50051")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_| {
-            let path = path.clone();
-            async move {
-                let s = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
-            }
-        }))
-        .await
-        .unwrap();
-    ImageServiceClient::new(channel)
+    ImageServiceClient::new(cri::unix_channel(socket))
 }
 
 fn spec(image: &str) -> Option<cri::ImageSpec> {

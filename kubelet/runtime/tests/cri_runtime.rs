@@ -24,19 +24,7 @@ use skiff_runtime::sandbox::testnet::TestNet;
 use tonic::transport::Channel;
 
 async fn client(socket: &Path) -> RuntimeServiceClient<Channel> {
-    let path = socket.to_path_buf();
-    let channel = tonic::transport::Endpoint::try_from("http://[::1]:50051")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_| {
-            let path = path.clone();
-            async move {
-                let s = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
-            }
-        }))
-        .await
-        .unwrap();
-    RuntimeServiceClient::new(channel)
+    RuntimeServiceClient::new(cri::unix_channel(socket))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

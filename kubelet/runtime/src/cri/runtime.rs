@@ -138,6 +138,15 @@ impl RuntimeSvc {
             .collect()
     }
 
+    /// The directories of sandbox `id`'s containers.
+    fn containers_of(&self, id: &str) -> Vec<PathBuf> {
+        self.all()
+            .into_iter()
+            .filter(|(_, m)| m.sandbox_id == id)
+            .map(|(d, _)| d)
+            .collect()
+    }
+
     /// SIGTERM, then SIGKILL after `timeout`; returns when the shim recorded the exit.
     fn stop_blocking(dir: &Path, timeout: Duration) {
         use nix::sys::signal::{Signal, kill};
@@ -365,12 +374,7 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
         r: Request<cri::StopPodSandboxRequest>,
     ) -> Result<Response<cri::StopPodSandboxResponse>, Status> {
         let id = r.into_inner().pod_sandbox_id;
-        let dirs: Vec<PathBuf> = self
-            .all()
-            .into_iter()
-            .filter(|(_, m)| m.sandbox_id == id)
-            .map(|(d, _)| d)
-            .collect();
+        let dirs = self.containers_of(&id);
         let sandboxes = self.sandboxes.clone();
         blocking(move || {
             for d in dirs {
@@ -390,12 +394,7 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
         r: Request<cri::RemovePodSandboxRequest>,
     ) -> Result<Response<cri::RemovePodSandboxResponse>, Status> {
         let id = r.into_inner().pod_sandbox_id;
-        let dirs: Vec<PathBuf> = self
-            .all()
-            .into_iter()
-            .filter(|(_, m)| m.sandbox_id == id)
-            .map(|(d, _)| d)
-            .collect();
+        let dirs = self.containers_of(&id);
         let sandboxes = self.sandboxes.clone();
         blocking(move || {
             for d in dirs {
