@@ -91,21 +91,24 @@ async fn kubectl_apply_runs_a_pod_that_answers_http() {
         .await
         .expect("start skiff-apiserver");
     let kubeconfig = server.admin_kubeconfig.clone();
-    let kubelet = Kubelet(
-        Command::new(env!("CARGO_BIN_EXE_skiff-kubelet"))
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(["--hostname-override", "e2e-node", "--node-ip", "127.0.0.1"])
-            .arg("--root-dir")
-            .arg(&root)
-            .arg("--cni-conf-dir")
-            .arg(&net.conf_dir)
-            .arg("--node-status-update-frequency=1s")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start skiff-kubelet"),
-    );
+    let start_kubelet = || {
+        Kubelet(
+            Command::new(env!("CARGO_BIN_EXE_skiff-kubelet"))
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args(["--hostname-override", "e2e-node", "--node-ip", "127.0.0.1"])
+                .arg("--root-dir")
+                .arg(&root)
+                .arg("--cni-conf-dir")
+                .arg(&net.conf_dir)
+                .arg("--node-status-update-frequency=1s")
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start skiff-kubelet"),
+        )
+    };
+    let mut kubelet = start_kubelet();
     let client = skiff_proto::client::connect(Some(&kubeconfig))
         .await
         .unwrap();
@@ -158,7 +161,7 @@ spec:
     );
 
     // HTTP to the pod IP, over the test's own bridge.
-    let page = wait_for("httpd to answer", 20, || {
+    let get = || {
         let ip = ip.clone();
         async move {
             let mut s = std::net::TcpStream::connect_timeout(
@@ -172,12 +175,36 @@ spec:
             s.read_to_string(&mut body).ok()?;
             Some(body)
         }
-    })
-    .await;
+    };
+    let page = wait_for("httpd to answer", 20, get).await;
     assert!(
         page.starts_with("HTTP/1.") && page.contains("Hello from Skiff"),
         "{page}"
     );
+
+    // SIGKILL the kubelet (runtime included): the container lives on in its
+    // shim; a new kubelet adopts it — same container, no restart — and the
+    // pod keeps answering.
+    let containers = || {
+        std::fs::read_dir(root.join("runtime/containers"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(containers(), 1);
+    kubelet.0.kill().unwrap();
+    kubelet.0.wait().unwrap();
+    assert!(
+        get().await.is_some_and(|p| p.contains("Hello from Skiff")),
+        "serving while no kubelet runs"
+    );
+    kubelet = start_kubelet();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(containers(), 1, "nothing started twice");
+    let p = pods.get("web").await.unwrap();
+    let status = p.status.unwrap();
+    assert_eq!(status.phase.as_deref(), Some("Running"));
+    assert_eq!(status.container_statuses.unwrap()[0].restart_count, 0);
+    assert!(get().await.is_some_and(|p| p.contains("Hello from Skiff")));
 
     kubectl(
         &kubeconfig,
