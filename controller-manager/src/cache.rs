@@ -3,6 +3,9 @@
 //! controller. Each change is handed to a handler *before* the store applies
 //! it, so the handler sees the old object too (expectations need to know
 //! whether a pod is new). Handlers only enqueue keys.
+//!
+//! Node Leases are watched in `kube-node-lease` only: they are the node
+//! heartbeats, and the other Leases (leader election) are not ours to read.
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
@@ -58,29 +63,58 @@ pub struct Caches {
     pub deployments: Store<Deployment>,
     pub replica_sets: Store<ReplicaSet>,
     pub pods: Store<Pod>,
+    pub services: Store<Service>,
+    pub endpoints: Store<Endpoints>,
+    pub endpoint_slices: Store<EndpointSlice>,
+    pub nodes: Store<Node>,
+    /// Node heartbeats: the Leases of `kube-node-lease`.
+    pub leases: Store<Lease>,
 }
+
+/// Where node heartbeat Leases live (named after their node).
+pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
 
 /// The writers that fill [`Caches`] (tests preload them directly).
 pub struct Writers {
     pub deployments: Writer<Deployment>,
     pub replica_sets: Writer<ReplicaSet>,
     pub pods: Writer<Pod>,
+    pub services: Writer<Service>,
+    pub endpoints: Writer<Endpoints>,
+    pub endpoint_slices: Writer<EndpointSlice>,
+    pub nodes: Writer<Node>,
+    pub leases: Writer<Lease>,
 }
 
 pub fn caches() -> (Caches, Writers) {
     let (deployments, dw) = reflector::store();
     let (replica_sets, rw) = reflector::store();
     let (pods, pw) = reflector::store();
+    let (services, sw) = reflector::store();
+    let (endpoints, ew) = reflector::store();
+    let (endpoint_slices, esw) = reflector::store();
+    let (nodes, nw) = reflector::store();
+    let (leases, lw) = reflector::store();
     (
         Caches {
             deployments,
             replica_sets,
             pods,
+            services,
+            endpoints,
+            endpoint_slices,
+            nodes,
+            leases,
         },
         Writers {
             deployments: dw,
             replica_sets: rw,
             pods: pw,
+            services: sw,
+            endpoints: ew,
+            endpoint_slices: esw,
+            nodes: nw,
+            leases: lw,
         },
     )
 }
@@ -184,7 +218,7 @@ pub async fn watch<K>(
     }
 }
 
-/// Starts the three watches; returns once they are spawned.
+/// Starts one watch per cache; returns once they are spawned.
 pub fn spawn_watches(
     client: &Client,
     caches: &Caches,
@@ -214,6 +248,41 @@ pub fn spawn_watches(
             synced.pods.clone(),
             handlers.pods,
         )),
+        tokio::spawn(watch(
+            Api::<Service>::all(client.clone()),
+            caches.services.clone(),
+            writers.services,
+            synced.services.clone(),
+            handlers.services,
+        )),
+        tokio::spawn(watch(
+            Api::<Endpoints>::all(client.clone()),
+            caches.endpoints.clone(),
+            writers.endpoints,
+            synced.endpoints.clone(),
+            handlers.endpoints,
+        )),
+        tokio::spawn(watch(
+            Api::<EndpointSlice>::all(client.clone()),
+            caches.endpoint_slices.clone(),
+            writers.endpoint_slices,
+            synced.endpoint_slices.clone(),
+            handlers.endpoint_slices,
+        )),
+        tokio::spawn(watch(
+            Api::<Node>::all(client.clone()),
+            caches.nodes.clone(),
+            writers.nodes,
+            synced.nodes.clone(),
+            handlers.nodes,
+        )),
+        tokio::spawn(watch(
+            Api::<Lease>::namespaced(client.clone(), NODE_LEASE_NAMESPACE),
+            caches.leases.clone(),
+            writers.leases,
+            synced.leases.clone(),
+            handlers.leases,
+        )),
     ]
 }
 
@@ -223,21 +292,48 @@ pub struct Synced {
     pub deployments: Arc<AtomicBool>,
     pub replica_sets: Arc<AtomicBool>,
     pub pods: Arc<AtomicBool>,
+    pub services: Arc<AtomicBool>,
+    pub endpoints: Arc<AtomicBool>,
+    pub endpoint_slices: Arc<AtomicBool>,
+    pub nodes: Arc<AtomicBool>,
+    pub leases: Arc<AtomicBool>,
 }
 
 impl Synced {
     pub fn all(&self) -> bool {
-        [&self.deployments, &self.replica_sets, &self.pods]
+        [
+            &self.deployments,
+            &self.replica_sets,
+            &self.pods,
+            &self.services,
+            &self.endpoints,
+            &self.endpoint_slices,
+            &self.nodes,
+            &self.leases,
+        ]
+        .iter()
+        .all(|s| s.load(Ordering::Acquire))
+    }
+
+    /// Whether the caches the node controllers read (nodes, Leases, pods)
+    /// have listed once: before that a node's missing Lease means nothing.
+    pub fn nodes(&self) -> bool {
+        [&self.nodes, &self.leases, &self.pods]
             .iter()
             .all(|s| s.load(Ordering::Acquire))
     }
 }
 
-type Handler<K> = Box<dyn Fn(Change<'_, K>) + Send + Sync>;
+pub type Handler<K> = Box<dyn Fn(Change<'_, K>) + Send + Sync>;
 
 /// What to do on each change of each kind.
 pub struct Handlers {
     pub deployments: Handler<Deployment>,
     pub replica_sets: Handler<ReplicaSet>,
     pub pods: Handler<Pod>,
+    pub services: Handler<Service>,
+    pub endpoints: Handler<Endpoints>,
+    pub endpoint_slices: Handler<EndpointSlice>,
+    pub nodes: Handler<Node>,
+    pub leases: Handler<Lease>,
 }

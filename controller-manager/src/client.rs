@@ -131,6 +131,16 @@ pub trait Cluster: Send + Sync + 'static {
         patch: Value,
     ) -> impl Future<Output = Result<(), WriteError>> + Send;
 
+    /// A JSON merge patch of any kind's status subresource (nodes/status,
+    /// pods/status), where kubelets and controllers write conditions.
+    fn patch_status_dyn(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+        patch: Value,
+    ) -> impl Future<Output = Result<(), WriteError>> + Send;
+
     /// Creates an object of any kind.
     fn create_dyn(
         &self,
@@ -361,6 +371,19 @@ impl Cluster for KubeCluster {
         Ok(())
     }
 
+    async fn patch_status_dyn(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+        patch: Value,
+    ) -> Result<(), WriteError> {
+        let api = dyn_api(self.client.clone(), resource, namespace);
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
+
     async fn create_dyn(
         &self,
         resource: &ApiResource,
@@ -442,6 +465,13 @@ pub mod fake {
         },
         /// `patch_dyn` (resource is the plural).
         DynPatch {
+            resource: String,
+            namespace: Option<String>,
+            name: String,
+            patch: Value,
+        },
+        /// `patch_status_dyn`.
+        DynPatchStatus {
             resource: String,
             namespace: Option<String>,
             name: String,
@@ -593,6 +623,21 @@ pub mod fake {
             patch: Value,
         ) -> Result<(), WriteError> {
             self.record(Write::DynPatch {
+                resource: resource.plural.clone(),
+                namespace: namespace.map(String::from),
+                name: name.into(),
+                patch,
+            })
+        }
+
+        async fn patch_status_dyn(
+            &self,
+            resource: &ApiResource,
+            namespace: Option<&str>,
+            name: &str,
+            patch: Value,
+        ) -> Result<(), WriteError> {
+            self.record(Write::DynPatchStatus {
                 resource: resource.plural.clone(),
                 namespace: namespace.map(String::from),
                 name: name.into(),

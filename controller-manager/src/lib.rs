@@ -12,13 +12,20 @@
 //! - [`expectations`]: why the ReplicaSet controller never creates twice.
 //! - [`gc`] (ownerReferences: background, foreground, orphan), [`namespace`]
 //!   (empties a deleted namespace), [`serviceaccount`] (`default` in each).
+//! - [`endpoints`]: each selector Service's Endpoints and EndpointSlices.
+//! - [`nodeipam`]: a pod CIDR per Node from `--cluster-cidr`.
+//! - [`nodelifecycle`]: silent nodes marked Unknown and tainted, their pods
+//!   marked not Ready and evicted when their tolerations run out.
 
 pub mod cache;
 pub mod client;
 pub mod deployment;
+pub mod endpoints;
 pub mod expectations;
 pub mod gc;
 pub mod namespace;
+pub mod nodeipam;
+pub mod nodelifecycle;
 pub mod owner;
 pub mod queue;
 pub mod replicaset;
@@ -39,8 +46,11 @@ use kube::{Api, Client};
 use crate::cache::{Handlers, Synced};
 use crate::client::KubeCluster;
 use crate::deployment::controller::DeploymentController;
+use crate::endpoints::controller::{EndpointSliceController, EndpointsController};
 use crate::expectations::Expectations;
 use crate::namespace::NamespaceController;
+use crate::nodeipam::{Allocator, NodeIpamController};
+use crate::nodelifecycle::controller::NodeLifecycleController;
 use crate::queue::WorkQueue;
 use crate::replicaset::controller::ReplicaSetController;
 use crate::serviceaccount::ServiceAccountController;
@@ -55,7 +65,7 @@ pub const LEASE_NAME: &str = "kube-controller-manager";
 #[command(
     name = "skiff-controller-manager",
     version,
-    about = "Skiff's controller manager: ReplicaSet, Deployment, garbage collector, namespace and ServiceAccount controllers."
+    about = "Skiff's controller manager: ReplicaSet, Deployment, Endpoints, EndpointSlice, garbage collector, namespace, ServiceAccount, node IPAM and node lifecycle controllers."
 )]
 pub struct Config {
     /// kubeconfig of the cluster (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
@@ -66,9 +76,26 @@ pub struct Config {
     #[arg(long, default_value = "10.244.0.0/16")]
     pub cluster_cidr: String,
 
+    /// Give each Node a pod CIDR from --cluster-cidr (on by default in
+    /// Skiff, whose kubelets need one; upstream's default is false).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub allocate_node_cidrs: bool,
+
+    /// Size (prefix length) of each Node's pod CIDR.
+    #[arg(long, default_value_t = 24)]
+    pub node_cidr_mask_size: u8,
+
     /// How long a node may be silent before it is marked NotReady.
     #[arg(long, default_value = "40s", value_parser = humantime::parse_duration)]
     pub node_monitor_grace_period: Duration,
+
+    /// How long a new node may take to post its first Ready condition.
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+    pub node_startup_grace_period: Duration,
+
+    /// How often every node's health is checked (besides every heartbeat).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub node_monitor_period: Duration,
 
     /// `--leader-elect` and its timings: the Lease is
     /// kube-system/kube-controller-manager.
@@ -82,6 +109,18 @@ pub struct Config {
     /// ReplicaSets reconciled at the same time.
     #[arg(long, default_value_t = 5)]
     pub concurrent_replicaset_syncs: usize,
+
+    /// Services whose Endpoints are synced at the same time.
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_endpoint_syncs: usize,
+
+    /// Services whose EndpointSlices are synced at the same time.
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_service_endpoint_syncs: usize,
+
+    /// Most endpoints in one EndpointSlice.
+    #[arg(long, default_value_t = 100)]
+    pub max_endpoints_per_slice: usize,
 
     /// Garbage collector workers.
     #[arg(long, default_value_t = 20)]
@@ -115,6 +154,8 @@ impl Default for Config {
 pub enum Error {
     #[error(transparent)]
     Client(#[from] skiff_proto::client::ClientError),
+    #[error("--cluster-cidr / --node-cidr-mask-size: {0}")]
+    Ipam(#[from] nodeipam::IpamError),
     #[error("lost the leader election lease")]
     LostLease,
     #[error("cannot serve /healthz on {addr}: {source}")]
@@ -136,6 +177,7 @@ pub async fn run_with_client(
     client: Client,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    let allocator = Allocator::new(&config.cluster_cidr, config.node_cidr_mask_size)?;
     let instance = leader::hostname();
     let cluster = Arc::new(KubeCluster::new(client.clone(), instance));
     let (caches, writers) = cache::caches();
@@ -173,6 +215,36 @@ pub async fn run_with_client(
         queue: WorkQueue::new(),
     });
 
+    let ep_ctl = Arc::new(EndpointsController {
+        cluster: cluster.clone(),
+        caches: caches.clone(),
+        queue: WorkQueue::new(),
+    });
+    let eps_ctl = Arc::new(EndpointSliceController {
+        cluster: cluster.clone(),
+        caches: caches.clone(),
+        queue: WorkQueue::new(),
+        expectations: Arc::new(Expectations::default()),
+        max_per_slice: config.max_endpoints_per_slice,
+    });
+    let ipam_ctl = Arc::new(NodeIpamController {
+        cluster: cluster.clone(),
+        nodes: caches.nodes.clone(),
+        queue: WorkQueue::new(),
+        allocator: std::sync::Mutex::new(allocator),
+    });
+    let nl_ctl = Arc::new(NodeLifecycleController {
+        cluster: cluster.clone(),
+        caches: caches.clone(),
+        synced: synced.clone(),
+        queue: WorkQueue::new(),
+        heartbeats: Default::default(),
+        taints_seen: Default::default(),
+        grace: config.node_monitor_grace_period,
+        startup_grace: config.node_startup_grace_period,
+        clock: nodelifecycle::controller::system_clock(),
+    });
+
     let metric = || Arc::new(ControllerMetrics::default());
     let metrics = server::Metrics {
         controllers: vec![
@@ -181,6 +253,10 @@ pub async fn run_with_client(
             (gc::NAME, metric()),
             (namespace::NAME, metric()),
             (serviceaccount::NAME, metric()),
+            (endpoints::controller::ENDPOINTS_NAME, metric()),
+            (endpoints::controller::SLICES_NAME, metric()),
+            (nodeipam::NAME, metric()),
+            (nodelifecycle::controller::NAME, metric()),
         ],
         synced: synced.clone(),
     };
@@ -204,9 +280,18 @@ pub async fn run_with_client(
         }
     }
 
+    let allocate_cidrs = config.allocate_node_cidrs;
     let handlers = {
         let (r1, r2, r3) = (rs_ctl.clone(), rs_ctl.clone(), d_ctl.clone());
         let (d1, d2) = (d_ctl.clone(), d_ctl.clone());
+        let (e1, e2, e3) = (ep_ctl.clone(), ep_ctl.clone(), ep_ctl.clone());
+        let (s1, s2, s3) = (eps_ctl.clone(), eps_ctl.clone(), eps_ctl.clone());
+        let (i1, l1, l2, l3) = (
+            ipam_ctl.clone(),
+            nl_ctl.clone(),
+            nl_ctl.clone(),
+            nl_ctl.clone(),
+        );
         Handlers {
             deployments: Box::new(move |c| d1.on_deployment(c)),
             replica_sets: Box::new(move |c| {
@@ -215,8 +300,24 @@ pub async fn run_with_client(
             }),
             pods: Box::new(move |c| {
                 r2.on_pod(c.reborrow());
-                r3.on_pod(c);
+                r3.on_pod(c.reborrow());
+                e1.on_pod(c.reborrow());
+                s1.on_pod(c.reborrow());
+                l1.on_pod(c);
             }),
+            services: Box::new(move |c| {
+                e2.on_service(c.reborrow());
+                s2.on_service(c);
+            }),
+            endpoints: Box::new(move |c| e3.on_endpoints(c)),
+            endpoint_slices: Box::new(move |c| s3.on_endpoint_slice(c)),
+            nodes: Box::new(move |c| {
+                if allocate_cidrs {
+                    i1.on_node(c.reborrow());
+                }
+                l2.on_node(c);
+            }),
+            leases: Box::new(move |c| l3.on_lease(c)),
         }
     };
     let mut watches = cache::spawn_watches(&client, &caches, writers, &synced, handlers);
@@ -240,7 +341,7 @@ pub async fn run_with_client(
         Box::new(move |c| s2.on_service_account(c)),
     )));
     tracing::info!(
-        "controllers started: deployment, replicaset, garbage collector, namespace, serviceaccount"
+        "controllers started: deployment, replicaset, endpoints, endpointslice, garbage collector, namespace, serviceaccount, node ipam, node lifecycle"
     );
     let m = |i: usize| metrics.controllers[i].1.clone();
     let workers = vec![
@@ -274,7 +375,30 @@ pub async fn run_with_client(
             m(4),
             config.concurrent_serviceaccount_token_syncs,
         )),
+        tokio::spawn(run_workers(
+            ep_ctl.clone(),
+            ep_ctl.queue.clone(),
+            m(5),
+            config.concurrent_endpoint_syncs,
+        )),
+        tokio::spawn(run_workers(
+            eps_ctl.clone(),
+            eps_ctl.queue.clone(),
+            m(6),
+            config.concurrent_service_endpoint_syncs,
+        )),
+        // One worker: allocations are serialised.
+        tokio::spawn(run_workers(
+            ipam_ctl.clone(),
+            ipam_ctl.queue.clone(),
+            m(7),
+            1,
+        )),
+        tokio::spawn(run_workers(nl_ctl.clone(), nl_ctl.queue.clone(), m(8), 4)),
     ];
+    watches.push(tokio::spawn(
+        nl_ctl.clone().monitor(config.node_monitor_period),
+    ));
 
     let lost = match &elector {
         Some(e) => tokio::select! {
@@ -293,6 +417,10 @@ pub async fn run_with_client(
         &gc_ctl.queue,
         &ns_ctl.queue,
         &sa_ctl.queue,
+        &ep_ctl.queue,
+        &eps_ctl.queue,
+        &ipam_ctl.queue,
+        &nl_ctl.queue,
     ] {
         q.shut_down();
     }
