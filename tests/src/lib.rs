@@ -102,16 +102,31 @@ impl TestCluster {
         }
     }
 
+    /// Starts the API server, then the controller manager with `flags`
+    /// added to its command line (e.g. `--node-monitor-grace-period=3s`).
+    pub async fn start_with(flags: &[&str]) -> TestCluster {
+        let mut cluster = Self::start_apiserver().await;
+        cluster.start_controller_manager_with(flags);
+        cluster
+    }
+
     /// Starts the controller manager in-process.
     pub fn start_controller_manager(&mut self) {
-        let config = <skiff_controller_manager::Config as clap::Parser>::parse_from([
+        self.start_controller_manager_with(&[]);
+    }
+
+    /// Starts the controller manager in-process with `flags` added.
+    pub fn start_controller_manager_with(&mut self, flags: &[&str]) {
+        let mut args = vec![
             "skiff-controller-manager",
             "--kubeconfig",
             self.kubeconfig.to_str().unwrap(),
             "--leader-elect=false",
             "--port",
             "0",
-        ]);
+        ];
+        args.extend_from_slice(flags);
+        let config = <skiff_controller_manager::Config as clap::Parser>::parse_from(args);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             skiff_controller_manager::run(config, async {
@@ -255,6 +270,28 @@ pub fn fake_node(client: Client, namespace: &str, delay: Duration) -> JoinHandle
             });
         }
     })
+}
+
+/// Marks `pod` Running with IP `ip`, Ready or not, through `pods/status`
+/// (what a kubelet reports).
+pub async fn set_pod_status(pods: &Api<Pod>, name: &str, ip: &str, ready: bool) {
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let ready = if ready { "True" } else { "False" };
+    let status = json!({"status": {
+        "phase": "Running",
+        "podIP": ip,
+        "podIPs": [{"ip": ip}],
+        "startTime": now,
+        "conditions": [
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+            {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+            {"type": "ContainersReady", "status": ready, "lastTransitionTime": now},
+            {"type": "Ready", "status": ready, "lastTransitionTime": now},
+        ],
+    }});
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap_or_else(|e| panic!("status of pod {name}: {e}"));
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout`.
