@@ -41,11 +41,15 @@ JSON
     nft delete table inet skiff_up 2>/dev/null || true
     nft -f - <<NFT
 table inet skiff_up {
-  chain forward { type filter hook forward priority -10; policy accept;
+  chain forward {
+    type filter hook forward priority -10; policy accept;
     ip saddr $pod_subnet oifname != "skiff0" drop
-    ip daddr $pod_subnet iifname != "skiff0" drop }
-  chain output { type filter hook output priority -10; policy accept;
-    ip saddr $pod_subnet oifname != "skiff0" drop }
+    ip daddr $pod_subnet iifname != "skiff0" drop
+  }
+  chain output {
+    type filter hook output priority -10; policy accept;
+    ip saddr $pod_subnet oifname != "skiff0" drop
+  }
 }
 NFT
 else
