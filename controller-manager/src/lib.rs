@@ -77,7 +77,7 @@ pub struct Config {
     pub cluster_cidr: String,
 
     /// Give each Node a pod CIDR from --cluster-cidr (on by default in
-    /// Skiff, whose kubelets need one; upstream's default is false).
+    /// Skiff, where --cluster-cidr has a default; upstream's is false).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub allocate_node_cidrs: bool,
 
