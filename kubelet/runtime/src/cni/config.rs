@@ -3,19 +3,37 @@
 
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use super::CniError;
+use super::{CniError, version};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetworkList {
     pub name: String,
+    /// The spec version every plugin of the list is called with (the list's
+    /// `cniVersion`, or the highest of its `cniVersions` this runtime speaks).
     pub cni_version: String,
     /// Each plugin's own configuration (it has at least `type`).
     pub plugins: Vec<Value>,
+    /// `disableCheck`: the administrator knows CHECK gives spurious errors
+    /// for this list, so the runtime must not call it.
+    pub disable_check: bool,
+}
+
+/// Network names as the spec allows them: alphanumeric first, then
+/// alphanumerics, `_`, `.` or `-`. (They end up in file names.)
+fn valid_name(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 impl NetworkList {
+    /// A `.conflist`, or a single plugin's `.conf` (a list of one, as
+    /// runtimes have always accepted).
     pub fn parse(text: &str, what: &str) -> Result<NetworkList, CniError> {
         let bad = |why: String| CniError::Config {
             what: what.to_string(),
@@ -25,26 +43,57 @@ impl NetworkList {
         let name = v["name"]
             .as_str()
             .ok_or_else(|| bad("no \"name\"".into()))?;
-        let cni_version = v["cniVersion"].as_str().unwrap_or("1.0.0");
-        let plugins = v["plugins"]
-            .as_array()
-            .ok_or_else(|| bad("no \"plugins\" list".into()))?;
+        if !valid_name(name) {
+            return Err(bad(format!(
+                "network name {name:?}: letters, digits, '_', '.', '-'"
+            )));
+        }
+        let cni_version = match v["cniVersions"].as_array() {
+            // CNI 1.1: several versions offered; the highest we speak wins.
+            Some(offered) => version::choose(offered.iter().filter_map(Value::as_str))
+                .ok_or_else(|| bad(format!("none of cniVersions {offered:?} is supported")))?,
+            None => v["cniVersion"].as_str().unwrap_or(version::DEFAULT),
+        };
+        if version::parse(cni_version).is_none() {
+            return Err(bad(format!("cniVersion {cni_version:?} is not a version")));
+        }
+        let plugins = match (v["plugins"].as_array(), v.get("type")) {
+            (Some(plugins), _) => plugins.clone(),
+            (None, Some(_)) => {
+                let mut single = v.clone();
+                if let Some(o) = single.as_object_mut() {
+                    o.remove("cniVersions");
+                }
+                vec![single]
+            }
+            (None, None) => return Err(bad("no \"plugins\" list".into())),
+        };
         if plugins.is_empty() {
             return Err(bad("\"plugins\" is empty".into()));
         }
-        for p in plugins {
-            if p["type"].as_str().is_none_or(str::is_empty) {
-                return Err(bad(format!("a plugin without \"type\": {p}")));
+        for p in &plugins {
+            // `type` names an executable in the plugin dirs: a bare file name.
+            match p["type"].as_str() {
+                Some(t) if !t.is_empty() && !t.contains('/') && t != "." && t != ".." => {}
+                _ => return Err(bad(format!("a plugin without a valid \"type\": {p}"))),
             }
         }
+        let disable_check = match &v["disableCheck"] {
+            Value::Bool(b) => *b,
+            // The 1.0 spec wrote it as a string.
+            Value::String(s) => s == "true",
+            _ => false,
+        };
         Ok(NetworkList {
             name: name.to_string(),
             cni_version: cni_version.to_string(),
-            plugins: plugins.clone(),
+            plugins,
+            disable_check,
         })
     }
 
-    /// The first `.conflist` in `dir` by name, as container runtimes choose.
+    /// The first valid network configuration in `dir` by file name
+    /// (`.conflist`, `.conf`, `.json`), as container runtimes choose.
     pub fn load_dir(dir: &Path) -> Result<NetworkList, CniError> {
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .map_err(|e| CniError::Config {
@@ -53,18 +102,44 @@ impl NetworkList {
             })?
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "conflist"))
+            .filter(|p| {
+                p.extension()
+                    .is_some_and(|x| x == "conflist" || x == "conf" || x == "json")
+            })
             .collect();
         files.sort();
-        let first = files.first().ok_or_else(|| CniError::Config {
+        let mut first_err = None;
+        for file in &files {
+            let loaded = std::fs::read_to_string(file)
+                .map_err(|e| CniError::Config {
+                    what: file.display().to_string(),
+                    why: e.to_string(),
+                })
+                .and_then(|text| NetworkList::parse(&text, &file.display().to_string()));
+            match loaded {
+                Ok(list) => return Ok(list),
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping CNI configuration");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_err.unwrap_or_else(|| CniError::Config {
             what: dir.display().to_string(),
-            why: "no .conflist file".into(),
-        })?;
-        let text = std::fs::read_to_string(first).map_err(|e| CniError::Config {
-            what: first.display().to_string(),
-            why: e.to_string(),
-        })?;
-        NetworkList::parse(&text, &first.display().to_string())
+            why: "no .conflist, .conf or .json file".into(),
+        }))
+    }
+
+    /// The list as JSON again (kept with each ADD result, so a DEL after the
+    /// file changed still undoes what was actually done).
+    pub fn to_json(&self) -> Value {
+        json!({"name": self.name, "cniVersion": self.cni_version,
+               "disableCheck": self.disable_check, "plugins": self.plugins})
+    }
+
+    /// The plugin types, in order.
+    pub fn types(&self) -> impl Iterator<Item = &str> {
+        self.plugins.iter().filter_map(|p| p["type"].as_str())
     }
 
     /// What plugin `i` reads on stdin: its config with the list's name and
@@ -136,7 +211,16 @@ mod tests {
             (r#"{"name": "x", "plugins": []}"#, "empty"),
             (
                 r#"{"name": "x", "plugins": [{"bridge": "b"}]}"#,
-                "without \"type\"",
+                "without a valid \"type\"",
+            ),
+            (
+                r#"{"name": "x", "plugins": [{"type": "../../bin/sh"}]}"#,
+                "without a valid \"type\"",
+            ),
+            (r#"{"name": "-x", "plugins": []}"#, "network name"),
+            (
+                r#"{"name": "x", "cniVersions": ["7.0.0"], "plugins": []}"#,
+                "none of cniVersions",
             ),
         ] {
             let err = NetworkList::parse(text, "f.conflist")
@@ -147,5 +231,43 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn versions_single_plugin_files_and_disable_check() {
+        let l = NetworkList::parse(
+            r#"{"name": "n", "cniVersions": ["0.4.0", "1.1.0"], "disableCheck": "true",
+                "plugins": [{"type": "bridge"}]}"#,
+            "t",
+        )
+        .unwrap();
+        assert_eq!((l.cni_version.as_str(), l.disable_check), ("1.1.0", true));
+        let single = NetworkList::parse(
+            r#"{"name": "n", "cniVersion": "0.4.0", "type": "ptp"}"#,
+            "t",
+        )
+        .unwrap();
+        assert_eq!(single.types().collect::<Vec<_>>(), ["ptp"]);
+        assert_eq!(single.cni_version, "0.4.0");
+        assert!(!single.disable_check);
+        let again = NetworkList::parse(&single.to_json().to_string(), "t").unwrap();
+        assert_eq!(again, single);
+    }
+
+    #[test]
+    fn load_dir_takes_the_first_valid_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("00-broken.conflist"), "{").unwrap();
+        std::fs::write(dir.path().join("05-notes.txt"), "ignored").unwrap();
+        std::fs::write(
+            dir.path().join("10-a.conf"),
+            r#"{"name": "a", "type": "bridge"}"#,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("20-b.conflist"), LIST).unwrap();
+        assert_eq!(NetworkList::load_dir(dir.path()).unwrap().name, "a");
+        let empty = tempfile::tempdir().unwrap();
+        let err = NetworkList::load_dir(empty.path()).unwrap_err();
+        assert!(err.to_string().contains("no .conflist"), "{err}");
     }
 }

@@ -3,8 +3,21 @@
 //! network through CNI, and its `/etc/hosts`, `/etc/hostname`,
 //! `/etc/resolv.conf` ([`files`]). State lives in `<run-dir>/<id>/state.json`,
 //! so a restarted runtime finds every sandbox and its IP.
+//!
+//! The life of a sandbox, as the CRI drives it:
+//! - run: directory and state first (not ready), then the namespaces, then
+//!   CNI ADD, then the pod files, then ready. The state is on disk before
+//!   anything is made, so a runtime killed half-way leaves a not-ready
+//!   sandbox that list shows and remove cleans, never an invisible leak;
+//!   a failure undoes everything before returning.
+//! - stop: CNI DEL (the IP goes back to the pool); namespaces and files stay,
+//!   as CRI wants (containers may still be inspected).
+//! - remove: stop if needed, unpin the namespaces, delete the directory.
+//!
+//! Every step is idempotent: stop or remove twice succeeds.
 
 pub mod files;
+pub mod loopback;
 pub mod namespaces;
 #[doc(hidden)]
 pub mod testnet;
@@ -15,7 +28,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::cni::{Attachment, Cni, CniError, pod_ip};
+use crate::cni::{Attachment, Cni, CniError, CniResult, pod_ip};
 use namespaces::{Namespaces, NsPaths};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +45,8 @@ pub enum SandboxError {
     Network { id: String, source: CniError },
     #[error("sandbox id {0:?}: only letters, digits, '-' and '_'")]
     BadId(String),
+    #[error("sandbox {0} already exists")]
+    AlreadyExists(String),
 }
 
 /// What a sandbox is made from.
@@ -55,9 +70,18 @@ pub struct SandboxState {
     pub id: String,
     pub hostname: String,
     pub ns: NsPaths,
+    /// The pod IP (the first IPv4 of the CNI result); empty without CNI.
     pub ip: String,
-    /// False once stopped (network released; namespaces kept until removal).
+    /// The result's other IPs (IPv6 on a dual-stack network).
+    #[serde(default)]
+    pub additional_ips: Vec<String>,
+    /// True once created and until stopped (network released; namespaces
+    /// kept until removal).
     pub ready: bool,
+    /// CNI ADD was (or may have been) run and no DEL since: stop and remove
+    /// must DEL. Set *before* ADD, so a crash during ADD is still undone.
+    #[serde(default)]
+    pub cni_attached: bool,
     /// Nanoseconds since the epoch.
     pub created_at: i64,
     pub dir: PathBuf,
@@ -81,7 +105,7 @@ impl SandboxState {
 pub struct Sandboxes {
     pub run_dir: PathBuf,
     pub namespaces: Arc<dyn Namespaces>,
-    /// `None`: sandboxes get no network beyond their own loopback-less namespace.
+    /// `None`: sandboxes get no network beyond their own loopback.
     pub cni: Option<Cni>,
 }
 
@@ -133,47 +157,74 @@ impl Sandboxes {
             return Err(SandboxError::BadId(id.into()));
         }
         let dir = self.run_dir.join(id);
+        if dir.join("state.json").exists() {
+            return Err(SandboxError::AlreadyExists(id.into()));
+        }
+        if dir.exists() {
+            // A directory without state: a run that died before writing it.
+            let _ = self.namespaces.remove(&NsPaths::in_dir(&dir));
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         std::fs::create_dir_all(&dir).map_err(Self::io(id, "creating its directory"))?;
         let mut state = SandboxState {
             id: id.into(),
             hostname: config.hostname.clone(),
             ns: NsPaths::in_dir(&dir),
             ip: String::new(),
-            ready: true,
+            additional_ips: Vec::new(),
+            ready: false,
+            cni_attached: false,
             created_at: jiff::Timestamp::now().as_nanosecond() as i64,
             dir: dir.clone(),
             cni_args: config.cni_args.clone(),
             port_mappings: config.port_mappings.clone(),
             extra: config.extra.clone(),
         };
-        let undo = |state: &SandboxState| {
-            let _ = self.namespaces.remove(&state.ns);
-            let _ = std::fs::remove_dir_all(&state.dir);
-        };
-        if let Err(e) = self.namespaces.create(&state.ns, &config.hostname) {
-            undo(&state);
-            return Err(SandboxError::Io {
-                id: id.into(),
-                what: "creating its namespaces",
-                source: e,
-            });
-        }
-        if let Some(cni) = &self.cni {
-            match cni.add(&self.attachment(&state)).and_then(|r| pod_ip(&r)) {
-                Ok(ip) => state.ip = ip,
-                Err(source) => {
-                    if let Some(cni) = &self.cni {
-                        let _ = cni.del(&self.attachment(&state));
-                    }
-                    undo(&state);
-                    return Err(SandboxError::Network {
-                        id: id.into(),
-                        source,
-                    });
+        match self.build(config, &mut state) {
+            Ok(()) => Ok(state),
+            Err(e) => {
+                if state.cni_attached
+                    && let Some(cni) = &self.cni
+                    && let Err(del) = cni.del(&self.attachment(&state))
+                {
+                    tracing::warn!(sandbox = id, error = %del, "CNI DEL after a failed run");
                 }
+                let _ = self.namespaces.remove(&state.ns);
+                let _ = std::fs::remove_dir_all(&state.dir);
+                Err(e)
             }
         }
-        let written = std::fs::write(state.hosts_file(), files::hosts(&state.hostname, &state.ip))
+    }
+
+    /// The steps of [`Sandboxes::run`] after the directory exists; the
+    /// caller undoes whatever `state` says was done if this fails.
+    fn build(&self, config: &SandboxConfig, state: &mut SandboxState) -> Result<(), SandboxError> {
+        let id = config.id.as_str();
+        self.save(state)?;
+        self.namespaces
+            .create(&state.ns, &config.hostname)
+            .map_err(Self::io(id, "creating its namespaces"))?;
+        if let Some(cni) = &self.cni {
+            state.cni_attached = true;
+            self.save(state)?;
+            let network = |source| SandboxError::Network {
+                id: id.into(),
+                source,
+            };
+            // A failed ADD undoes itself (DEL through the list).
+            let result = cni.add(&self.attachment(state)).map_err(|e| {
+                state.cni_attached = false;
+                network(e)
+            })?;
+            state.ip = pod_ip(&result).map_err(network)?;
+            state.additional_ips = CniResult::from_value(&result)
+                .map_err(network)?
+                .pod_ips()
+                .into_iter()
+                .filter(|ip| *ip != state.ip)
+                .collect();
+        }
+        std::fs::write(state.hosts_file(), files::hosts(&state.hostname, &state.ip))
             .and_then(|()| std::fs::write(state.hostname_file(), format!("{}\n", state.hostname)))
             .and_then(|()| {
                 std::fs::write(
@@ -185,14 +236,9 @@ impl Sandboxes {
                     ),
                 )
             })
-            .map_err(Self::io(id, "writing its /etc files"))
-            .and_then(|()| self.save(&state));
-        if let Err(e) = written {
-            let _ = self.stop(id);
-            undo(&state);
-            return Err(e);
-        }
-        Ok(state)
+            .map_err(Self::io(id, "writing its /etc files"))?;
+        state.ready = true;
+        self.save(state)
     }
 
     pub fn status(&self, id: &str) -> Result<SandboxState, SandboxError> {
@@ -221,18 +267,28 @@ impl Sandboxes {
     }
 
     /// Releases the network (CNI DEL); the namespaces stay until removal.
-    /// Stopping a stopped sandbox succeeds.
+    /// Stopping a stopped sandbox succeeds (and calls nothing); a failed DEL
+    /// leaves the sandbox attached, so the next stop tries again.
     pub fn stop(&self, id: &str) -> Result<(), SandboxError> {
         let mut state = self.status(id)?;
-        if let Some(cni) = &self.cni {
-            cni.del(&self.attachment(&state))
-                .map_err(|source| SandboxError::Network {
-                    id: id.into(),
-                    source,
-                })?;
+        // `ready` alone: state written before `cni_attached` existed.
+        let attached = state.cni_attached || state.ready;
+        match &self.cni {
+            Some(cni) if attached => {
+                cni.del(&self.attachment(&state))
+                    .map_err(|source| SandboxError::Network {
+                        id: id.into(),
+                        source,
+                    })?
+            }
+            None if state.cni_attached => {
+                tracing::warn!(sandbox = id, "no CNI network configured to release it from");
+            }
+            _ => {}
         }
-        if state.ready {
+        if state.ready || state.cni_attached {
             state.ready = false;
+            state.cni_attached = false;
             self.save(&state)?;
         }
         Ok(())
@@ -246,7 +302,7 @@ impl Sandboxes {
             Err(SandboxError::NotFound(_)) => return Ok(()),
             Err(e) => return Err(e),
         };
-        if state.ready {
+        if state.ready || state.cni_attached {
             self.stop(id)?;
         }
         self.namespaces
@@ -343,6 +399,8 @@ mod tests {
         let (s, ns) = sandboxes(dir.path(), cni.clone());
         let state = s.run(&config("sb1")).unwrap();
         assert_eq!(state.ip, "10.244.9.2");
+        assert!(state.ready && state.cni_attached);
+        assert_eq!(state.ns.net, dir.path().join("run/sb1/net"));
         assert!(
             std::fs::read_to_string(state.hosts_file())
                 .unwrap()
@@ -352,26 +410,65 @@ mod tests {
             std::fs::read_to_string(state.hostname_file()).unwrap(),
             "web-1\n"
         );
-        assert!(
-            std::fs::read_to_string(state.resolv_conf())
-                .unwrap()
-                .contains("nameserver 10.96.0.10")
+        assert_eq!(
+            std::fs::read_to_string(state.resolv_conf()).unwrap(),
+            "search shop.svc.cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"
         );
         // A restarted runtime (a new Sandboxes on the same dir) finds it.
         let (again, _) = sandboxes(dir.path(), cni.clone());
         assert_eq!(again.list(), vec![state.clone()]);
-        s.stop("sb1").unwrap();
-        s.stop("sb1").unwrap();
-        assert!(!s.status("sb1").unwrap().ready);
+        assert_eq!(again.status("sb1").unwrap(), state);
+        // Same id again: refused, and the first is untouched.
+        assert!(matches!(
+            s.run(&config("sb1")),
+            Err(SandboxError::AlreadyExists(_))
+        ));
+        assert_eq!(s.status("sb1").unwrap(), state);
+        again.stop("sb1").unwrap();
+        again.stop("sb1").unwrap();
+        let stopped = s.status("sb1").unwrap();
+        assert!(!stopped.ready && !stopped.cni_attached);
+        assert!(stopped.ns.net.exists(), "stop keeps the namespaces");
         s.remove("sb1").unwrap();
         s.remove("sb1").unwrap();
         assert!(s.list().is_empty() && !state.dir.exists());
         assert_eq!(
             *cni.calls.lock().unwrap(),
-            ["ADD sb1", "DEL sb1", "DEL sb1"],
-            "stop is idempotent: DEL twice is what CNI allows"
+            ["ADD sb1", "DEL sb1"],
+            "one DEL: a stopped sandbox has nothing to release"
         );
-        assert_eq!(ns.calls.lock().unwrap().len(), 2);
+        assert_eq!(
+            *ns.calls.lock().unwrap(),
+            [
+                format!("create {} web-1", state.ns.net.display()),
+                format!("remove {}", state.ns.net.display())
+            ]
+        );
+        assert!(matches!(s.status("sb1"), Err(SandboxError::NotFound(_))));
+    }
+
+    #[test]
+    fn a_sandbox_left_half_made_is_listed_and_removed_with_a_del() {
+        let dir = tempfile::tempdir().unwrap();
+        let cni = Arc::new(FakeCni::default());
+        let (s, _) = sandboxes(dir.path(), cni.clone());
+        // What a runtime killed during CNI ADD leaves on disk.
+        let mut state = s.run(&config("sb3")).unwrap();
+        state.ready = false;
+        state.ip.clear();
+        s.save(&state).unwrap();
+        let (restarted, _) = sandboxes(dir.path(), cni.clone());
+        let listed = restarted.list();
+        assert_eq!(listed.len(), 1);
+        assert!(!listed[0].ready && listed[0].cni_attached);
+        restarted.remove("sb3").unwrap();
+        assert_eq!(*cni.calls.lock().unwrap(), ["ADD sb3", "DEL sb3"]);
+        assert!(!state.dir.exists());
+        // A directory without state (killed before writing it) is no obstacle.
+        std::fs::create_dir_all(dir.path().join("run/sb4")).unwrap();
+        std::fs::write(dir.path().join("run/sb4/net"), "").unwrap();
+        assert!(restarted.list().is_empty());
+        assert!(restarted.run(&config("sb4")).unwrap().ready);
     }
 
     #[test]

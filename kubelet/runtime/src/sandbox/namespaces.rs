@@ -5,6 +5,10 @@
 //! the thread ends, so there is no process per pod to supervise, and the
 //! namespaces survive a runtime restart. (The PID namespace is then each
 //! container's own, which is Kubernetes' default anyway.)
+//!
+//! A container joins them with `setns` on these files, CNI plugins get the
+//! net one as `CNI_NETNS`, and `nsenter --net=<file>` works for debugging.
+//! Unmounting the three files (and the last container leaving) ends them.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -66,14 +70,9 @@ impl Namespaces for LinuxNamespaces {
                 CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC,
             )?;
             nix::unistd::sethostname(&hostname)?;
-            // Loopback up, as every pod expects; a child spawned from this
-            // thread starts in its namespaces.
-            let lo = std::process::Command::new("ip")
-                .args(["link", "set", "lo", "up"])
-                .status()?;
-            if !lo.success() {
-                return Err(std::io::Error::other("ip link set lo up failed"));
-            }
+            // Loopback up, as every pod expects (containers talk to each
+            // other over localhost).
+            super::loopback::set_lo_up()?;
             for (kind, target) in [
                 ("net", &paths2.net),
                 ("uts", &paths2.uts),
