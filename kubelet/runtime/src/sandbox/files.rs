@@ -14,6 +14,21 @@ pub fn hosts(hostname: &str, ip: &str) -> String {
     s
 }
 
+/// The pod's `/etc/resolv.conf`: from the CRI DNSConfig, or — when the
+/// kubelet sent none at all — the host's own file (`host`), as containerd
+/// does; an empty file would send every lookup to 127.0.0.1 inside the pod.
+pub fn pod_resolv_conf(
+    servers: &[String],
+    searches: &[String],
+    options: &[String],
+    host: &std::path::Path,
+) -> String {
+    if servers.is_empty() && searches.is_empty() && options.is_empty() {
+        return std::fs::read_to_string(host).unwrap_or_default();
+    }
+    resolv_conf(servers, searches, options)
+}
+
 /// `/etc/resolv.conf` from the CRI DNSConfig.
 pub fn resolv_conf(servers: &[String], searches: &[String], options: &[String]) -> String {
     let mut s = String::new();
@@ -47,5 +62,21 @@ mod tests {
             "search shop.svc.cluster.local svc.cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"
         );
         assert_eq!(resolv_conf(&[], &[], &[]), "");
+    }
+
+    #[test]
+    fn no_dns_config_means_the_hosts_resolv_conf() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("resolv.conf");
+        std::fs::write(&host, "nameserver 192.0.2.53\n").unwrap();
+        assert_eq!(
+            pod_resolv_conf(&[], &[], &[], &host),
+            "nameserver 192.0.2.53\n"
+        );
+        assert_eq!(
+            pod_resolv_conf(&["10.96.0.10".into()], &[], &[], &host),
+            "nameserver 10.96.0.10\n"
+        );
+        assert_eq!(pod_resolv_conf(&[], &[], &[], &dir.path().join("none")), "");
     }
 }

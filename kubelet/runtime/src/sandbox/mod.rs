@@ -229,10 +229,11 @@ impl Sandboxes {
             .and_then(|()| {
                 std::fs::write(
                     state.resolv_conf(),
-                    files::resolv_conf(
+                    files::pod_resolv_conf(
                         &config.dns_servers,
                         &config.dns_searches,
                         &config.dns_options,
+                        Path::new("/etc/resolv.conf"),
                     ),
                 )
             })
