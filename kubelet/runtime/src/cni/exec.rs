@@ -77,6 +77,7 @@ impl PluginExec for RealExec {
             })?;
         // CNI_PATH lets a plugin find the ones it delegates to (IPAM).
         let path = std::env::join_paths(&self.dirs).unwrap_or_default();
+        let started = std::time::Instant::now();
         let mut child = Command::new(&binary)
             .env_clear()
             .env("CNI_COMMAND", call.command)
@@ -136,6 +137,14 @@ impl PluginExec for RealExec {
         let _ = writer.join();
         let stderr = stderr_reader.join().unwrap_or_default();
         let stderr = String::from_utf8_lossy(&stderr).trim().to_string();
+        tracing::debug!(
+            plugin = %call.plugin,
+            command = call.command,
+            container = %call.container_id,
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            %status,
+            "CNI plugin"
+        );
         if timed_out {
             return Err(fail(format!("killed after {PLUGIN_TIMEOUT:?} ({stderr})")));
         }

@@ -180,8 +180,17 @@ impl Sandboxes {
             port_mappings: config.port_mappings.clone(),
             extra: config.extra.clone(),
         };
+        let started = std::time::Instant::now();
         match self.build(config, &mut state) {
-            Ok(()) => Ok(state),
+            Ok(()) => {
+                tracing::info!(
+                    sandbox = id,
+                    ip = %state.ip,
+                    ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "pod sandbox ready"
+                );
+                Ok(state)
+            }
             Err(e) => {
                 if state.cni_attached
                     && let Some(cni) = &self.cni
