@@ -14,6 +14,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod exec;
+pub mod fake;
 pub mod result;
 pub mod version;
 

@@ -345,37 +345,10 @@ impl Sandboxes {
 mod tests {
     use super::*;
     use crate::cni::NetworkList;
-    use crate::cni::exec::{Call, PluginExec};
+    use crate::cni::fake::FakeExec;
     use namespaces::FakeNamespaces;
-    use std::sync::Mutex;
 
-    #[derive(Default)]
-    struct FakeCni {
-        calls: Mutex<Vec<String>>,
-        fail_add: bool,
-    }
-
-    impl PluginExec for FakeCni {
-        fn exec(&self, call: &Call) -> Result<Value, CniError> {
-            self.calls
-                .lock()
-                .unwrap()
-                .push(format!("{} {}", call.command, call.container_id));
-            if call.command == "ADD" && self.fail_add {
-                return Err(CniError::Exec {
-                    plugin: call.plugin.clone(),
-                    why: "no bridge".into(),
-                });
-            }
-            Ok(if call.command == "ADD" {
-                json!({"ips": [{"address": "10.244.9.2/24"}]})
-            } else {
-                Value::Null
-            })
-        }
-    }
-
-    fn sandboxes(dir: &Path, exec: Arc<FakeCni>) -> (Sandboxes, Arc<FakeNamespaces>) {
+    fn sandboxes(dir: &Path, exec: Arc<FakeExec>) -> (Sandboxes, Arc<FakeNamespaces>) {
         let ns = Arc::new(FakeNamespaces::default());
         let s = Sandboxes {
             run_dir: dir.join("run"),
@@ -405,7 +378,7 @@ mod tests {
     #[test]
     fn run_stop_remove_and_find_again() {
         let dir = tempfile::tempdir().unwrap();
-        let cni = Arc::new(FakeCni::default());
+        let cni = Arc::new(FakeExec::new("10.244.9."));
         let (s, ns) = sandboxes(dir.path(), cni.clone());
         let state = s.run(&config("sb1")).unwrap();
         assert_eq!(state.ip, "10.244.9.2");
@@ -443,8 +416,8 @@ mod tests {
         s.remove("sb1").unwrap();
         assert!(s.list().is_empty() && !state.dir.exists());
         assert_eq!(
-            *cni.calls.lock().unwrap(),
-            ["ADD sb1", "DEL sb1"],
+            cni.seen(),
+            ["ADD bridge sb1", "DEL bridge sb1"],
             "one DEL: a stopped sandbox has nothing to release"
         );
         assert_eq!(
@@ -460,7 +433,7 @@ mod tests {
     #[test]
     fn a_sandbox_left_half_made_is_listed_and_removed_with_a_del() {
         let dir = tempfile::tempdir().unwrap();
-        let cni = Arc::new(FakeCni::default());
+        let cni = Arc::new(FakeExec::new("10.244.9."));
         let (s, _) = sandboxes(dir.path(), cni.clone());
         // What a runtime killed during CNI ADD leaves on disk.
         let mut state = s.run(&config("sb3")).unwrap();
@@ -472,7 +445,7 @@ mod tests {
         assert_eq!(listed.len(), 1);
         assert!(!listed[0].ready && listed[0].cni_attached);
         restarted.remove("sb3").unwrap();
-        assert_eq!(*cni.calls.lock().unwrap(), ["ADD sb3", "DEL sb3"]);
+        assert_eq!(cni.seen(), ["ADD bridge sb3", "DEL bridge sb3"]);
         assert!(!state.dir.exists());
         // A directory without state (killed before writing it) is no obstacle.
         std::fs::create_dir_all(dir.path().join("run/sb4")).unwrap();
@@ -484,19 +457,17 @@ mod tests {
     #[test]
     fn a_failed_network_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let (s, ns) = sandboxes(
-            dir.path(),
-            Arc::new(FakeCni {
-                fail_add: true,
-                ..Default::default()
-            }),
-        );
+        let cni = Arc::new(FakeExec::new("10.244.9."));
+        cni.fail("ADD", "bridge");
+        let (s, ns) = sandboxes(dir.path(), cni.clone());
         let err = s.run(&config("sb2")).unwrap_err();
         assert!(
-            err.to_string().starts_with("sandbox sb2: network: "),
+            err.to_string()
+                .starts_with("sandbox sb2: network: CNI plugin bridge ADD failed"),
             "{err}"
         );
         assert!(s.list().is_empty() && !dir.path().join("run/sb2").exists());
+        assert_eq!(cni.seen(), ["ADD bridge sb2", "DEL bridge sb2"]);
         assert!(
             ns.calls
                 .lock()
