@@ -19,4 +19,6 @@ pub mod cni;
 pub mod container;
 pub mod cri;
 pub mod image;
+pub mod linux;
+pub mod oci;
 pub mod sandbox;

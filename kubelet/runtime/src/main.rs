@@ -1,20 +1,20 @@
 //! `skiff-runtime`: the embedded runtime's command line, for tests,
-//! benchmarks and curious students — `run` takes an OCI bundle like `runc
-//! run` does; `bench` times it against runc and crun. See the library
-//! (`lib.rs`) for where to start.
+//! benchmarks and curious students — runc's commands (`create`, `start`,
+//! `state`, `kill`, `delete`, `run`) on OCI bundles, and `bench` against
+//! runc and crun. The logic is in the library ([`skiff_runtime::container`]).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-#[derive(Debug, Parser)]
-#[command(name = "skiff-runtime", version)]
-struct Cli {
-    #[command(subcommand)]
-    command: skiff_runtime::cli::Command,
-}
-
-fn main() -> anyhow::Result<ExitCode> {
-    // No async runtime here: `run` forks and must be single-threaded.
-    Ok(skiff_runtime::cli::dispatch(Cli::parse().command)?)
+fn main() -> ExitCode {
+    // No async runtime, no threads: `create` and `run` fork.
+    let cli = skiff_runtime::container::cli::Cli::parse();
+    match skiff_runtime::container::cli::dispatch(cli).map_err(anyhow::Error::from) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("skiff-runtime: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
