@@ -266,8 +266,8 @@ async fn fetch_blob(
     retries: u32,
 ) -> Result<()> {
     let lock = blob_lock(&desc.digest);
-    let _guard = lock.lock().await;
-    let result = fetch_blob_locked(&session, &blobs, &desc, retries).await;
+    let guard = lock.clone().lock_owned().await;
+    let result = fetch_blob_locked(&session, &blobs, &desc, retries, guard).await;
     forget_blob_lock(&desc.digest, &lock);
     result
 }
@@ -277,6 +277,7 @@ async fn fetch_blob_locked(
     blobs: &BlobStore,
     desc: &Descriptor,
     retries: u32,
+    guard: tokio::sync::OwnedMutexGuard<()>,
 ) -> Result<()> {
     if blobs.contains(&desc.digest) {
         return Ok(());
@@ -307,7 +308,14 @@ async fn fetch_blob_locked(
         desc.size,
         blobs.clone(),
     );
-    tokio::task::spawn_blocking(move || blobs.commit_file(&p, &d, Some(size), &what))
+    // The lock goes with the commit: when a failed pull aborts this task,
+    // the blocking commit still runs to its end, and the next download of
+    // the same blob must wait for it rather than find its partial file
+    // half-renamed (seen under load as a spurious "No such file").
+    tokio::task::spawn_blocking(move || {
+        let _guard = guard;
+        blobs.commit_file(&p, &d, Some(size), &what)
+    })
         .await
         .map_err(|e| ImageError::format(format!("blob commit task: {e}")))??;
     let secs = started.elapsed().as_secs_f64().max(0.001);
