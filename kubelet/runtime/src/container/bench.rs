@@ -46,20 +46,24 @@ pub fn true_bundle(dir: &Path) -> Result<(), BoxError> {
 }
 
 fn status(program: &Path, args: &[&str], root: &Path) -> Result<(), BoxError> {
+    // Stderr goes to a file, not a pipe: after `create` the container's
+    // init inherits it and keeps it open until `start`, so reading a pipe
+    // to its end would wait forever (runc and crun behave the same).
+    let log = root.join("bench.stderr");
+    let stderr = std::fs::File::create(&log)?;
     let s = Command::new(program)
         .arg("--root")
         .arg(root)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()?;
-    if !s.status.success() {
+        .stderr(stderr)
+        .status()?;
+    if !s.success() {
         return Err(format!(
-            "{} {args:?}: {}: {}",
+            "{} {args:?}: {s}: {}",
             program.display(),
-            s.status,
-            String::from_utf8_lossy(&s.stderr).trim()
+            std::fs::read_to_string(&log).unwrap_or_default().trim()
         )
         .into());
     }

@@ -177,7 +177,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::List => print(&engine.list()?),
         Command::Bench { bundle, rounds } => {
             super::bench::main(bundle.as_deref(), rounds)
-                .map_err(|e| Error::Init(e.to_string()))?;
+                .map_err(|e| Error::Bench(e.to_string()))?;
         }
         Command::BenchOne {
             runtime,
@@ -186,7 +186,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             state_root,
         } => {
             super::bench::one(&runtime, &bundle, rounds, &state_root)
-                .map_err(|e| Error::Init(e.to_string()))?;
+                .map_err(|e| Error::Bench(e.to_string()))?;
         }
         Command::Shim {
             log,

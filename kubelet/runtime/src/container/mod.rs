@@ -49,6 +49,8 @@ pub enum Error {
     Sys(#[from] crate::linux::SysError),
     #[error("container init: {0}")]
     Init(String),
+    #[error("bench: {0}")]
+    Bench(String),
     #[error("{path}: {source}")]
     Io {
         path: String,
