@@ -47,10 +47,13 @@ impl Strategy for NodeStrategy {
         let ready = items(obj, &["status", "conditions"])
             .iter()
             .find(|c| str_at(c, &["type"]) == Some("Ready"));
-        let mut status = match ready.and_then(|c| str_at(c, &["status"])) {
-            Some("True") => "Ready".to_string(),
-            Some("False") => "NotReady".to_string(),
-            _ => "Unknown".to_string(),
+        // As upstream's printNode: a Ready condition that is not True
+        // (False or Unknown, e.g. a node whose kubelet stopped posting)
+        // prints NotReady; only a node without one prints Unknown.
+        let mut status = match ready.map(|c| str_at(c, &["status"])) {
+            Some(Some("True")) => "Ready".to_string(),
+            Some(_) => "NotReady".to_string(),
+            None => "Unknown".to_string(),
         };
         if get(obj, &["spec", "unschedulable"]) == Some(&json!(true)) {
             status.push_str(",SchedulingDisabled");
@@ -119,6 +122,43 @@ impl Strategy for NodeStrategy {
                     .to_string(),
             ),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_cell(ready: Option<&str>, unschedulable: bool) -> Value {
+        let conditions: Vec<Value> = ready
+            .map(|s| json!({"type": "Ready", "status": s}))
+            .into_iter()
+            .collect();
+        let node = json!({
+            "metadata": {"name": "n1"},
+            "spec": {"unschedulable": unschedulable},
+            "status": {"conditions": conditions},
+        });
+        NodeStrategy.cells(&node)[1].clone()
+    }
+
+    #[test]
+    fn status_column_reads_as_upstream() {
+        for (ready, cordoned, want) in [
+            (Some("True"), false, "Ready"),
+            (Some("False"), false, "NotReady"),
+            // A kubelet that stopped posting: the node controller sets Unknown.
+            (Some("Unknown"), false, "NotReady"),
+            (None, false, "Unknown"),
+            (Some("True"), true, "Ready,SchedulingDisabled"),
+            (Some("Unknown"), true, "NotReady,SchedulingDisabled"),
+        ] {
+            assert_eq!(
+                status_cell(ready, cordoned),
+                json!(want),
+                "{ready:?} {cordoned}"
+            );
         }
     }
 }
