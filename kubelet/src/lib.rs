@@ -340,9 +340,17 @@ pub async fn run_with_runtime<R: runtime::Runtime>(
         },
         stop.clone(),
     ));
+    let events = kube::runtime::events::Recorder::new(
+        client.clone(),
+        kube::runtime::events::Reporter {
+            controller: "kubelet".into(),
+            instance: Some(node_name.clone()),
+        },
+    );
     let ctx = Arc::new(pods::PodContext {
         runtime,
         client,
+        events,
         host_ip,
         log_root: config.root_dir.join("logs").display().to_string(),
         dns: pods::config::DnsSettings {

@@ -78,6 +78,14 @@ pub trait Runtime: Send + Sync + 'static {
         image: &str,
         auth: Option<cri::AuthConfig>,
     ) -> impl Future<Output = Result<String>> + Send;
+    /// Runs `cmd` in the running container `id` (exec probes); gives up
+    /// after `timeout_seconds` (0: no limit).
+    fn exec_sync(
+        &self,
+        id: &str,
+        cmd: &[String],
+        timeout_seconds: i64,
+    ) -> impl Future<Output = Result<cri::ExecSyncResponse>> + Send;
 }
 
 /// The CRI over a unix socket.
@@ -106,6 +114,24 @@ fn labels_of(labels: &[(&str, &str)]) -> std::collections::HashMap<String, Strin
 }
 
 impl Runtime for CriClient {
+    async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: &[String],
+        timeout_seconds: i64,
+    ) -> Result<cri::ExecSyncResponse> {
+        let r = self
+            .runtime
+            .clone()
+            .exec_sync(cri::ExecSyncRequest {
+                container_id: id.into(),
+                cmd: cmd.to_vec(),
+                timeout: timeout_seconds,
+            })
+            .await?;
+        Ok(r.into_inner())
+    }
+
     async fn status(&self) -> Result<cri::RuntimeStatus> {
         let r = self
             .runtime

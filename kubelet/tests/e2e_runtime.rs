@@ -136,14 +136,28 @@ spec:
     image: skiff/httpd:latest
     imagePullPolicy: Never
     ports:
-    - containerPort: 80
+    - name: http
+      containerPort: 80
+    # Probes run for real: HTTP from the node to the pod's address by port
+    # name, and a command inside the container through the runtime's ExecSync.
+    readinessProbe:
+      httpGet: {path: /index.html, port: http}
+      periodSeconds: 1
+    livenessProbe:
+      exec: {command: [test, -f, /var/www/index.html]}
+      periodSeconds: 1
 "#;
     kubectl(&kubeconfig, &["apply", "-f", "-"], Some(manifest));
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let ip = wait_for("web to run", 60, || async {
+    let ip = wait_for("web to run and pass its readiness probe", 60, || async {
         let p = pods.get_opt("web").await.ok()??;
         let s = p.status?;
-        (s.phase.as_deref() == Some("Running")).then_some(s.pod_ip?)
+        let ready = s
+            .conditions
+            .as_ref()?
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        (s.phase.as_deref() == Some("Running") && ready).then_some(s.pod_ip?)
     })
     .await;
     assert!(

@@ -268,3 +268,175 @@ async fn pods_run_restart_report_and_stop_through_the_runtime() {
     kubelet.stop().await;
     server.stop().await;
 }
+
+fn condition(pod: &Pod, kind: &str) -> Option<String> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == kind)
+        .map(|c| c.status.clone())
+}
+
+/// Probes through the fake runtime's ExecSync (whose exit codes the test
+/// sets per container): readiness gates the pod's Ready condition both
+/// ways, a startup probe holds back `started` and readiness, a failing
+/// liveness probe kills the container for a restart, and failures are
+/// `Unhealthy` events, as `kubectl describe pod` shows them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_gate_readiness_and_restart_unhealthy_containers() {
+    let dir = tempfile::Builder::new()
+        .prefix("skiff-kubelet-probes-")
+        .tempdir()
+        .unwrap();
+    let server = skiff_apiserver::start(skiff_apiserver::Config::for_dir(dir.path().join("data")))
+        .await
+        .expect("start skiff-apiserver");
+    let kubeconfig = server.admin_kubeconfig.clone();
+    let client = skiff_proto::client::connect(Some(&kubeconfig))
+        .await
+        .unwrap();
+    let runtime = Arc::new(FakeRuntime::with_images(&["skiff/httpd:1"]));
+    let kubelet = start_kubelet(&kubeconfig, &dir.path().join("kubelet"), runtime.clone());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let exec = json!({"exec": {"command": ["cat", "/tmp/healthy"]}, "periodSeconds": 1});
+    let with_probe = |name: &str, container: &str, kind: &str, extra: serde_json::Value| -> Pod {
+        let mut probe = exec.clone();
+        probe
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"nodeName": NODE, "containers": [{
+                "name": container, "image": "skiff/httpd:1", kind: probe
+            }]}
+        }))
+        .unwrap()
+    };
+    let get = |name: &'static str| {
+        let pods = pods.clone();
+        async move { pods.get_opt(name).await.ok().flatten() }
+    };
+
+    // Readiness: failing at first, so running but not Ready.
+    runtime.set_exec_exit("gate", 1);
+    pods.create(
+        &PostParams::default(),
+        &with_probe(
+            "gated",
+            "gate",
+            "readinessProbe",
+            json!({"failureThreshold": 1}),
+        ),
+    )
+    .await
+    .unwrap();
+    wait_for("gated to run, probed not ready", || async {
+        let p = get("gated").await?;
+        let probed = runtime
+            .calls()
+            .iter()
+            .any(|c| c == "ExecSync gate cat /tmp/healthy");
+        (container_state(&p)?.0 == "running" && probed).then_some(())
+    })
+    .await;
+    let p = get("gated").await.unwrap();
+    assert_eq!(condition(&p, "Ready").as_deref(), Some("False"));
+    assert!(!p.status.unwrap().container_statuses.unwrap()[0].ready);
+    // The probe passes: Ready; it fails again: not Ready, without a restart.
+    runtime.set_exec_exit("gate", 0);
+    wait_for("gated to be Ready", || async {
+        (condition(&get("gated").await?, "Ready")? == "True").then_some(())
+    })
+    .await;
+    runtime.set_exec_exit("gate", 1);
+    wait_for("gated to be not Ready again", || async {
+        (condition(&get("gated").await?, "Ready")? == "False").then_some(())
+    })
+    .await;
+    assert_eq!(container_state(&get("gated").await.unwrap()).unwrap().1, 0);
+
+    // Startup: until it passes the container is neither started nor ready.
+    runtime.set_exec_exit("boot", 1);
+    pods.create(
+        &PostParams::default(),
+        &with_probe(
+            "booting",
+            "boot",
+            "startupProbe",
+            json!({"failureThreshold": 60}),
+        ),
+    )
+    .await
+    .unwrap();
+    wait_for("booting to run, not started", || async {
+        let p = get("booting").await?;
+        let c = p.status.as_ref()?.container_statuses.as_ref()?[0].clone();
+        let probed = runtime
+            .calls()
+            .iter()
+            .any(|c| c == "ExecSync boot cat /tmp/healthy");
+        (c.state?.running.is_some() && c.started == Some(false) && !c.ready && probed).then_some(())
+    })
+    .await;
+    runtime.set_exec_exit("boot", 0);
+    wait_for("booting to be started and Ready", || async {
+        let p = get("booting").await?;
+        let c = p.status.as_ref()?.container_statuses.as_ref()?[0].clone();
+        (c.started == Some(true) && condition(&p, "Ready")? == "True").then_some(())
+    })
+    .await;
+
+    // Liveness: two failures in a row kill the container; restartPolicy
+    // Always starts it again.
+    runtime.set_exec_exit("live", 1);
+    pods.create(
+        &PostParams::default(),
+        &with_probe(
+            "lively",
+            "live",
+            "livenessProbe",
+            json!({"failureThreshold": 2}),
+        ),
+    )
+    .await
+    .unwrap();
+    wait_for("lively to be restarted", || async {
+        let (_, restarts) = container_state(&get("lively").await?)?;
+        (restarts >= 1).then_some(())
+    })
+    .await;
+    assert!(
+        runtime.calls().iter().any(|c| c == "StopContainer live 30"),
+        "killed with the pod's grace period: {:?}",
+        runtime.calls()
+    );
+    let events = kubectl(&kubeconfig, &["get", "events", "-o", "json"]);
+    let events: serde_json::Value = serde_json::from_str(&events).unwrap();
+    let said =
+        |reason: &str, message: &str| {
+            events["items"].as_array().unwrap().iter().any(|e| {
+                e["reason"] == reason && e["message"].as_str().is_some_and(|m| m == message)
+            })
+        };
+    assert!(
+        said("Unhealthy", "Readiness probe failed: probe failed"),
+        "{events}"
+    );
+    assert!(
+        said("Unhealthy", "Liveness probe failed: probe failed"),
+        "{events}"
+    );
+    assert!(
+        said(
+            "Killing",
+            "Container live failed liveness probe, will be restarted"
+        ),
+        "{events}"
+    );
+    kubectl(&kubeconfig, &["delete", "pod", "--all", "--timeout=30s"]);
+    kubelet.stop().await;
+    server.stop().await;
+}

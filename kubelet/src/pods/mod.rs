@@ -1,12 +1,14 @@
 //! The pods bound to this node: a watch on `spec.nodeName=<node>` feeds one
 //! [`worker`] per pod (keyed by uid); each worker [`plan`]s from what the
 //! runtime holds ([`observed`]), acts through the CRI, and posts the
-//! [`status`]. [`config`] builds the CRI configs, [`backoff`] times restarts.
+//! [`status`]. [`config`] builds the CRI configs, [`backoff`] times restarts,
+//! [`probe`] runs startup, liveness and readiness probes.
 
 pub mod backoff;
 pub mod config;
 pub mod observed;
 pub mod plan;
+pub mod probe;
 pub mod status;
 pub mod worker;
 

@@ -2,7 +2,7 @@
 //! conditions, IPs and a status per container (state, lastState,
 //! restartCount, ready), as `kubectl get pods` and `describe` read them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
@@ -20,6 +20,11 @@ use super::plan::{Waiting, finished, restart_policy, restarts};
 pub struct Notes {
     pub waiting: BTreeMap<String, Waiting>,
     pub failed: bool,
+    /// Containers whose probes hold them back: not ready (readiness not
+    /// yet passed, or failing) or not started (startup probe not yet
+    /// passed). Absent: ready and started once running.
+    pub not_ready: BTreeSet<String>,
+    pub not_started: BTreeSet<String>,
 }
 
 fn time(nanos: i64) -> Option<Time> {
@@ -94,8 +99,8 @@ fn container_status(
         image: image.into(),
         image_id: latest.map(|c| c.image_ref.clone()).unwrap_or_default(),
         container_id: latest.map(|c| format!("skiff://{}", c.id)),
-        ready: running,
-        started: Some(running),
+        ready: running && !notes.not_ready.contains(name),
+        started: Some(running && !notes.not_started.contains(name)),
         restart_count: latest.map_or(0, |c| c.attempt as i32),
         state: Some(state),
         last_state: Some(last.map(terminated).unwrap_or_default()),

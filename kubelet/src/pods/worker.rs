@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
-use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +18,7 @@ use super::backoff::Backoff;
 use super::config::{self, DnsSettings, EnvSources};
 use super::observed::{self, Observed};
 use super::plan::{self, Action, Waiting};
+use super::probe::{self, Kind, Tracker};
 use super::status::{self, Notes};
 use crate::runtime::Runtime;
 
@@ -24,6 +26,8 @@ use crate::runtime::Runtime;
 pub struct PodContext<R> {
     pub runtime: Arc<R>,
     pub client: Client,
+    /// Events on pods (probe failures, kills), as `kubelet` on this node.
+    pub events: Recorder,
     pub host_ip: String,
     pub log_root: String,
     pub dns: DnsSettings,
@@ -38,6 +42,8 @@ struct WorkerState {
     /// Image pulls that failed: (failures, when) per container, for ImagePullBackOff.
     pulls: BTreeMap<String, (u32, Timestamp)>,
     last_status: Option<serde_json::Value>,
+    /// Each running container's probes, by container name and kind.
+    probes: BTreeMap<(String, Kind), Tracker>,
 }
 
 fn now_nanos() -> i64 {
@@ -145,16 +151,158 @@ async fn sync<R: Runtime>(
             }
         }
     }
-    let observed = observed::observe(ctx.runtime.as_ref(), &uid).await?;
+    let mut observed = observed::observe(ctx.runtime.as_ref(), &uid).await?;
+    let probed = run_probes(ctx, pod, &observed, state).await;
+    if probed.killed {
+        observed = observed::observe(ctx.runtime.as_ref(), &uid).await?;
+    }
     let mut notes = Notes {
         waiting: p.waiting,
         failed: p.failed,
+        not_ready: probed.not_ready,
+        not_started: probed.not_started,
     };
     for (c, w) in &state.errors {
         notes.waiting.entry(c.clone()).or_insert_with(|| w.clone());
     }
     post_status(ctx, pod, &observed, &notes, state).await;
     Ok(())
+}
+
+/// What this sync's probes decided.
+#[derive(Default)]
+struct Probed {
+    not_ready: std::collections::BTreeSet<String>,
+    not_started: std::collections::BTreeSet<String>,
+    /// A container was killed for failing its liveness or startup probe.
+    killed: bool,
+}
+
+/// Runs the probes that are due on the pod's running containers, records
+/// failures as `Unhealthy` events, and kills (for a restart per the pod's
+/// policy) containers whose liveness or startup probe has failed.
+async fn run_probes<R: Runtime>(
+    ctx: &PodContext<R>,
+    pod: &Pod,
+    observed: &Observed,
+    state: &mut WorkerState,
+) -> Probed {
+    let mut probed = Probed::default();
+    let spec = pod.spec.clone().unwrap_or_default();
+    let pod_ip = observed
+        .current_sandbox()
+        .map(|s| s.ip.clone())
+        .unwrap_or_default();
+    let now = now_nanos();
+    let mut due = Vec::new();
+    let mut keep = std::collections::BTreeSet::new();
+    for c in &spec.containers {
+        let Some(running) = observed.latest(&c.name).filter(|x| x.running()) else {
+            continue;
+        };
+        let has = |k: Kind| k.of(c).is_some();
+        // Until the startup probe passes, the others wait.
+        let started = !has(Kind::Startup)
+            || state
+                .probes
+                .get(&(c.name.clone(), Kind::Startup))
+                .is_some_and(|t| t.container_id == running.id && t.verdict == Some(true));
+        for kind in Kind::ALL {
+            let Some(p) = kind.of(c) else { continue };
+            let key = (c.name.clone(), kind);
+            keep.insert(key.clone());
+            let tracker = state
+                .probes
+                .entry(key.clone())
+                .or_insert_with(|| Tracker::new(&running.id, running.started_at));
+            if tracker.container_id != running.id {
+                *tracker = Tracker::new(&running.id, running.started_at);
+            }
+            let timing = probe::Timing::of(p, kind);
+            if (kind == Kind::Startup) == started || !tracker.due(&timing, now) {
+                continue;
+            }
+            due.push((key, timing, probe::check(p, c, &pod_ip), running.id.clone()));
+        }
+        if !started {
+            probed.not_started.insert(c.name.clone());
+            probed.not_ready.insert(c.name.clone());
+        }
+    }
+    state.probes.retain(|k, _| keep.contains(k));
+    let runs = due
+        .iter()
+        .map(|(_, timing, check, id)| probe::run(ctx.runtime.as_ref(), id, check, timing.timeout));
+    let outcomes = futures::future::join_all(runs).await;
+    for ((key, timing, _, id), outcome) in due.into_iter().zip(outcomes) {
+        let (container, kind) = key.clone();
+        if !outcome.ok {
+            tracing::info!(pod = %name(pod), %container, probe = kind.name(), "probe failed: {}", outcome.message);
+            event(
+                ctx,
+                pod,
+                EventType::Warning,
+                "Unhealthy",
+                format!("{} probe failed: {}", kind.name(), outcome.message),
+            )
+            .await;
+        }
+        let Some(tracker) = state.probes.get_mut(&key) else {
+            continue;
+        };
+        let changed = tracker.record(&timing, outcome.ok, now_nanos());
+        if changed == Some(false) && kind != Kind::Readiness {
+            let why = if kind == Kind::Liveness {
+                "liveness"
+            } else {
+                "startup"
+            };
+            tracing::info!(pod = %name(pod), %container, "failed its {why} probe: restarting it");
+            event(
+                ctx,
+                pod,
+                EventType::Normal,
+                "Killing",
+                format!("Container {container} failed {why} probe, will be restarted"),
+            )
+            .await;
+            let grace = kind
+                .of_spec(&spec, &container)
+                .and_then(|p| p.termination_grace_period_seconds)
+                .or(spec.termination_grace_period_seconds)
+                .unwrap_or(30);
+            if let Err(e) = ctx.runtime.stop_container(&id, grace).await {
+                tracing::warn!(pod = %name(pod), %container, error = %e, "cannot kill the container");
+            }
+            probed.killed = true;
+        }
+    }
+    // Readiness as it stands after this round.
+    for c in &spec.containers {
+        if Kind::Readiness.of(c).is_some()
+            && state
+                .probes
+                .get(&(c.name.clone(), Kind::Readiness))
+                .is_none_or(|t| t.verdict != Some(true))
+        {
+            probed.not_ready.insert(c.name.clone());
+        }
+    }
+    probed
+}
+
+/// Records an event on the pod; failing to is logged, never fatal.
+async fn event<R>(ctx: &PodContext<R>, pod: &Pod, type_: EventType, reason: &str, note: String) {
+    let e = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: reason.into(),
+        secondary: None,
+    };
+    if let Err(err) = ctx.events.publish(&e, &pod.object_ref(&())).await {
+        tracing::warn!(pod = %name(pod), error = %err, "cannot record the {reason} event");
+    }
 }
 
 /// Pulls (per `imagePullPolicy`), creates and starts container `c`.

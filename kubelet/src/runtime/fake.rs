@@ -37,6 +37,8 @@ struct State {
     containers: BTreeMap<String, Container>,
     images: BTreeMap<String, String>,
     failing_pulls: HashMap<String, String>,
+    /// Exit codes exec probes get, by container name (absent: 0).
+    exec_exit: HashMap<String, i32>,
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +71,12 @@ impl FakeRuntime {
     pub fn fail_pulls(&self, image: &str, message: &str) {
         let mut s = self.state.lock().unwrap();
         s.failing_pulls.insert(image.into(), message.into());
+    }
+
+    /// Commands run in containers named `name` exit with `code` from now on.
+    pub fn set_exec_exit(&self, name: &str, code: i32) {
+        let mut s = self.state.lock().unwrap();
+        s.exec_exit.insert(name.into(), code);
     }
 
     /// Every call so far, as `verb target` strings.
@@ -143,6 +151,38 @@ fn tick(s: &mut State) -> i64 {
 }
 
 impl Runtime for FakeRuntime {
+    async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: &[String],
+        _timeout_seconds: i64,
+    ) -> Result<cri::ExecSyncResponse> {
+        let s = self.state.lock().unwrap();
+        let c = s.containers.get(id).ok_or_else(|| not_found(id))?;
+        let name = c
+            .config
+            .metadata
+            .as_ref()
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
+        self.record(format!("ExecSync {name} {}", cmd.join(" ")));
+        if c.state != cri::ContainerState::ContainerRunning {
+            return Err(RuntimeError::Call(tonic::Status::failed_precondition(
+                format!("container {id} is not running"),
+            )));
+        }
+        let code = s.exec_exit.get(&name).copied().unwrap_or(0);
+        Ok(cri::ExecSyncResponse {
+            stdout: Vec::new(),
+            stderr: if code == 0 {
+                Vec::new()
+            } else {
+                b"probe failed\n".to_vec()
+            },
+            exit_code: code,
+        })
+    }
+
     async fn status(&self) -> Result<cri::RuntimeStatus> {
         let ok = |t: &str| cri::RuntimeCondition {
             r#type: t.into(),
