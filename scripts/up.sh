@@ -101,6 +101,6 @@ controller_manager=$!
     >>"$data/scheduler.log" 2>&1 &
 scheduler=$!
 ./target/release/skiff-kubelet --kubeconfig "$data/admin.kubeconfig" --root-dir "$data/kubelet" \
-    --node-ip "$node_ip" --cni-conf-dir "$data/cni" >>"$data/kubelet.log" 2>&1 &
+    --node-ip "$node_ip" --address "$node_ip" --cni-conf-dir "$data/cni" >>"$data/kubelet.log" 2>&1 &
 kubelet=$!
 wait "$apiserver"

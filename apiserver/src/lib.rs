@@ -227,12 +227,29 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         }
     }
 
+    // Its identity towards kubelets (`pods/log`), as upstream's
+    // --kubelet-client-certificate: issued by our CA, renewed every start.
+    let kubelet_client = match pki.issue_client_cert(
+        "kube-apiserver-kubelet-client",
+        &["system:masters"],
+        365,
+    ) {
+        Ok((cert, key)) => match handlers::log_client_config(&cert, &key) {
+            Ok(c) => Some(Arc::new(c)),
+            Err(e) => {
+                tracing::warn!(error = %e, "no kubelet-client TLS config: kubectl logs will not work");
+                None
+            }
+        },
+        Err(_) => None,
+    };
     let api: SharedApi = Arc::new(Api {
         storage: storage.clone(),
         cache,
         admission,
         max_watch: Duration::from_secs(30 * 60),
         bookmark_interval: Duration::from_secs(60),
+        kubelet_client,
     });
     bootstrap::bootstrap(&api, advertise, port)
         .await

@@ -87,6 +87,20 @@ pub struct Config {
     #[arg(long, default_value = "cluster.local")]
     pub cluster_domain: String,
 
+    /// The port of the kubelet's own HTTPS API (container logs), as upstream; 0 picks a free
+    /// one (tests), which the Node reports in `status.daemonEndpoints`.
+    #[arg(long, default_value_t = 10250)]
+    pub port: u16,
+
+    /// The address the kubelet API listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub address: std::net::IpAddr,
+
+    /// CA bundle (PEM) that signs the client certificates allowed to call the kubelet API
+    /// (the API server's). Default: the CA of the cluster in --kubeconfig.
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+
     /// Hard eviction thresholds: `memory.available<100Mi,nodefs.available<10%,pid.available<5%`
     /// (upstream's defaults, kept when not given). The memory threshold is also taken out of
     /// allocatable, as upstream does.
@@ -119,6 +133,9 @@ impl Config {
         config.root_dir = root_dir.into();
         config.node_status_update_frequency = Duration::from_secs(1);
         config.node_lease_duration_seconds = 4;
+        // Tests run several kubelets on one machine.
+        config.port = 0;
+        config.address = std::net::Ipv4Addr::LOCALHOST.into();
         config
     }
 }

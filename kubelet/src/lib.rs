@@ -22,6 +22,7 @@ pub mod config;
 pub mod node;
 pub mod pods;
 pub mod runtime;
+pub mod server;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -55,6 +56,10 @@ pub enum Error {
     },
     #[error("cannot register the Node: {0}")]
     Register(kube::Error),
+    #[error("the kubelet API: {0}")]
+    Server(#[from] server::ServerError),
+    #[error("the kubelet API's client CA from the kubeconfig: {0}")]
+    KubeconfigCa(String),
 }
 
 /// The start of the Ready=False message when the runtime does not answer.
@@ -160,6 +165,7 @@ pub fn facts(config: &Config) -> Result<(NodeFacts, Thresholds), Error> {
             reserved,
             labels: object::parse_labels(&config.node_labels)?,
             taints: object::parse_taints(&config.register_with_taints)?,
+            kubelet_port: i32::from(config.port),
         },
         thresholds,
     ))
@@ -284,10 +290,22 @@ pub async fn run_with_runtime<R: runtime::Runtime>(
     runtime: Arc<R>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    let (facts, thresholds) = facts(&config)?;
+    let (mut facts, thresholds) = facts(&config)?;
     let client = skiff_proto::client::connect(config.kubeconfig.as_deref()).await?;
     let node_name = facts.name.clone();
     let host_ip = facts.ip.to_string();
+    // The kubelet API first: the Node reports the port it really got.
+    let listener = server::bind(std::net::SocketAddr::new(config.address, config.port)).await?;
+    facts.kubelet_port = listener
+        .local_addr()
+        .map(|a| i32::from(a.port()))
+        .unwrap_or(i32::from(config.port));
+    let (chain, key) = server::serving_cert(
+        &config.root_dir.join("pki"),
+        &[node_name.clone(), facts.hostname.clone()],
+        &[facts.ip],
+    )?;
+    let tls = server::tls_config(chain, key, &client_cas(&config).await?)?;
     let agent = Arc::new(NodeAgent::new(
         client.clone(),
         facts,
@@ -358,9 +376,52 @@ pub async fn run_with_runtime<R: runtime::Runtime>(
             domain: config.cluster_domain.clone(),
         },
     });
+    let api = tokio::spawn(server::serve(
+        listener,
+        tls,
+        server::router(ctx.runtime.clone()),
+        stop.clone(),
+    ));
     let pod_manager = tokio::spawn(pods::run(ctx, node_name, stop.clone()));
     shutdown.await;
     stop.cancel();
-    let _ = tokio::join!(heartbeats, probe, pod_manager);
+    let _ = tokio::join!(heartbeats, probe, pod_manager, api);
     Ok(())
+}
+
+/// Who may call the kubelet API: `--client-ca-file`, else the CA of the
+/// cluster the kubeconfig points at (Skiff's one CA signs the API server's
+/// kubelet-client certificate too).
+async fn client_cas(
+    config: &Config,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, Error> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    if let Some(path) = &config.client_ca_file {
+        return CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| {
+                Error::Server(server::ServerError::ClientCa(format!(
+                    "--client-ca-file {}: {e}",
+                    path.display()
+                )))
+            });
+    }
+    let kube_config = match &config.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| Error::KubeconfigCa(e.to_string()))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .map_err(|e| Error::KubeconfigCa(e.to_string()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| Error::KubeconfigCa(e.to_string()))?,
+    };
+    Ok(kube_config
+        .root_cert
+        .unwrap_or_default()
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect())
 }

@@ -102,6 +102,7 @@ async fn kubectl_apply_runs_a_pod_that_answers_http() {
                 .arg("--cni-conf-dir")
                 .arg(&net.conf_dir)
                 .arg("--node-status-update-frequency=1s")
+                .args(["--port=0", "--address=127.0.0.1"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
                 .spawn()
@@ -194,6 +195,87 @@ spec:
     assert!(
         page.starts_with("HTTP/1.") && page.contains("Hello from Skiff"),
         "{page}"
+    );
+
+    // kubectl logs: the API server asks this node's kubelet API (its
+    // kubelet-client certificate against the kubelet's client CA) for the
+    // container's log, which busybox httpd -v writes a line to per request
+    // (the readiness probes' requests included).
+    let logs = wait_for("httpd's log of our request", 20, || async {
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["logs", "web"])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success() && text.contains("response:200")).then_some(text)
+    })
+    .await;
+    let lines = logs.lines().count();
+    assert!(lines >= 2, "{logs}");
+    let tail = kubectl(
+        &kubeconfig,
+        &["logs", "web", "--tail=1", "--timestamps"],
+        None,
+    );
+    assert_eq!(tail.lines().count(), 1, "{tail}");
+    let stamp = tail.split(' ').next().unwrap();
+    assert!(
+        stamp.parse::<jiff::Timestamp>().is_ok(),
+        "{stamp:?} is an RFC 3339 time: {tail}"
+    );
+    let wrong = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["logs", "web", "-c", "nope"])
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    // kubectl checks the name itself first, in the API server's words.
+    assert_eq!(
+        String::from_utf8_lossy(&wrong.stderr).trim(),
+        "error: container nope is not valid for pod web"
+    );
+    // --previous: nothing ran before; the API server says so as upstream.
+    let previous = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["logs", "web", "--previous"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&previous.stderr).trim(),
+        "Error from server (BadRequest): previous terminated container \"httpd\" in pod \"web\" not found"
+    );
+    // -f: what is there, then a new request's line as it is written.
+    let mut follow = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["logs", "-f", "web", "--tail=0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (line_tx, line_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    get().await;
+    let followed = line_rx.recv_timeout(Duration::from_secs(20));
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    assert!(
+        followed.as_ref().is_ok_and(|l| l.contains("response:")),
+        "a line followed: {followed:?}"
     );
 
     // SIGKILL the kubelet (runtime included): the container lives on in its

@@ -21,6 +21,7 @@ impl Kubelet {
             .args(["--hostname-override", "lab-node-1"])
             .args(["--root-dir", root.to_str().unwrap()])
             .args(["--node-ip", "127.0.0.1"])
+            .args(["--port=0", "--address=127.0.0.1"])
             // No CNI network configured: the runtime says so.
             .arg(format!("--cni-conf-dir={}", root.join("no-cni").display()))
             .arg(format!("--node-labels={labels}"))
@@ -211,6 +212,7 @@ fn a_node_ip_that_is_not_local_is_refused_with_the_choices() {
     let out = Command::new(env!("CARGO_BIN_EXE_skiff-kubelet"))
         .args(["--kubeconfig", "/nonexistent", "--node-ip", "192.0.2.77"])
         .args(["--root-dir", dir.path().to_str().unwrap()])
+        .args(["--port=0", "--address=127.0.0.1"])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -8,6 +8,7 @@ pub mod discovery;
 mod get;
 pub mod internal;
 mod list;
+mod log;
 
 pub mod openapi;
 pub mod patch;
@@ -43,9 +44,14 @@ pub struct Api {
     pub max_watch: Duration,
     /// How often watches that allow bookmarks get one.
     pub bookmark_interval: Duration,
+    /// TLS with the kubelet-client certificate, for `pods/log` (none when
+    /// the server has no CA key to issue one).
+    pub kubelet_client: Option<Arc<rustls::ClientConfig>>,
 }
 
 pub type SharedApi = Arc<Api>;
+
+pub use log::kubelet_client_config as log_client_config;
 
 /// The query parameters of a request, and who is writing.
 #[derive(Debug, Default, Clone)]
@@ -225,7 +231,8 @@ async fn objects(
         (Method::POST, Some(name), Some(Sub::Eviction)) => {
             binding::evict(api, query, &target, &name, body).await
         }
-        (_, Some(_), Some(Sub::Log | Sub::Exec | Sub::Attach | Sub::PortForward | Sub::Proxy)) => {
+        (Method::GET, Some(name), Some(Sub::Log)) => log::log(api, query, &target, &name).await,
+        (_, Some(_), Some(Sub::Exec | Sub::Attach | Sub::PortForward | Sub::Proxy)) => {
             Err(ApiError::service_unavailable(format!(
                 "{} of {} is served by the node's kubelet, which this API server cannot reach yet",
                 target.sub.map_or("", Sub::name),

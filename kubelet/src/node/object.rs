@@ -82,6 +82,8 @@ pub struct NodeFacts {
     pub reserved: Reserved,
     pub labels: BTreeMap<String, String>,
     pub taints: Vec<Taint>,
+    /// Where the kubelet API listens (`status.daemonEndpoints`).
+    pub kubelet_port: i32,
 }
 
 impl NodeFacts {
@@ -154,7 +156,9 @@ impl NodeFacts {
             conditions: Some(conditions),
             images: Some(images),
             daemon_endpoints: Some(NodeDaemonEndpoints {
-                kubelet_endpoint: Some(DaemonEndpoint { port: KUBELET_PORT }),
+                kubelet_endpoint: Some(DaemonEndpoint {
+                    port: self.kubelet_port,
+                }),
             }),
             node_info: Some(NodeSystemInfo {
                 architecture: h.architecture.clone(),
@@ -256,6 +260,7 @@ mod tests {
             },
             labels: parse_labels(&["role=web".into(), "kubernetes.io/os=windows".into()]).unwrap(),
             taints: parse_taints(&["dedicated=lab:NoSchedule".into()]).unwrap(),
+            kubelet_port: KUBELET_PORT,
         }
     }
 
