@@ -440,3 +440,104 @@ async fn probes_gate_readiness_and_restart_unhealthy_containers() {
     kubelet.stop().await;
     server.stop().await;
 }
+
+/// postStart runs after the start (a failure is a FailedPostStartHook event
+/// and a killed, restarted container); preStop runs before the stop when a
+/// pod is deleted, and the stop gets what is left of the grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_hooks_run_around_start_and_stop() {
+    let dir = tempfile::Builder::new()
+        .prefix("skiff-kubelet-hooks-")
+        .tempdir()
+        .unwrap();
+    let server = skiff_apiserver::start(skiff_apiserver::Config::for_dir(dir.path().join("data")))
+        .await
+        .expect("start skiff-apiserver");
+    let kubeconfig = server.admin_kubeconfig.clone();
+    let client = skiff_proto::client::connect(Some(&kubeconfig))
+        .await
+        .unwrap();
+    let runtime = Arc::new(FakeRuntime::with_images(&["skiff/httpd:1"]));
+    let kubelet = start_kubelet(&kubeconfig, &dir.path().join("kubelet"), runtime.clone());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let hooked = |name: &str, container: &str| -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 20, "containers": [{
+                "name": container, "image": "skiff/httpd:1",
+                "lifecycle": {
+                    "postStart": {"exec": {"command": ["touch", "/tmp/started"]}},
+                    "preStop": {"exec": {"command": ["httpd-quit"]}}
+                }
+            }]}
+        }))
+        .unwrap()
+    };
+
+    // A postStart that succeeds: the container runs, the hook ran after its start.
+    pods.create(&PostParams::default(), &hooked("good", "good-c"))
+        .await
+        .unwrap();
+    wait_for("good to run", || async {
+        let p = pods.get_opt("good").await.ok()??;
+        (container_state(&p)?.0 == "running").then_some(())
+    })
+    .await;
+    let calls = runtime.calls();
+    let started = calls.iter().position(|c| c == "StartContainer good-c");
+    let hook = calls
+        .iter()
+        .position(|c| c == "ExecSync good-c touch /tmp/started");
+    assert!(
+        started.is_some() && hook > started,
+        "postStart after the start: {calls:?}"
+    );
+
+    // One that fails: an event, and the container is killed and restarted.
+    runtime.set_exec_exit("bad-c", 1);
+    pods.create(&PostParams::default(), &hooked("bad", "bad-c"))
+        .await
+        .unwrap();
+    wait_for("bad to be restarted", || async {
+        let (_, restarts) = container_state(&pods.get_opt("bad").await.ok()??)?;
+        (restarts >= 1).then_some(())
+    })
+    .await;
+    let events = kubectl(&kubeconfig, &["get", "events", "-o", "json"]);
+    let events: serde_json::Value = serde_json::from_str(&events).unwrap();
+    let failed = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["reason"] == "FailedPostStartHook")
+        .unwrap_or_else(|| panic!("no FailedPostStartHook event: {events}"));
+    let message = failed["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "Exec lifecycle hook ([\"touch\", \"/tmp/started\"]) for Container \"bad-c\" in Pod \"bad_default("
+        ) && message.ends_with("failed - error: probe failed"),
+        "{message}"
+    );
+
+    // Deleting runs preStop first, then stops with the rest of the grace period.
+    kubectl(&kubeconfig, &["delete", "pod", "good", "--timeout=30s"]);
+    let calls = runtime.calls();
+    let pre = calls.iter().position(|c| c == "ExecSync good-c httpd-quit");
+    let stop = calls
+        .iter()
+        .position(|c| c.starts_with("StopContainer good-c "));
+    assert!(
+        pre.is_some() && stop > pre,
+        "preStop before the stop: {calls:?}"
+    );
+    let grace: i64 = calls[stop.unwrap()]
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((2..=20).contains(&grace), "{}", calls[stop.unwrap()]);
+    kubectl(&kubeconfig, &["delete", "pod", "bad", "--timeout=30s"]);
+    kubelet.stop().await;
+    server.stop().await;
+}

@@ -2,10 +2,12 @@
 //! [`worker`] per pod (keyed by uid); each worker [`plan`]s from what the
 //! runtime holds ([`observed`]), acts through the CRI, and posts the
 //! [`status`]. [`config`] builds the CRI configs, [`backoff`] times restarts,
-//! [`probe`] runs startup, liveness and readiness probes.
+//! [`probe`] runs startup, liveness and readiness probes, [`hooks`] the
+//! postStart and preStop lifecycle hooks.
 
 pub mod backoff;
 pub mod config;
+pub mod hooks;
 pub mod observed;
 pub mod plan;
 pub mod probe;

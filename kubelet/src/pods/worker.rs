@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
 use super::config::{self, DnsSettings, EnvSources};
+use super::hooks;
 use super::observed::{self, Observed};
 use super::plan::{self, Action, Waiting};
 use super::probe::{self, Kind, Tracker};
@@ -61,7 +62,7 @@ pub async fn run<R: Runtime>(
         let pod = desired.borrow_and_update().clone();
         match pod {
             None => {
-                teardown(&ctx, &uid, 0).await;
+                teardown(&ctx, &uid, 0, None).await;
                 return;
             }
             Some(pod) if pod.metadata.deletion_timestamp.is_some() => {
@@ -74,7 +75,7 @@ pub async fn run<R: Runtime>(
                             .and_then(|s| s.termination_grace_period_seconds)
                     })
                     .unwrap_or(30);
-                teardown(&ctx, &uid, grace).await;
+                teardown(&ctx, &uid, grace, Some(&pod)).await;
                 finish_deletion(&ctx, &pod, &uid).await;
                 return;
             }
@@ -271,9 +272,8 @@ async fn run_probes<R: Runtime>(
                 .and_then(|p| p.termination_grace_period_seconds)
                 .or(spec.termination_grace_period_seconds)
                 .unwrap_or(30);
-            if let Err(e) = ctx.runtime.stop_container(&id, grace).await {
-                tracing::warn!(pod = %name(pod), %container, error = %e, "cannot kill the container");
-            }
+            let spec_of = spec.containers.iter().find(|x| x.name == container);
+            kill(ctx, pod, spec_of, &id, grace, &pod_ip).await;
             probed.killed = true;
         }
     }
@@ -405,7 +405,80 @@ async fn start<R: Runtime>(
             message: e.to_string(),
         })?;
     tracing::info!(pod = %name(pod), container = %c, attempt, "container started");
+    if let Some(h) = hooks::Which::PostStart.of(&container) {
+        let hook = hooks::hook(h, &container, &sandbox.ip);
+        let grace = spec.termination_grace_period_seconds.unwrap_or(30);
+        let limit = Duration::from_secs(grace.max(1) as u64);
+        let outcome = hooks::run(ctx.runtime.as_ref(), &id, &hook, limit, c, &hook_pod(pod)).await;
+        if !outcome.ok {
+            // As upstream: the event, then the container is killed and
+            // restarted per the pod's restartPolicy.
+            tracing::warn!(pod = %name(pod), container = %c, "{}", outcome.message);
+            event(
+                ctx,
+                pod,
+                EventType::Warning,
+                "FailedPostStartHook",
+                outcome.message,
+            )
+            .await;
+            let _ = ctx.runtime.stop_container(&id, grace).await;
+        }
+    }
     Ok(())
+}
+
+/// The pod as upstream's hook messages name it: `name_namespace(uid)`.
+fn hook_pod(pod: &Pod) -> String {
+    format!(
+        "{}_{}({})",
+        pod.metadata.name.as_deref().unwrap_or_default(),
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.uid.as_deref().unwrap_or_default()
+    )
+}
+
+/// Stops container `id`: its preStop hook (when `c` has one) within
+/// `grace` seconds, then SIGTERM with what is left of the grace period —
+/// at least 2 s after a hook, as upstream — and SIGKILL after that.
+async fn kill<R: Runtime>(
+    ctx: &PodContext<R>,
+    pod: &Pod,
+    c: Option<&k8s_openapi::api::core::v1::Container>,
+    id: &str,
+    grace: i64,
+    pod_ip: &str,
+) {
+    let mut left = grace;
+    if let Some((c, h)) = c.and_then(|c| Some((c, hooks::Which::PreStop.of(c)?))) {
+        let started = std::time::Instant::now();
+        let hook = hooks::hook(h, c, pod_ip);
+        let limit = Duration::from_secs(grace.max(0) as u64);
+        let outcome = hooks::run(
+            ctx.runtime.as_ref(),
+            id,
+            &hook,
+            limit,
+            &c.name,
+            &hook_pod(pod),
+        )
+        .await;
+        if !outcome.ok {
+            tracing::warn!(pod = %name(pod), container = %c.name, "{}", outcome.message);
+            event(
+                ctx,
+                pod,
+                EventType::Warning,
+                "FailedPreStopHook",
+                outcome.message,
+            )
+            .await;
+        }
+        left = (grace - started.elapsed().as_secs() as i64).max(2);
+    }
+    if let Err(e) = ctx.runtime.stop_container(id, left).await {
+        tracing::warn!(pod = %name(pod), container = id, error = %e, "cannot stop the container");
+    }
 }
 
 /// The ConfigMaps and Secrets the container's environment reads (missing
@@ -473,9 +546,9 @@ async fn post_status<R>(
     }
 }
 
-/// Stops every container of the pod (SIGTERM, SIGKILL after `grace`
-/// seconds), its sandboxes, and removes them.
-async fn teardown<R: Runtime>(ctx: &PodContext<R>, uid: &str, grace: i64) {
+/// Stops every container of the pod (preStop hooks when the pod is known,
+/// SIGTERM, SIGKILL after `grace` seconds), its sandboxes, and removes them.
+async fn teardown<R: Runtime>(ctx: &PodContext<R>, uid: &str, grace: i64, pod: Option<&Pod>) {
     let runtime = ctx.runtime.as_ref();
     let observed = match observed::observe(runtime, uid).await {
         Ok(o) => o,
@@ -484,16 +557,32 @@ async fn teardown<R: Runtime>(ctx: &PodContext<R>, uid: &str, grace: i64) {
             return;
         }
     };
+    let pod_ip = observed
+        .current_sandbox()
+        .map(|s| s.ip.clone())
+        .unwrap_or_default();
     let stops = observed
         .containers
         .iter()
         .filter(|c| c.running())
-        .map(|c| runtime.stop_container(&c.id, grace));
-    for r in futures::future::join_all(stops).await {
-        if let Err(e) = r {
-            tracing::warn!(uid, error = %e, "cannot stop a container");
-        }
-    }
+        .map(|c| async {
+            let spec = pod.and_then(|p| {
+                let s = p.spec.as_ref()?;
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+                    .find(|x| x.name == c.name)
+            });
+            match pod {
+                Some(p) => kill(ctx, p, spec, &c.id, grace, &pod_ip).await,
+                None => {
+                    if let Err(e) = runtime.stop_container(&c.id, grace).await {
+                        tracing::warn!(uid, error = %e, "cannot stop a container");
+                    }
+                }
+            }
+        });
+    futures::future::join_all(stops).await;
     for c in &observed.containers {
         let _ = runtime.remove_container(&c.id).await;
     }
