@@ -36,7 +36,8 @@ if [ "$(id -u)" -eq 0 ]; then
     cat >"$data/cni/10-skiff.conflist" <<JSON
 {"cniVersion": "1.0.0", "name": "skiff", "plugins": [
   {"type": "bridge", "bridge": "skiff0", "isGateway": true, "ipMasq": false,
-   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$pod_subnet"}]], "dataDir": "$data/cni/ipam"}}]}
+   "capabilities": {"ipRanges": true},
+   "ipam": {"type": "host-local", "dataDir": "$data/cni/ipam"}}]}
 JSON
     nft delete table inet skiff_up 2>/dev/null || true
     nft -f - <<NFT
@@ -94,7 +95,11 @@ for _ in $(seq 1 300); do
     kill -0 "$apiserver" 2>/dev/null || { echo "skiff: skiff-apiserver exited" >&2; exit 1; }
     sleep 0.2
 done
+# One node: the cluster's pod range is this node's whole block, so the
+# podCIDR the node IPAM assigns (and the kubelet hands to the CNI plugins as
+# ipRanges) is exactly the fenced SKIFF_POD_SUBNET.
 ./target/release/skiff-controller-manager --kubeconfig "$data/admin.kubeconfig" \
+    --cluster-cidr "$pod_subnet" --node-cidr-mask-size "${pod_subnet#*/}" \
     >>"$data/controller-manager.log" 2>&1 &
 controller_manager=$!
 ./target/release/skiff-scheduler --kubeconfig "$data/admin.kubeconfig" \

@@ -258,6 +258,7 @@ fn serve_embedded_runtime(
     };
     let runtime = skiff_runtime::cri::runtime::RuntimeSvc {
         sandboxes: Arc::new(skiff_runtime::sandbox::Sandboxes {
+            pod_cidr: Default::default(),
             run_dir: config.root_dir.join("runtime/sandboxes"),
             namespaces: Arc::new(skiff_runtime::sandbox::namespaces::LinuxNamespaces),
             cni,
@@ -382,10 +383,16 @@ pub async fn run_with_runtime<R: runtime::Runtime>(
         server::router(ctx.runtime.clone()),
         stop.clone(),
     ));
+    let pod_cidr = tokio::spawn(node::pod_cidr::sync(
+        ctx.client.clone(),
+        ctx.runtime.clone(),
+        node_name.clone(),
+        stop.clone(),
+    ));
     let pod_manager = tokio::spawn(pods::run(ctx, node_name, stop.clone()));
     shutdown.await;
     stop.cancel();
-    let _ = tokio::join!(heartbeats, probe, pod_manager, api);
+    let _ = tokio::join!(heartbeats, probe, pod_manager, api, pod_cidr);
     Ok(())
 }
 

@@ -78,6 +78,8 @@ pub trait Runtime: Send + Sync + 'static {
         image: &str,
         auth: Option<cri::AuthConfig>,
     ) -> impl Future<Output = Result<String>> + Send;
+    /// Tells the runtime the node's pod CIDR (new sandboxes' addresses).
+    fn update_runtime_config(&self, pod_cidr: &str) -> impl Future<Output = Result<()>> + Send;
     /// Runs `cmd` in the running container `id` (exec probes); gives up
     /// after `timeout_seconds` (0: no limit).
     fn exec_sync(
@@ -114,6 +116,20 @@ fn labels_of(labels: &[(&str, &str)]) -> std::collections::HashMap<String, Strin
 }
 
 impl Runtime for CriClient {
+    async fn update_runtime_config(&self, pod_cidr: &str) -> Result<()> {
+        self.runtime
+            .clone()
+            .update_runtime_config(cri::UpdateRuntimeConfigRequest {
+                runtime_config: Some(cri::RuntimeConfig {
+                    network_config: Some(cri::NetworkConfig {
+                        pod_cidr: pod_cidr.into(),
+                    }),
+                }),
+            })
+            .await?;
+        Ok(())
+    }
+
     async fn exec_sync(
         &self,
         id: &str,

@@ -86,6 +86,8 @@ async fn kubectl_apply_runs_a_pod_that_answers_http() {
         String::from_utf8_lossy(&built.stderr)
     );
     let net = TestNet::new(dir.path(), 3).expect("fence and CNI config");
+    net.take_ranges_from_pod_cidr()
+        .expect("CNI config from the pod CIDR");
 
     let server = skiff_apiserver::start(skiff_apiserver::Config::for_dir(dir.path().join("data")))
         .await
@@ -114,6 +116,38 @@ async fn kubectl_apply_runs_a_pod_that_answers_http() {
         .await
         .unwrap();
     let nodes: Api<Node> = Api::all(client.clone());
+    // The test's CNI network takes addresses from the node's pod CIDR
+    // (ipRanges): until the Node has one, the runtime's network is not ready
+    // and neither is the Node. Node IPAM would assign it; here the test does,
+    // the upper half of the test subnet.
+    let prefix = net.subnet.trim_end_matches("0/24").to_string();
+    let pod_cidr = format!("{prefix}128/25");
+    wait_for("the Node to register", 30, || async {
+        nodes.get_opt("e2e-node").await.ok()?.map(|_| ())
+    })
+    .await;
+    let n = nodes.get("e2e-node").await.unwrap();
+    let not_ready = n
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Ready");
+    assert!(
+        not_ready.as_ref().is_none_or(|c| c.status != "True"),
+        "Ready before it has a pod CIDR: {not_ready:?}"
+    );
+    kubectl(
+        &kubeconfig,
+        &[
+            "patch",
+            "node",
+            "e2e-node",
+            "-p",
+            &format!(r#"{{"spec":{{"podCIDR":"{pod_cidr}","podCIDRs":["{pod_cidr}"]}}}}"#),
+        ],
+        None,
+    );
     wait_for("the Node to be Ready", 30, || async {
         let n = nodes.get_opt("e2e-node").await.ok()??;
         let ready = n
@@ -161,11 +195,11 @@ spec:
         (s.phase.as_deref() == Some("Running") && ready).then_some(s.pod_ip?)
     })
     .await;
-    assert!(
-        ip.starts_with(net.subnet.trim_end_matches("0/24")),
-        "{ip} in {}",
-        net.subnet
-    );
+    let last: u8 = ip
+        .strip_prefix(&prefix)
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    assert!(last >= 128, "{ip} in the node's pod CIDR {pod_cidr}");
     let table = kubectl(&kubeconfig, &["get", "pods", "-o", "wide"], None);
     assert!(
         table.lines().any(|l| l.starts_with("web ")

@@ -538,6 +538,26 @@ async fn lifecycle_hooks_run_around_start_and_stop() {
         .unwrap();
     assert!((2..=20).contains(&grace), "{}", calls[stop.unwrap()]);
     kubectl(&kubeconfig, &["delete", "pod", "bad", "--timeout=30s"]);
+
+    // The node IPAM (here: kubectl) gives the Node a pod CIDR: the kubelet
+    // passes it to the runtime (CRI UpdateRuntimeConfig).
+    kubectl(
+        &kubeconfig,
+        &[
+            "patch",
+            "node",
+            NODE,
+            "-p",
+            r#"{"spec":{"podCIDR":"10.244.7.0/24","podCIDRs":["10.244.7.0/24"]}}"#,
+        ],
+    );
+    wait_for("the pod CIDR to reach the runtime", || async {
+        runtime
+            .calls()
+            .contains(&"UpdateRuntimeConfig 10.244.7.0/24".to_string())
+            .then_some(())
+    })
+    .await;
     kubelet.stop().await;
     server.stop().await;
 }

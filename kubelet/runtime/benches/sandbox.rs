@@ -82,6 +82,7 @@ fn main() {
     let net = TestNet::new(dir.path(), 9).expect("fence and CNI config");
     let make = |run: &Path, cni: bool| {
         Arc::new(Sandboxes {
+            pod_cidr: Default::default(),
             run_dir: run.to_path_buf(),
             namespaces: Arc::new(LinuxNamespaces),
             cni: cni.then(|| Cni {

@@ -50,6 +50,7 @@ async fn a_pod_through_the_cri() {
     assert!(import_dir(&store, &archives).unwrap().failed.is_empty());
     let net = TestNet::new(dir.path(), 2).expect("fence and CNI config");
     let sandboxes = Arc::new(Sandboxes {
+        pod_cidr: Default::default(),
         run_dir: dir.path().join("sandboxes"),
         namespaces: Arc::new(LinuxNamespaces),
         cni: Some(Cni {

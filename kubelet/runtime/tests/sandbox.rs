@@ -39,6 +39,7 @@ fn net_of(s: &SandboxState) -> String {
 
 fn open_sandboxes(dir: &Path, conf_dir: &Path) -> Arc<Sandboxes> {
     Arc::new(Sandboxes {
+        pod_cidr: Default::default(),
         run_dir: dir.join("run"),
         namespaces: Arc::new(LinuxNamespaces),
         cni: Some(Cni {

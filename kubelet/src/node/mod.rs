@@ -6,6 +6,7 @@ pub mod address;
 pub mod host;
 pub mod lease;
 pub mod object;
+pub mod pod_cidr;
 pub mod pressure;
 pub mod quantity;
 

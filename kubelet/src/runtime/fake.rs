@@ -151,6 +151,11 @@ fn tick(s: &mut State) -> i64 {
 }
 
 impl Runtime for FakeRuntime {
+    async fn update_runtime_config(&self, pod_cidr: &str) -> Result<()> {
+        self.record(format!("UpdateRuntimeConfig {pod_cidr}"));
+        Ok(())
+    }
+
     async fn exec_sync(
         &self,
         id: &str,

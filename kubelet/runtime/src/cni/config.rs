@@ -130,6 +130,14 @@ impl NetworkList {
         }))
     }
 
+    /// Whether a plugin takes its address ranges from the runtime
+    /// (`"capabilities": {"ipRanges": true}`): the node's pod CIDR.
+    pub fn wants_ip_ranges(&self) -> bool {
+        self.plugins
+            .iter()
+            .any(|p| p["capabilities"]["ipRanges"] == Value::Bool(true))
+    }
+
     /// The list as JSON again (kept with each ADD result, so a DEL after the
     /// file changed still undoes what was actually done).
     pub fn to_json(&self) -> Value {

@@ -273,12 +273,52 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
         }))
     }
 
+    async fn update_runtime_config(
+        &self,
+        r: Request<cri::UpdateRuntimeConfigRequest>,
+    ) -> Result<Response<cri::UpdateRuntimeConfigResponse>, Status> {
+        let cidr = r
+            .into_inner()
+            .runtime_config
+            .and_then(|c| c.network_config)
+            .map(|n| n.pod_cidr)
+            .filter(|c| !c.is_empty());
+        if let Some(c) = &cidr {
+            // A typo here would give every new pod a bad address: refuse it.
+            let valid = c.split_once('/').is_some_and(|(ip, len)| {
+                ip.parse::<std::net::IpAddr>().is_ok() && len.parse::<u8>().is_ok_and(|l| l <= 128)
+            });
+            if !valid {
+                return Err(Status::invalid_argument(format!(
+                    "pod CIDR {c:?}: not a CIDR"
+                )));
+            }
+        }
+        tracing::info!(pod_cidr = ?cidr, "pod CIDR for new sandboxes");
+        self.sandboxes.set_pod_cidr(cidr);
+        Ok(Response::new(cri::UpdateRuntimeConfigResponse {}))
+    }
+
     async fn status(
         &self,
         _r: Request<cri::StatusRequest>,
     ) -> Result<Response<cri::StatusResponse>, Status> {
-        let network = self.sandboxes.cni.is_some();
         let root = nix::unistd::geteuid().is_root();
+        // A network whose addresses come from the node's pod CIDR (a plugin
+        // declares `ipRanges`) is not ready before the kubelet passes it —
+        // as upstream's kubenet said "lack of PodCIDR" — so no pod gets an
+        // address outside its node's block.
+        let (network, why) = match &self.sandboxes.cni {
+            None => (false, "no CNI network configuration".to_string()),
+            Some(cni) if cni.list.wants_ip_ranges() && self.sandboxes.pod_cidr().is_none() => (
+                false,
+                format!(
+                    "CNI network {:?} takes pod addresses from the node's pod CIDR, which is not known yet",
+                    cni.list.name
+                ),
+            ),
+            Some(_) => (true, String::new()),
+        };
         Ok(Response::new(cri::StatusResponse {
             status: Some(cri::RuntimeStatus {
                 conditions: vec![
@@ -304,11 +344,7 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
                         } else {
                             "NetworkPluginNotReady".into()
                         },
-                        message: if network {
-                            String::new()
-                        } else {
-                            "no CNI network configuration".into()
-                        },
+                        message: why,
                     },
                 ],
             }),

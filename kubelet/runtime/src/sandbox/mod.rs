@@ -107,6 +107,10 @@ pub struct Sandboxes {
     pub namespaces: Arc<dyn Namespaces>,
     /// `None`: sandboxes get no network beyond their own loopback.
     pub cni: Option<Cni>,
+    /// The node's pod CIDR (CRI UpdateRuntimeConfig), handed to plugins that
+    /// declare the `ipRanges` capability (host-local takes its range from
+    /// it), as the CNI conventions define.
+    pub pod_cidr: std::sync::RwLock<Option<String>>,
 }
 
 fn valid_id(id: &str) -> bool {
@@ -137,7 +141,29 @@ impl Sandboxes {
             } else {
                 format!("IgnoreUnknown=1;{}", s.cni_args)
             },
-            runtime_config: json!({"portMappings": s.port_mappings}),
+            runtime_config: self.runtime_config(&s.port_mappings),
+        }
+    }
+
+    /// CNI `runtimeConfig`: the sandbox's port mappings and, once known,
+    /// the node's pod CIDR as `ipRanges`.
+    fn runtime_config<T: serde::Serialize>(&self, port_mappings: &T) -> serde_json::Value {
+        let mut config = json!({"portMappings": port_mappings});
+        if let Some(cidr) = self.pod_cidr() {
+            config["ipRanges"] = json!([[{"subnet": cidr}]]);
+        }
+        config
+    }
+
+    /// The pod CIDR, once the kubelet passed it.
+    pub fn pod_cidr(&self) -> Option<String> {
+        self.pod_cidr.read().ok().and_then(|c| c.clone())
+    }
+
+    /// Sets the pod CIDR new sandboxes get their addresses from.
+    pub fn set_pod_cidr(&self, cidr: Option<String>) {
+        if let Ok(mut c) = self.pod_cidr.write() {
+            *c = cidr;
         }
     }
 
@@ -351,6 +377,7 @@ mod tests {
     fn sandboxes(dir: &Path, exec: Arc<FakeExec>) -> (Sandboxes, Arc<FakeNamespaces>) {
         let ns = Arc::new(FakeNamespaces::default());
         let s = Sandboxes {
+            pod_cidr: Default::default(),
             run_dir: dir.join("run"),
             namespaces: ns.clone(),
             cni: Some(Cni {
@@ -479,5 +506,37 @@ mod tests {
             s.run(&config("../x")),
             Err(SandboxError::BadId(_))
         ));
+    }
+
+    #[test]
+    fn the_pod_cidr_goes_to_plugins_as_ip_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = sandboxes(dir.path(), Arc::new(FakeExec::new("10.244.9.")));
+        let ports: Vec<u16> = vec![];
+        assert_eq!(s.runtime_config(&ports), json!({"portMappings": []}));
+        s.set_pod_cidr(Some("10.244.3.0/24".into()));
+        assert_eq!(
+            s.runtime_config(&ports),
+            json!({"portMappings": [], "ipRanges": [[{"subnet": "10.244.3.0/24"}]]})
+        );
+        // Only plugins that declare the capability get it (host-local,
+        // under a bridge that declares it, reads it as its range).
+        let list = NetworkList::parse(
+            r#"{"name": "t", "cniVersion": "1.0.0", "plugins": [
+                {"type": "bridge", "capabilities": {"ipRanges": true}, "ipam": {"type": "host-local"}},
+                {"type": "portmap", "capabilities": {"portMappings": true}}]}"#,
+            "t",
+        )
+        .unwrap();
+        let config = s.runtime_config(&ports);
+        assert_eq!(
+            list.plugin_input(0, None, &config)["runtimeConfig"],
+            json!({"ipRanges": [[{"subnet": "10.244.3.0/24"}]]})
+        );
+        assert!(
+            list.plugin_input(1, None, &config)["runtimeConfig"]
+                .get("ipRanges")
+                .is_none()
+        );
     }
 }

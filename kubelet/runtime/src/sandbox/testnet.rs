@@ -113,6 +113,22 @@ impl TestNet {
         Ok(net)
     }
 
+    /// Rewrites the network so host-local takes its range from the node's
+    /// pod CIDR (the `ipRanges` capability) instead of the test subnet, as
+    /// a node's network is configured in a cluster (host-local appends
+    /// runtime ranges to configured ones, so the configured one goes).
+    pub fn take_ranges_from_pod_cidr(&self) -> std::io::Result<()> {
+        let path = self.conf_dir.join("10-skiff-test.conflist");
+        let mut list: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)
+            .map_err(std::io::Error::other)?;
+        let bridge = &mut list["plugins"][0];
+        bridge["capabilities"] = serde_json::json!({"ipRanges": true});
+        if let Some(ipam) = bridge["ipam"].as_object_mut() {
+            ipam.remove("ranges");
+        }
+        std::fs::write(&path, list.to_string())
+    }
+
     /// IPs host-local holds right now (its dataDir has one file per IP).
     pub fn allocated_ips(&self) -> Vec<String> {
         let mut ips: Vec<String> = std::fs::read_dir(self.ipam_dir.join("skiff-test"))
