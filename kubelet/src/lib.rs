@@ -372,6 +372,7 @@ pub async fn run_with_runtime<R: runtime::Runtime>(
         events,
         host_ip,
         log_root: config.root_dir.join("logs").display().to_string(),
+        pods_dir: config.root_dir.join("pods"),
         dns: pods::config::DnsSettings {
             servers: config.cluster_dns.clone(),
             domain: config.cluster_domain.clone(),

@@ -12,6 +12,7 @@ pub mod observed;
 pub mod plan;
 pub mod probe;
 pub mod status;
+pub mod termination;
 pub mod worker;
 
 use std::collections::{HashMap, HashSet};

@@ -21,6 +21,7 @@ use super::observed::{self, Observed};
 use super::plan::{self, Action, Waiting};
 use super::probe::{self, Kind, Tracker};
 use super::status::{self, Notes};
+use super::termination;
 use crate::runtime::Runtime;
 
 /// What every worker shares.
@@ -31,6 +32,8 @@ pub struct PodContext<R> {
     pub events: Recorder,
     pub host_ip: String,
     pub log_root: String,
+    /// Per-pod files (termination messages): `<root-dir>/pods/<uid>/…`.
+    pub pods_dir: std::path::PathBuf,
     pub dns: DnsSettings,
 }
 
@@ -157,6 +160,7 @@ async fn sync<R: Runtime>(
     if probed.killed {
         observed = observed::observe(ctx.runtime.as_ref(), &uid).await?;
     }
+    termination_messages(ctx, pod, &mut observed);
     let mut notes = Notes {
         waiting: p.waiting,
         failed: p.failed,
@@ -168,6 +172,37 @@ async fn sync<R: Runtime>(
     }
     post_status(ctx, pod, &observed, &notes, state).await;
     Ok(())
+}
+
+/// Exited instances without a message from the runtime get their
+/// termination message (file, or log tail with the fallback policy).
+fn termination_messages<R>(ctx: &PodContext<R>, pod: &Pod, observed: &mut Observed) {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    let log_dir = format!(
+        "{}/{}_{}_{uid}",
+        ctx.log_root,
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.name.as_deref().unwrap_or_default()
+    );
+    for v in observed.containers.iter_mut() {
+        if !v.exited() || !v.message.is_empty() {
+            continue;
+        }
+        let Some(c) = spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .find(|c| c.name == v.name)
+        else {
+            continue;
+        };
+        let file = termination::file(&ctx.pods_dir, uid, &v.name, v.attempt);
+        let log = std::path::Path::new(&log_dir).join(format!("{}/{}.log", v.name, v.attempt));
+        if let Some(m) = termination::message(c, &file, v.exit_code, &log) {
+            v.message = m;
+        }
+    }
 }
 
 /// What this sync's probes decided.
@@ -387,7 +422,18 @@ async fn start<R: Runtime>(
                 message: e.to_string(),
             }
         })?;
-    let config = config::container(pod, &container, attempt, env);
+    let mut config = config::container(pod, &container, attempt, env);
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    let message_file = termination::file(&ctx.pods_dir, uid, c, attempt);
+    termination::prepare(&message_file).map_err(|e| Waiting {
+        reason: "CreateContainerConfigError".into(),
+        message: format!("termination message file {}: {e}", message_file.display()),
+    })?;
+    config.mounts.push(skiff_proto::cri::Mount {
+        container_path: termination::container_path(&container),
+        host_path: message_file.display().to_string(),
+        ..Default::default()
+    });
     let sandbox_config = config::sandbox(pod, sandbox.attempt, &ctx.log_root, &ctx.dns);
     let id = ctx
         .runtime
@@ -590,6 +636,7 @@ async fn teardown<R: Runtime>(ctx: &PodContext<R>, uid: &str, grace: i64, pod: O
         let _ = runtime.stop_pod_sandbox(&s.id).await;
         let _ = runtime.remove_pod_sandbox(&s.id).await;
     }
+    termination::forget(&ctx.pods_dir, uid);
 }
 
 /// The kubelet ends a graceful deletion once the pod has stopped: delete
