@@ -24,92 +24,17 @@ impl Drop for Kubelet {
     }
 }
 
-/// What the node under test leaves behind when the test fails half-way —
-/// containers outlive the kubelet by design — removed at the end either
-/// way: the containers' processes and shims, the sandboxes' namespace
-/// mounts and the pods' cgroups. Only what belongs to this test's own root
-/// dir (its unique temporary path) is touched.
+/// Containers outlive the kubelet by design: when the test fails half-way
+/// its node is removed from the machine all the same (processes, mounts,
+/// cgroups of this test's own root dir).
 struct NodeCleanup {
     root: std::path::PathBuf,
 }
 
 impl Drop for NodeCleanup {
     fn drop(&mut self) {
-        use nix::sys::signal::{Signal, kill};
-        use nix::unistd::Pid;
-        let root = self.root.display().to_string();
-        let me = std::process::id() as i32;
-        // Container inits (from the runtime's pid files), then every
-        // process whose command line names our root (shims, `runtime run`).
-        let mut pids: Vec<i32> = std::fs::read_dir(self.root.join("runtime/containers"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.path().join("pid")).ok())
-            .filter_map(|p| p.trim().parse().ok())
-            .collect();
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            if pid != me && String::from_utf8_lossy(&cmdline).contains(&root) {
-                pids.push(pid);
-            }
-        }
-        for pid in pids {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        // Mounts under our root, deepest first.
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut mounts: Vec<&str> = mountinfo
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&root))
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = Command::new("umount").args(["-l", m]).status();
-        }
-        // The pods' cgroups: `<hierarchy>/skiff/<qos>/pod<uid>`, uids from
-        // the log dirs (`<ns>_<pod>_<uid>`).
-        let uids: Vec<String> = std::fs::read_dir(self.root.join("logs"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.rsplit('_').next().map(String::from)
-            })
-            .collect();
-        for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            for qos in std::fs::read_dir(hierarchy.path().join("skiff"))
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                for uid in &uids {
-                    remove_cgroup(&qos.path().join(format!("pod{uid}")));
-                }
-            }
-        }
+        skiff_runtime::cleanup::remove_all(&self.root);
     }
-}
-
-/// Removes a cgroup directory and its children (empty once their
-/// processes are gone).
-fn remove_cgroup(dir: &Path) {
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.path().is_dir() {
-            remove_cgroup(&e.path());
-        }
-    }
-    let _ = std::fs::remove_dir(dir);
 }
 
 async fn wait_for<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T

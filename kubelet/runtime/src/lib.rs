@@ -14,6 +14,7 @@
 //! Every host side effect (mounts, namespaces, cgroups, CNI) sits behind a
 //! trait with a recording fake, so most tests run unprivileged; the real
 //! implementations are tested as root.
+pub mod cleanup;
 pub mod cli;
 pub mod cni;
 pub mod container;
