@@ -1,0 +1,7 @@
+//! One file per `skiff` command.
+
+pub mod down;
+pub mod logs;
+pub mod reset;
+pub mod status;
+pub mod up;

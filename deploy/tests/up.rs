@@ -1,0 +1,268 @@
+//! `skiff up` as a new user runs it, as root: on a clean data dir the
+//! cluster starts and its node gets Ready; kubectl applies a Deployment of
+//! the demo HTTP image and the pod answers on its IP; `skiff status` lists
+//! the programs; `skiff down` + `skiff up` keeps everything (the pod's
+//! container survives and is adopted); `skiff reset` leaves nothing behind
+//! (processes, mounts, bridge, nftables table, data dir).
+//!
+//! Everything is named per test run (port, bridge, table, pod subnet) and
+//! fenced: pod packets stay on this machine.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+struct Cluster {
+    data: PathBuf,
+    port: u16,
+    name: String,
+    subnet: String,
+}
+
+impl Cluster {
+    fn skiff(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_skiff"));
+        cmd.args(args).arg("--data-dir").arg(&self.data);
+        if args[0] == "up" {
+            cmd.args(["--port", &self.port.to_string()])
+                .args(["--name", &self.name])
+                .args(["--pod-subnet", &self.subnet]);
+        }
+        cmd.output().expect("run skiff")
+    }
+
+    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(self.data.join("admin.kubeconfig"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        if let Some(text) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Whatever happened: nothing of this run may stay on the machine.
+        let _ = self.skiff(&["reset"]);
+    }
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn eventually<T>(what: &str, secs: u64, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn http_get(ip: &str) -> Option<String> {
+    let mut s = std::net::TcpStream::connect_timeout(
+        &format!("{ip}:80").parse().ok()?,
+        Duration::from_secs(2),
+    )
+    .ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+fn web_pod_ip(c: &Cluster) -> Option<String> {
+    let out = c.kubectl(
+        &[
+            "get", "pods", "-l", "app=web", "-o",
+            "jsonpath={range .items[*]}{.status.phase} {.status.podIP} {.status.containerStatuses[0].ready}{\"\\n\"}{end}",
+        ],
+        None,
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text.lines().next()?;
+    let f: Vec<&str> = line.split(' ').collect();
+    (f.len() == 3 && f[0] == "Running" && f[2] == "true").then(|| f[1].to_string())
+}
+
+fn leftovers(c: &Cluster) -> Vec<String> {
+    let mut found = Vec::new();
+    let data = c.data.display().to_string();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if e.file_name().to_string_lossy().parse::<u32>().is_err() {
+            continue;
+        }
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd).contains(&data) {
+            found.push(format!("process {}", e.file_name().to_string_lossy()));
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    found.extend(
+        mounts
+            .lines()
+            .filter(|l| l.contains(&data))
+            .map(|l| format!("mount {l}")),
+    );
+    let bridge = format!("{}0", c.name);
+    if Command::new("ip")
+        .args(["link", "show", &bridge])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        found.push(format!("bridge {bridge}"));
+    }
+    let table = format!("{}_up", c.name);
+    if Command::new("nft")
+        .args(["list", "table", "inet", &table])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        found.push(format!("table {table}"));
+    }
+    if c.data.exists() {
+        found.push(format!("dir {data}"));
+    }
+    found
+}
+
+#[test]
+#[ignore = "needs root: runs a whole cluster with containers, a bridge and nftables"]
+fn up_apply_down_up_reset() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_skiff"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    for b in [
+        "skiff-apiserver",
+        "skiff-controller-manager",
+        "skiff-scheduler",
+        "skiff-kubelet",
+    ] {
+        assert!(
+            bin.join(b).exists(),
+            "{b} is not built next to skiff in {}: cargo build --workspace first (scripts/test.sh does)",
+            bin.display()
+        );
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("skiff-up-")
+        .tempdir()
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let id = std::process::id() % 200;
+    let c = Cluster {
+        data: tmp.path().join("data"),
+        port,
+        name: format!("sut{}", std::process::id() % 100000),
+        subnet: format!("10.249.{id}.0/24"),
+    };
+
+    // up: Ready, and how to use it.
+    let out = ok(&c.skiff(&["up"]), "skiff up");
+    assert!(out.contains("is Ready"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "export KUBECONFIG={}",
+            c.data.join("admin.kubeconfig").display()
+        )),
+        "{out}"
+    );
+    let status = c.skiff(&["status"]);
+    let table = ok(&status, "skiff status");
+    for p in ["apiserver", "controller-manager", "scheduler", "kubelet"] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with(p) && l.contains("running")),
+            "{p}: {table}"
+        );
+    }
+    // A second up finds it running.
+    let again = ok(&c.skiff(&["up"]), "second skiff up");
+    assert!(again.contains("already running"), "{again}");
+
+    // A Deployment of the demo image, applied with the real kubectl.
+    let manifest = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: httpd
+        image: skiff/httpd:latest
+        imagePullPolicy: Never
+        readinessProbe: {httpGet: {path: /, port: 80}, periodSeconds: 1}
+"#;
+    ok(
+        &c.kubectl(&["apply", "-f", "-"], Some(manifest)),
+        "kubectl apply",
+    );
+    let ip = eventually("the web pod to be ready", 90, || web_pod_ip(&c));
+    let prefix = c.subnet.trim_end_matches("0/24");
+    assert!(ip.starts_with(prefix), "{ip} in {}", c.subnet);
+    let page = eventually("the pod to answer", 30, || http_get(&ip));
+    assert!(page.contains("Hello from Skiff"), "{page}");
+
+    // down keeps the state (and the running container); up brings the same back.
+    ok(&c.skiff(&["down"]), "skiff down");
+    assert_eq!(c.skiff(&["status"]).status.code(), Some(3));
+    assert!(
+        http_get(&ip).is_some_and(|p| p.contains("Hello from Skiff")),
+        "the pod outlives its kubelet"
+    );
+    let out = ok(&c.skiff(&["up"]), "skiff up again");
+    assert!(out.contains("is Ready"), "{out}");
+    let deploy = ok(
+        &c.kubectl(&["get", "deploy", "web", "-o", "name"], None),
+        "get deploy",
+    );
+    assert_eq!(deploy.trim(), "deployment.apps/web");
+    let ip_again = eventually("the web pod to be ready again", 90, || web_pod_ip(&c));
+    assert_eq!(ip_again, ip, "the same pod, adopted");
+    let logs = ok(&c.skiff(&["logs", "kubelet"]), "skiff logs kubelet");
+    assert!(logs.contains("skiff_kubelet"), "the kubelet's own log");
+
+    // reset: nothing left.
+    ok(&c.skiff(&["reset"]), "skiff reset");
+    let left = leftovers(&c);
+    assert!(left.is_empty(), "left behind: {left:#?}");
+}
