@@ -18,8 +18,9 @@ fn usage(s: &Settings, l: &Layout) -> String {
         "skiff: the API server is https://127.0.0.1:{port}; use it with kubectl (or skiffctl):
     export KUBECONFIG={k}
     kubectl get nodes -o wide
-    kubectl create deployment web --image=skiff/httpd --replicas=2
+    kubectl run web --image=skiff/httpd --image-pull-policy=Never
     kubectl get pods -o wide                   # then: curl http://<pod IP>/
+    kubectl logs -f web
 skiff: images: skiff/busybox, skiff/httpd, skiff/layers (built here; no public registry is reached)
 skiff: skiff status | skiff logs <program> | skiff down (keeps the state) | skiff reset (removes it all)",
         port = s.port
