@@ -325,6 +325,7 @@ pub async fn run_with_runtime<R: runtime::Runtime>(
         images: Vec::new(),
     }));
     let (probe_view, probe_runtime, probe_stop) = (view.clone(), runtime.clone(), stop.clone());
+    let probe_agent = agent.clone();
     let every = config.node_status_update_frequency;
     let probe = tokio::spawn(async move {
         loop {
@@ -334,14 +335,30 @@ pub async fn run_with_runtime<R: runtime::Runtime>(
                 .await
                 .map(|images| node_images(&images))
                 .unwrap_or_default();
-            if let Ok(mut v) = probe_view.lock() {
-                if v.readiness != readiness {
-                    tracing::info!(readiness = ?readiness, "runtime readiness changed");
+            let ready = readiness == Readiness::Ready;
+            let changed = match probe_view.lock() {
+                Ok(mut v) => {
+                    let changed = v.readiness != readiness;
+                    if changed {
+                        tracing::info!(readiness = ?readiness, "runtime readiness changed");
+                    }
+                    *v = node::RuntimeView { readiness, images };
+                    changed
                 }
-                *v = node::RuntimeView { readiness, images };
+                Err(_) => false,
+            };
+            if changed {
+                probe_agent.status_now.notify_one();
             }
+            // Not ready yet (starting; waiting for the pod CIDR): look again
+            // soon, as upstream's kubelet does until its node is Ready.
+            let wait = if ready {
+                every
+            } else {
+                every.min(std::time::Duration::from_secs(1))
+            };
             tokio::select! {
-                _ = tokio::time::sleep(every) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = probe_stop.cancelled() => return,
             }
         }

@@ -105,7 +105,11 @@ pub fn up(a: &UpArgs) -> Result<ExitCode> {
         l.log("skiff").display()
     );
     let rt = tokio::runtime::Runtime::new().map_err(Error::io("tokio"))?;
-    let node = rt.block_on(wait_ready(&l, &mut child))?;
+    let node = rt.block_on(wait_ready(
+        &l,
+        &mut child,
+        k8s_openapi::jiff::Timestamp::now(),
+    ))?;
     println!(
         "skiff: node {node} is Ready, {:.1} s after `skiff up`",
         started.elapsed().as_secs_f64()
@@ -127,9 +131,16 @@ fn supervise_with(s: &Settings, l: &Layout) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Waits for a Ready Node (the kubelet registered and its runtime and
-/// network are ready), or for the supervisor to fail.
-async fn wait_ready(l: &Layout, supervisor: &mut std::process::Child) -> Result<String> {
+/// Waits for a Ready Node whose kubelet has posted since `since` (after a
+/// `down`, the Node still says Ready from before until the node lifecycle
+/// controller notices), or for the supervisor to fail.
+async fn wait_ready(
+    l: &Layout,
+    supervisor: &mut std::process::Child,
+    since: k8s_openapi::jiff::Timestamp,
+) -> Result<String> {
+    // Heartbeat times have whole seconds.
+    let since = since - k8s_openapi::jiff::SignedDuration::from_secs(1);
     let deadline = Instant::now() + Duration::from_secs(120);
     let tail = || {
         let text = std::fs::read_to_string(l.log("skiff")).unwrap_or_default();
@@ -163,7 +174,11 @@ async fn wait_ready(l: &Layout, supervisor: &mut std::process::Child) -> Result<
                         .as_ref()
                         .and_then(|s| s.conditions.as_ref())
                         .is_some_and(|cs| {
-                            cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                            cs.iter().any(|c| {
+                                c.type_ == "Ready"
+                                    && c.status == "True"
+                                    && c.last_heartbeat_time.as_ref().is_some_and(|t| t.0 >= since)
+                            })
                         })
                 });
                 if let Some(n) = ready {

@@ -45,6 +45,9 @@ pub struct NodeAgent {
     /// The registered Node (its uid owns the Lease).
     node: Mutex<Option<Node>>,
     conditions: Mutex<Vec<NodeCondition>>,
+    /// Post the status now, not at the next tick (the runtime's readiness
+    /// changed: a node that becomes Ready says so at once).
+    pub status_now: tokio::sync::Notify,
 }
 
 impl NodeAgent {
@@ -66,6 +69,7 @@ impl NodeAgent {
             lease_seconds,
             node: Mutex::new(None),
             conditions: Mutex::new(Vec::new()),
+            status_now: tokio::sync::Notify::new(),
         }
     }
 
@@ -173,6 +177,7 @@ impl NodeAgent {
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
+                _ = self.status_now.notified() => {}
                 _ = stop.cancelled() => break,
             }
             match self.post_status(&runtime()).await {
