@@ -316,8 +316,8 @@ async fn fetch_blob_locked(
         let _guard = guard;
         blobs.commit_file(&p, &d, Some(size), &what)
     })
-        .await
-        .map_err(|e| ImageError::format(format!("blob commit task: {e}")))??;
+    .await
+    .map_err(|e| ImageError::format(format!("blob commit task: {e}")))??;
     let secs = started.elapsed().as_secs_f64().max(0.001);
     tracing::info!(blob = %desc.digest, bytes = desc.size, secs, mib_per_s = desc.size as f64 / secs / 1048576.0, "blob downloaded and verified");
     Ok(())

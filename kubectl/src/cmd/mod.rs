@@ -1,0 +1,8 @@
+//! One module per verb; each has `Args` (clap) and `run`.
+
+pub mod apply;
+pub mod config;
+pub mod delete;
+pub mod get;
+pub mod targets;
+pub mod tree;

@@ -1,0 +1,131 @@
+//! Errors, printed the way kubectl prints them (all exit with code 1).
+//!
+//! `CtlError::Display` is the exact stderr text; `main` prints it and exits 1.
+
+use kube::core::Status;
+
+/// Everything a command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    /// A failure answered by the API server: `Error from server (NotFound): …`.
+    #[error("{}", server_message(.0))]
+    Server(Box<Status>),
+    /// The server could not be reached.
+    #[error(
+        "The connection to the server {0} was refused - did you specify the right host or port?"
+    )]
+    Refused(String),
+    /// A usage or client-side error: `error: …`.
+    #[error("error: {0}")]
+    Usage(String),
+    /// An error whose text is already complete (several lines, e.g. from apply).
+    #[error("{0}")]
+    Raw(String),
+}
+
+pub type Result<T, E = CtlError> = std::result::Result<T, E>;
+
+/// `error: <msg>`.
+pub fn usage(msg: impl Into<String>) -> CtlError {
+    CtlError::Usage(msg.into())
+}
+
+/// kubectl's text for a server Status: 422 lists the causes, others show
+/// the reason in brackets.
+pub fn server_message(status: &Status) -> String {
+    if status.code == 422
+        && let Some(details) = &status.details
+    {
+        // The server's message already is `The Deployment "x" is invalid: <causes>`;
+        // kubectl prints it unchanged (after `The ... is invalid: ` come the causes).
+        let _ = details;
+        return status.message.clone();
+    }
+    let reason = if status.reason.is_empty() {
+        reason_for_code(status.code)
+    } else {
+        status.reason.clone()
+    };
+    format!("Error from server ({reason}): {}", status.message)
+}
+
+fn reason_for_code(code: u16) -> String {
+    match code {
+        400 => "BadRequest",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "NotFound",
+        409 => "Conflict",
+        410 => "Gone",
+        422 => "Invalid",
+        429 => "TooManyRequests",
+        500 => "InternalError",
+        503 => "ServiceUnavailable",
+        504 => "Timeout",
+        _ => "Unknown",
+    }
+    .to_string()
+}
+
+/// Turns a kube-rs error into kubectl's text; `server` is `host:port`
+/// of the cluster, used for the connection-refused message.
+pub fn from_kube(err: kube::Error, server: &str) -> CtlError {
+    match err {
+        kube::Error::Api(status) => CtlError::Server(status),
+        other => {
+            if is_refused(&other) {
+                CtlError::Refused(server.to_string())
+            } else {
+                CtlError::Usage(other.to_string())
+            }
+        }
+    }
+}
+
+fn is_refused(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        if e.to_string().contains("Connection refused") {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_reads_like_kubectl() {
+        let status = Status {
+            code: 404,
+            reason: "NotFound".into(),
+            message: "pods \"x\" not found".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            CtlError::Server(Box::new(status)).to_string(),
+            "Error from server (NotFound): pods \"x\" not found"
+        );
+    }
+
+    #[test]
+    fn a_missing_reason_comes_from_the_code() {
+        let status = Status {
+            code: 409,
+            message: "conflict".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            server_message(&status),
+            "Error from server (Conflict): conflict"
+        );
+    }
+}
