@@ -177,13 +177,8 @@ impl Catalog {
             |f: &dyn Fn(&Resource) -> bool| self.resources.iter().filter(matches).find(|r| f(r));
         by(&|r| r.plural == lower)
             .or_else(|| by(&|r| r.singular == lower))
-            .or_else(|| by(&|r| r.short_names.iter().any(|s| *s == lower)))
+            .or_else(|| by(&|r| r.short_names.contains(&lower)))
             .or_else(|| by(&|r| r.kind.to_lowercase() == lower))
-            .or_else(|| {
-                // `deployments.apps` where the group is given by its first label only
-                // is not valid in kubectl either; nothing more to try.
-                None
-            })
     }
 
     /// The resource serving `apiVersion`/`kind` (for manifests).

@@ -35,11 +35,27 @@ pub fn usage(msg: impl Into<String>) -> CtlError {
 pub fn server_message(status: &Status) -> String {
     if status.code == 422
         && let Some(details) = &status.details
+        && !details.kind.is_empty()
     {
-        // The server's message already is `The Deployment "x" is invalid: <causes>`;
-        // kubectl prints it unchanged (after `The ... is invalid: ` come the causes).
-        let _ = details;
-        return status.message.clone();
+        // kubectl rebuilds the text from the details: one cause inline,
+        // several as bullets.
+        let head = format!("The {} \"{}\" is invalid: ", details.kind, details.name);
+        let causes: Vec<String> = details
+            .causes
+            .iter()
+            .map(|c| {
+                if c.field.is_empty() {
+                    c.message.clone()
+                } else {
+                    format!("{}: {}", c.field, c.message)
+                }
+            })
+            .collect();
+        return match causes.len() {
+            0 => format!("The {}", status.message),
+            1 => format!("{head}{}", causes[0]),
+            _ => format!("{head}\n* {}", causes.join("\n* ")),
+        };
     }
     let reason = if status.reason.is_empty() {
         reason_for_code(status.code)
@@ -113,6 +129,47 @@ mod tests {
         assert_eq!(
             CtlError::Server(Box::new(status)).to_string(),
             "Error from server (NotFound): pods \"x\" not found"
+        );
+    }
+
+    #[test]
+    fn invalid_lists_its_causes() {
+        use kube::core::response::{StatusCause, StatusDetails};
+        let cause = |f: &str, m: &str| StatusCause {
+            field: f.into(),
+            message: m.into(),
+            reason: "FieldValueInvalid".into(),
+        };
+        let mut status = Status {
+            code: 422,
+            reason: "Invalid".into(),
+            message: "ignored".into(),
+            details: Some(StatusDetails {
+                kind: "Deployment".into(),
+                name: "x".into(),
+                causes: vec![cause(
+                    "spec.replicas",
+                    "Invalid value: -1: must be greater than or equal to 0",
+                )],
+                group: "apps".into(),
+                uid: String::new(),
+                retry_after_seconds: 0,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            server_message(&status),
+            "The Deployment \"x\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"
+        );
+        status
+            .details
+            .as_mut()
+            .unwrap()
+            .causes
+            .push(cause("spec.template", "Required value"));
+        assert_eq!(
+            server_message(&status),
+            "The Deployment \"x\" is invalid: \n* spec.replicas: Invalid value: -1: must be greater than or equal to 0\n* spec.template: Required value"
         );
     }
 

@@ -272,6 +272,17 @@ async fn skiffctl_prints_what_kubectl_prints() {
             (&["config", "view"], Exact),
             (&["config", "view", "--minify"], Exact),
         ];
+        // The comparison is only worth something if kubectl printed the objects.
+        let yaml = cluster.kubectl(&["get", "cm", "alpha", "-o", "yaml"]).ok();
+        assert!(
+            yaml.contains("  name: alpha\n") && yaml.contains("multi: |"),
+            "{yaml}"
+        );
+        let table = cluster.kubectl(&["get", "deploy,svc"]).ok();
+        assert!(
+            table.contains("deployment.apps/web") && table.contains("service/web"),
+            "{table}"
+        );
         for (args, how) in cases {
             diffs.extend(compare(cluster, args, *how));
         }

@@ -39,7 +39,7 @@ pub fn parse(session: &Session, args: &[String]) -> Result<(Vec<Target>, bool)> 
         for arg in args {
             let (typed, name) = arg
                 .split_once('/')
-                .ok_or_else(|| usage(format!("there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'kubectl get resource/<resource_name>' instead of 'kubectl get resource resource/<resource_name>'")))?;
+                .ok_or_else(|| usage(("there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'kubectl get resource/<resource_name>' instead of 'kubectl get resource resource/<resource_name>'").to_string()))?;
             let resource = session.catalog.resolve(typed)?.clone();
             match targets.iter_mut().find(|t| t.resource == resource) {
                 Some(t) => t.names.push(name.to_string()),
