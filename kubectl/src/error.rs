@@ -57,6 +57,9 @@ pub fn server_message(status: &Status) -> String {
             _ => format!("{head}\n* {}", causes.join("\n* ")),
         };
     }
+    if status.code == 409 && status.message.starts_with("Apply failed with") {
+        return format!("error: {}\n{SSA_CONFLICT_HELP}", status.message);
+    }
     let reason = if status.reason.is_empty() {
         reason_for_code(status.code)
     } else {
@@ -64,6 +67,20 @@ pub fn server_message(status: &Status) -> String {
     };
     format!("Error from server ({reason}): {}", status.message)
 }
+
+/// What kubectl adds after a server-side apply conflict.
+const SSA_CONFLICT_HELP: &str =
+    "Please review the fields above--they currently have other managers. Here
+are the ways you can resolve this warning:
+* If you intend to manage all of these fields, please re-run the apply
+  command with the `--force-conflicts` flag.
+* If you do not intend to manage all of the fields, please edit your
+  manifest to remove references to the fields that should keep their
+  current managers.
+* You may co-own fields by updating your manifest to match the existing
+  value; in this case, you'll become the manager if the other manager(s)
+  stop managing the field (remove it from their configuration).
+See https://kubernetes.io/docs/reference/using-api/server-side-apply/#conflicts";
 
 fn reason_for_code(code: u16) -> String {
     match code {

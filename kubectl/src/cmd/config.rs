@@ -44,8 +44,6 @@ pub enum Sub {
         name: Option<String>,
         #[arg(long)]
         current: bool,
-        #[arg(long = "namespace")]
-        ns: Option<String>,
         #[arg(long)]
         cluster: Option<String>,
         #[arg(long)]
@@ -247,10 +245,11 @@ pub fn run(flags: &ConfigFlags, args: Args) -> Result<()> {
         Sub::SetContext {
             name,
             current: use_current,
-            ns,
             cluster,
             user,
         } => {
+            // `--namespace` here is the global `-n/--namespace` flag.
+            let ns = flags.namespace.clone();
             let name = match (name, use_current) {
                 (Some(n), false) => n,
                 (None, true) => {
