@@ -3,7 +3,7 @@
 //! `kubectl`: stdout, stderr and exit codes must match. Tables are compared
 //! without their AGE column (time passes between the two runs).
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use skiff_tests::TestCluster;
 
