@@ -54,6 +54,14 @@ pub enum Command {
     Apply(cmd::apply::Args),
     /// Delete resources by file names, stdin, resources and names, or by label selector.
     Delete(cmd::delete::Args),
+    /// Create a resource (namespace, deployment, configmap).
+    Create(cmd::create::Args),
+    /// Set a new size for a deployment, replica set or stateful set.
+    Scale(cmd::scale::Args),
+    /// Update the labels on a resource.
+    Label(cmd::label::Args),
+    /// Update the annotations on a resource.
+    Annotate(cmd::label::Args),
     /// Modify kubeconfig files.
     Config(cmd::config::Args),
     /// Show what a resource owns (Deployment → ReplicaSets → Pods), with status and age.
@@ -80,6 +88,18 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Apply(args) => cmd::apply::run(&session::Session::open(&flags).await?, args).await,
         Command::Delete(args) => {
             cmd::delete::run(&session::Session::open(&flags).await?, args).await
+        }
+        Command::Create(args) => {
+            cmd::create::run(&session::Session::open(&flags).await?, args).await
+        }
+        Command::Scale(args) => cmd::scale::run(&session::Session::open(&flags).await?, args).await,
+        Command::Label(args) => {
+            let s = session::Session::open(&flags).await?;
+            cmd::label::run(&s, args, cmd::label::Which::Labels).await
+        }
+        Command::Annotate(args) => {
+            let s = session::Session::open(&flags).await?;
+            cmd::label::run(&s, args, cmd::label::Which::Annotations).await
         }
         Command::Tree(args) => cmd::tree::run(&session::Session::open(&flags).await?, args).await,
     }

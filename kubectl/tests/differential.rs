@@ -119,6 +119,10 @@ fn drop_age(text: &str) -> String {
     out
 }
 
+fn swap_names(s: &str) -> String {
+    s.replace("s-obj", "k-obj")
+}
+
 #[derive(Clone, Copy)]
 enum Compare {
     /// Byte for byte.
@@ -262,6 +266,72 @@ async fn skiffctl_prints_what_kubectl_prints() {
         );
         for (args, how) in cases {
             diffs.extend(compare(cluster, args, *how));
+        }
+        // Writes: the same command on twin objects (`s-obj` by skiffctl,
+        // `k-obj` by kubectl) prints the same, names swapped.
+        let writes: &[&[&str]] = &[
+            &["create", "namespace", "NAME"],
+            &["create", "namespace", "NAME"],
+            &[
+                "create",
+                "deployment",
+                "NAME",
+                "--image=nginx:1.27",
+                "--replicas=2",
+            ],
+            &[
+                "create",
+                "configmap",
+                "NAME",
+                "--from-literal=a=1",
+                "--from-literal=b=two",
+            ],
+            &["scale", "deploy", "NAME", "--replicas=3"],
+            &["scale", "deploy/NAME", "--replicas=1"],
+            &["label", "deploy", "NAME", "tier=x"],
+            &["label", "deploy", "NAME", "tier=y"],
+            &["label", "deploy", "NAME", "tier=y", "--overwrite"],
+            &["label", "deploy/NAME", "tier-"],
+            &["annotate", "cm", "NAME", "note=hi"],
+            &["annotate", "cm", "NAME", "note=hi"],
+            &["scale", "deploy", "nosuch", "--replicas=1"],
+        ];
+        for args in writes {
+            let with = |name: &str| -> Vec<String> {
+                args.iter().map(|a| a.replace("NAME", name)).collect()
+            };
+            let ours_args = with("s-obj");
+            let theirs_args = with("k-obj");
+            let ours = skiffctl(
+                cluster,
+                &ours_args.iter().map(String::as_str).collect::<Vec<_>>(),
+                None,
+            );
+            let theirs =
+                cluster.kubectl(&theirs_args.iter().map(String::as_str).collect::<Vec<_>>());
+            let swap = |s: &str| s.replace("s-obj", "k-obj");
+            if (ours.code, swap(&ours.stdout), swap(&ours.stderr))
+                != (theirs.code, theirs.stdout.clone(), theirs.stderr.clone())
+            {
+                diffs.push(format!(
+                    "{args:?}:\n  skiffctl {ours:?}\n  kubectl  {theirs:?}"
+                ));
+            }
+        }
+        // The generated objects are the same after the server's defaults.
+        for (kind, path) in [
+            ("deploy", "{.spec}"),
+            ("cm", "{.data}"),
+            ("deploy", "{.metadata.labels}"),
+        ] {
+            let jp = format!("jsonpath={path}");
+            let ours = cluster.kubectl(&["get", kind, "s-obj", "-o", &jp]).ok();
+            let theirs = cluster.kubectl(&["get", kind, "k-obj", "-o", &jp]).ok();
+            if swap_names(&ours) != theirs {
+                diffs.push(format!(
+                    "generated {kind} {path}:\n  skiffctl {ours}\n  kubectl  {theirs}"
+                ));
+            }
         }
         // An invalid object: 422 with the causes.
         let bad = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n";

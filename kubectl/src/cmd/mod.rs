@@ -2,7 +2,10 @@
 
 pub mod apply;
 pub mod config;
+pub mod create;
 pub mod delete;
 pub mod get;
+pub mod label;
+pub mod scale;
 pub mod targets;
 pub mod tree;
