@@ -62,6 +62,8 @@ pub enum Command {
     Label(cmd::label::Args),
     /// Update the annotations on a resource.
     Annotate(cmd::label::Args),
+    /// Time `skiffctl get pods` and `apply -f` beside kubectl's.
+    Bench(cmd::bench::Args),
     /// Modify kubeconfig files.
     Config(cmd::config::Args),
     /// Show what a resource owns (Deployment → ReplicaSets → Pods), with status and age.
@@ -84,6 +86,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     let flags = cli.flags;
     match cli.command {
         Command::Config(args) => cmd::config::run(&flags, args),
+        Command::Bench(args) => cmd::bench::run(&flags, args),
         Command::Get(args) => cmd::get::run(&session::Session::open(&flags).await?, args).await,
         Command::Apply(args) => cmd::apply::run(&session::Session::open(&flags).await?, args).await,
         Command::Delete(args) => {

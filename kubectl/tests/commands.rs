@@ -373,3 +373,33 @@ fn config_merges_kubeconfig_files_and_edits_contexts() {
         "The connection to the server 127.0.0.1:1 was refused - did you specify the right host or port?\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bench_prints_both_tools_side_by_side() {
+    let cluster = std::sync::Arc::new(TestCluster::start_apiserver().await);
+    let c = cluster.clone();
+    let out = blocking(move || skiffctl(&c, &["bench", "--runs", "2"], None)).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].starts_with("COMMAND"), "{}", out.stdout);
+    for (i, what) in [
+        "skiffctl get pods",
+        "kubectl get pods",
+        "skiffctl apply -f",
+        "kubectl apply --server-side -f",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert!(
+            lines[i + 1].starts_with(what) && lines[i + 1].contains("ms"),
+            "{}",
+            out.stdout
+        );
+    }
+    std::sync::Arc::try_unwrap(cluster)
+        .ok()
+        .unwrap()
+        .stop()
+        .await;
+}

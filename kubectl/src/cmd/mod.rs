@@ -1,6 +1,7 @@
 //! One module per verb; each has `Args` (clap) and `run`.
 
 pub mod apply;
+pub mod bench;
 pub mod config;
 pub mod create;
 pub mod delete;
