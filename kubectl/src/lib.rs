@@ -64,6 +64,8 @@ pub enum Command {
     Annotate(cmd::label::Args),
     /// Time `skiffctl get pods` and `apply -f` beside kubectl's.
     Bench(cmd::bench::Args),
+    /// Manage the rollout of a Deployment (status, restart).
+    Rollout(cmd::rollout::Args),
     /// Modify kubeconfig files.
     Config(cmd::config::Args),
     /// Show what a resource owns (Deployment → ReplicaSets → Pods), with status and age.
@@ -103,6 +105,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Annotate(args) => {
             let s = session::Session::open(&flags).await?;
             cmd::label::run(&s, args, cmd::label::Which::Annotations).await
+        }
+        Command::Rollout(args) => {
+            cmd::rollout::run(&session::Session::open(&flags).await?, args).await
         }
         Command::Tree(args) => cmd::tree::run(&session::Session::open(&flags).await?, args).await,
     }

@@ -403,3 +403,62 @@ async fn bench_prints_both_tools_side_by_side() {
         .stop()
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rollout_status_waits_and_restart_rolls_new_pods() {
+    let cluster = TestCluster::start().await;
+    let node = fake_node(
+        cluster.client().await,
+        "default",
+        Duration::from_millis(300),
+    );
+    let c = std::sync::Arc::new(cluster);
+    let c2 = c.clone();
+    blocking(move || {
+        c2.kubectl_stdin(&["apply", "--server-side", "-f", "-"], Some(DEPLOY))
+            .ok();
+        let out = skiffctl(&c2, &["rollout", "status", "deploy/web"], None);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(
+            out.stdout
+                .ends_with("deployment \"web\" successfully rolled out\n"),
+            "{out:?}"
+        );
+        let rs_before = c2
+            .kubectl(&["get", "rs", "-l", "app=web", "-o", "name"])
+            .ok();
+        let out = skiffctl(&c2, &["rollout", "restart", "deploy/web"], None);
+        assert_eq!(out.stdout, "deployment.apps/web restarted\n", "{out:?}");
+        let out = skiffctl(&c2, &["rollout", "status", "deploy", "web"], None);
+        assert_eq!(out.code, 0, "{out:?}");
+        // The same status kubectl reports, and a second ReplicaSet.
+        assert_eq!(
+            c2.kubectl(&["rollout", "status", "deploy/web"]).ok(),
+            "deployment \"web\" successfully rolled out\n"
+        );
+        let rs_after = c2
+            .kubectl(&["get", "rs", "-l", "app=web", "-o", "name"])
+            .ok();
+        assert_eq!(
+            rs_after.lines().count(),
+            rs_before.lines().count() + 1,
+            "{rs_after}"
+        );
+        let annotation = c2
+            .kubectl(&[
+                "get",
+                "deploy",
+                "web",
+                "-o",
+                "jsonpath={.spec.template.metadata.annotations}",
+            ])
+            .ok();
+        assert!(
+            annotation.contains("kubectl.kubernetes.io/restartedAt"),
+            "{annotation}"
+        );
+    })
+    .await;
+    node.abort();
+    std::sync::Arc::try_unwrap(c).ok().unwrap().stop().await;
+}

@@ -7,6 +7,7 @@ pub mod create;
 pub mod delete;
 pub mod get;
 pub mod label;
+pub mod rollout;
 pub mod scale;
 pub mod targets;
 pub mod tree;
