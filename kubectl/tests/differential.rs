@@ -212,6 +212,36 @@ async fn skiffctl_prints_what_kubectl_prints() {
             (&["get", "deploy,svc"], NoAge),
             (&["get", "deploy/web", "svc/web"], NoAge),
             (&["get", "ns"], NoAge),
+            (&["get", "ns", "default", "-o", "yaml"], Exact),
+            (&["get", "nodes"], NoAge),
+            (&["get", "pods"], NoAge),
+            (&["get", "po", "-o", "wide"], NoAge),
+            (&["get", "pods", "-A", "-o", "wide", "--show-labels"], NoAge),
+            (&["get", "rs"], NoAge),
+            (&["get", "all"], NoAge),
+            (
+                &[
+                    "get",
+                    "cm",
+                    "--no-headers",
+                    "-o",
+                    "custom-columns=N:.metadata.name,D:.data.key",
+                ],
+                Exact,
+            ),
+            (
+                &[
+                    "get",
+                    "deploy",
+                    "-o",
+                    "jsonpath={.items[0].spec.template.spec.containers[0].image}",
+                ],
+                Exact,
+            ),
+            (
+                &["get", "deploy", "--sort-by", ".spec.replicas", "-o", "name"],
+                Exact,
+            ),
             (&["get", "cm", "-n", "diff-empty"], NoAge),
             (&["get", "pods", "-n", "diff-empty"], NoAge),
             (&["get", "cm", "alpha", "-o", "yaml"], Exact),
@@ -253,6 +283,19 @@ async fn skiffctl_prints_what_kubectl_prints() {
             (&["config", "view"], Exact),
             (&["config", "view", "--minify"], Exact),
         ];
+        // Wait for the Deployment's pods so `get pods` has rows.
+        for _ in 0..300 {
+            if cluster
+                .kubectl(&["get", "pods", "-o", "name"])
+                .stdout
+                .lines()
+                .count()
+                == 2
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         // The comparison is only worth something if kubectl printed the objects.
         let yaml = cluster.kubectl(&["get", "cm", "alpha", "-o", "yaml"]).ok();
         assert!(
