@@ -2,6 +2,17 @@
 //! controller manager, in-process), run with `skiffctl` and the real
 //! `kubectl`: stdout, stderr and exit codes must match. Tables are compared
 //! without their AGE column (time passes between the two runs).
+//!
+//! Where skiffctl differs on purpose, nothing is compared:
+//! - `apply` is always server-side, so it is compared with
+//!   `kubectl apply --server-side`, and its field manager is `skiffctl`,
+//!   not `kubectl`.
+//! - A manifest that does not parse: kubectl prints
+//!   `error converting YAML to JSON: yaml: line N: …` with a line number
+//!   relative to the document; skiffctl names the file, the document index
+//!   and the line in the file (tested in `commands.rs`).
+//! - `get foo` (unknown type): kubectl logs discovery retries first, so
+//!   only the last stderr line is compared.
 
 use std::process::Command;
 
