@@ -378,7 +378,25 @@ fn config_merges_kubeconfig_files_and_edits_contexts() {
 async fn bench_prints_both_tools_side_by_side() {
     let cluster = std::sync::Arc::new(TestCluster::start_apiserver().await);
     let c = cluster.clone();
-    let out = blocking(move || skiffctl(&c, &["bench", "--runs", "2"], None)).await;
+    // SKIFFCTL_BENCH_BIN=<release skiffctl> and --nocapture print real figures.
+    let out = blocking(move || match std::env::var("SKIFFCTL_BENCH_BIN") {
+        Ok(bin) => {
+            let out = std::process::Command::new(bin)
+                .arg("--kubeconfig")
+                .arg(&c.kubeconfig)
+                .args(["bench", "--runs", "20"])
+                .output()
+                .unwrap();
+            skiff_tests::Run {
+                code: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }
+        }
+        Err(_) => skiffctl(&c, &["bench", "--runs", "2"], None),
+    })
+    .await;
+    println!("{}", out.stdout);
     assert_eq!(out.code, 0, "{out:?}");
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert!(lines[0].starts_with("COMMAND"), "{}", out.stdout);
