@@ -233,6 +233,38 @@ async fn tree_shows_deployment_replicasets_and_pods() {
         "{}",
         out.stdout
     );
+    // Service → EndpointSlice → the pods it points at.
+    let out = blocking({
+        let c = c.clone();
+        move || {
+            c.kubectl_stdin(
+                &["apply", "--server-side", "-f", "-"],
+                Some("apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n  - port: 80\n"),
+            )
+            .ok();
+            wait_for(&c, &["get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o", "jsonpath={.items[*].endpoints[*].targetRef.name}"], |s| s.split(' ').count() == 2);
+            skiffctl(&c, &["tree", "svc/web"], None)
+        }
+    })
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[1].starts_with("service/web "), "{}", out.stdout);
+    assert!(
+        lines[2].starts_with("└── endpointslice.discovery.k8s.io/web-")
+            && lines[2].contains("2 endpoints"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("    ") && l.contains("pod/web-"))
+            .count(),
+        2,
+        "{}",
+        out.stdout
+    );
     let out = blocking({
         let c = c.clone();
         move || skiffctl(&c, &["tree", "deploy/nosuch"], None)
