@@ -1,0 +1,133 @@
+//! `apply -f`: always server-side apply (`kubectl apply --server-side`),
+//! field manager `skiffctl` unless `--field-manager` says otherwise.
+
+use serde_json::json;
+
+use crate::error::{CtlError, Result, usage};
+use crate::manifest::{Manifest, read_all};
+use crate::session::{Session, with_query};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Files, directories or `-` for stdin.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<String>,
+    /// Process the directories of -f recursively.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    /// Name of the manager used to track field ownership.
+    #[arg(long, default_value = "skiffctl")]
+    pub field_manager: String,
+    /// Take ownership of fields other managers own.
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// Accepted for kubectl compatibility: skiffctl always applies server-side.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub server_side: Option<String>,
+    /// none|server|client
+    #[arg(long, num_args = 0..=1, default_missing_value = "client", default_value = "none")]
+    pub dry_run: String,
+    /// Output format: name (or the default lines).
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
+}
+
+pub async fn run(session: &Session, args: Args) -> Result<()> {
+    if !["none", "server", "client"].contains(&args.dry_run.as_str()) {
+        return Err(usage(format!(
+            "Invalid dry-run value ({}). Must be \"none\", \"server\", or \"client\".",
+            args.dry_run
+        )));
+    }
+    let manifests = read_all(&args.files, args.recursive)?;
+    if manifests.is_empty() {
+        return Err(usage("no objects passed to apply"));
+    }
+    let mut errors = Vec::new();
+    for m in &manifests {
+        match apply_one(session, &args, m).await {
+            Ok(line) => println!("{line}"),
+            Err(e) => errors.push(e),
+        }
+    }
+    let n = errors.len();
+    for (i, e) in errors.into_iter().enumerate() {
+        if i + 1 == n {
+            return Err(e);
+        }
+        eprintln!("{e}");
+    }
+    Ok(())
+}
+
+/// Where a manifest goes: its resource, namespace and name.
+pub fn locate<'a>(
+    session: &'a Session,
+    m: &Manifest,
+) -> Result<(&'a crate::discovery::Resource, Option<String>, String)> {
+    let o = &m.object;
+    let api_version = o["apiVersion"].as_str().unwrap_or_default();
+    let kind = o["kind"].as_str().unwrap_or_default();
+    let name = o["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let own_ns = o["metadata"]["namespace"].as_str().map(str::to_string);
+    let resource = session.catalog.by_kind(api_version, kind).ok_or_else(|| {
+        CtlError::Raw(format!(
+            "error: resource mapping not found for name: \"{name}\" namespace: \"{}\" from \"{}\": no matches for kind \"{kind}\" in version \"{api_version}\"\nensure CRDs are installed first",
+            own_ns.clone().unwrap_or_default(),
+            m.source
+        ))
+    })?;
+    let ns = if resource.namespaced {
+        if let Some(own) = &own_ns
+            && session.explicit_namespace
+            && own != session.namespace()
+        {
+            return Err(usage(format!(
+                "the namespace from the provided object \"{own}\" does not match the namespace \"{}\". You must pass '--namespace={own}' to perform this operation.",
+                session.namespace()
+            )));
+        }
+        Some(own_ns.unwrap_or_else(|| session.namespace().to_string()))
+    } else {
+        None
+    };
+    Ok((resource, ns, name))
+}
+
+async fn apply_one(session: &Session, args: &Args, m: &Manifest) -> Result<String> {
+    let (resource, ns, name) = locate(session, m)?;
+    let mut body = m.object.clone();
+    if let Some(ns) = &ns {
+        body["metadata"]["namespace"] = json!(ns);
+    }
+    let label = format!("{}/{name}", resource.kind_group());
+    let line = |suffix: &str| {
+        if args.output.as_deref() == Some("name") {
+            label.clone()
+        } else {
+            format!("{label} serverside-applied{suffix}")
+        }
+    };
+    if args.dry_run == "client" {
+        return Ok(line(" (dry run)"));
+    }
+    let uri = with_query(
+        &format!("{}/{name}", resource.path(ns.as_deref())),
+        &[
+            ("fieldManager", Some(&args.field_manager)),
+            ("force", args.force_conflicts.then_some("true")),
+            ("dryRun", (args.dry_run == "server").then_some("All")),
+        ],
+    );
+    session
+        .patch(&uri, "application/apply-patch+yaml", &body)
+        .await?;
+    Ok(line(if args.dry_run == "server" {
+        " (server dry run)"
+    } else {
+        ""
+    }))
+}

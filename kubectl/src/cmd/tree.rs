@@ -1,0 +1,247 @@
+//! `skiffctl tree <kind>/<name>`: what an object owns, by
+//! `metadata.ownerReferences` (Deployment → ReplicaSets → Pods), plus the
+//! pods a Service's EndpointSlices point at, with status and age per line.
+
+use serde_json::Value;
+
+use crate::error::{Result, usage};
+use crate::print::tabwriter;
+use crate::session::Session;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// KIND/NAME, e.g. deploy/web
+    pub object: String,
+}
+
+/// The types scanned for children.
+const CHILD_TYPES: &[&str] = &[
+    "replicasets.apps",
+    "pods",
+    "jobs.batch",
+    "controllerrevisions.apps",
+    "endpointslices.discovery.k8s.io",
+];
+
+pub async fn run(session: &Session, args: Args) -> Result<()> {
+    let (typed, name) = args
+        .object
+        .split_once('/')
+        .ok_or_else(|| usage("tree needs KIND/NAME, e.g. deploy/web"))?;
+    let r = session.catalog.resolve(typed)?;
+    let mut root = session
+        .get_json(&format!("{}/{name}", r.path(Some(session.namespace()))))
+        .await?;
+    root["kind"] = Value::String(r.kind.clone());
+    root["apiVersion"] = Value::String(r.api_version());
+    let mut candidates = Vec::new();
+    for t in CHILD_TYPES {
+        let Some(cr) = session.catalog.find(t) else {
+            continue;
+        };
+        let list = session
+            .get_json(&cr.path(Some(session.namespace())))
+            .await?;
+        for mut o in list["items"].as_array().cloned().unwrap_or_default() {
+            o["kind"] = Value::String(cr.kind.clone());
+            o["apiVersion"] = Value::String(cr.api_version());
+            candidates.push(o);
+        }
+    }
+    let now = jiff::Timestamp::now();
+    let mut rows = vec![vec!["NAME".to_string(), "STATUS".into(), "AGE".into()]];
+    walk(session, &root, &candidates, "", "", &now, &mut rows, 0);
+    print!("{}", tabwriter::render(&rows));
+    Ok(())
+}
+
+/// The children of `parent` among `all`, sorted by kind then name.
+pub fn children<'a>(parent: &Value, all: &'a [Value]) -> Vec<&'a Value> {
+    let uid = &parent["metadata"]["uid"];
+    let mut out: Vec<&Value> = all
+        .iter()
+        .filter(|o| {
+            o["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|refs| refs.iter().any(|r| r["uid"] == *uid))
+        })
+        .collect();
+    if parent["kind"] == "EndpointSlice" {
+        for ep in parent["endpoints"].as_array().into_iter().flatten() {
+            let target = &ep["targetRef"];
+            if target["kind"] == "Pod"
+                && let Some(pod) = all
+                    .iter()
+                    .find(|o| o["kind"] == "Pod" && o["metadata"]["name"] == target["name"])
+            {
+                out.push(pod);
+            }
+        }
+    }
+    out.sort_by_key(|o| {
+        (
+            o["kind"].as_str().unwrap_or_default().to_string(),
+            o["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    });
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn walk(
+    session: &Session,
+    node: &Value,
+    all: &[Value],
+    lead: &str,
+    branch: &str,
+    now: &jiff::Timestamp,
+    rows: &mut Vec<Vec<String>>,
+    depth: usize,
+) {
+    let prefix = session
+        .catalog
+        .by_kind(
+            node["apiVersion"].as_str().unwrap_or_default(),
+            node["kind"].as_str().unwrap_or_default(),
+        )
+        .map(|r| r.kind_group())
+        .unwrap_or_else(|| node["kind"].as_str().unwrap_or_default().to_lowercase());
+    rows.push(vec![
+        format!(
+            "{lead}{branch}{prefix}/{}",
+            node["metadata"]["name"].as_str().unwrap_or_default()
+        ),
+        status(node),
+        age(node, now),
+    ]);
+    if depth > 8 {
+        return;
+    }
+    let kids = children(node, all);
+    let child_lead = if branch.is_empty() {
+        lead.to_string()
+    } else if branch.starts_with('└') {
+        format!("{lead}    ")
+    } else {
+        format!("{lead}│   ")
+    };
+    for (i, kid) in kids.iter().enumerate() {
+        let b = if i + 1 == kids.len() {
+            "└── "
+        } else {
+            "├── "
+        };
+        walk(session, kid, all, &child_lead, b, now, rows, depth + 1);
+    }
+}
+
+/// A one-word summary: replicas ready for workloads, phase and readiness for pods.
+pub fn status(o: &Value) -> String {
+    let s = &o["status"];
+    match o["kind"].as_str().unwrap_or_default() {
+        "Deployment" | "ReplicaSet" | "StatefulSet" => format!(
+            "{}/{} ready",
+            s["readyReplicas"].as_i64().unwrap_or(0),
+            o["spec"]["replicas"].as_i64().unwrap_or(1)
+        ),
+        "Pod" => {
+            let phase = s["phase"].as_str().unwrap_or("Pending");
+            let ready = s["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            if o["metadata"]["deletionTimestamp"].is_string() {
+                "Terminating".into()
+            } else if ready {
+                format!("{phase}, Ready")
+            } else {
+                format!("{phase}, NotReady")
+            }
+        }
+        "EndpointSlice" => format!(
+            "{} endpoints",
+            o["endpoints"].as_array().map(Vec::len).unwrap_or(0)
+        ),
+        _ => "-".into(),
+    }
+}
+
+fn age(o: &Value, now: &jiff::Timestamp) -> String {
+    o["metadata"]["creationTimestamp"]
+        .as_str()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .map(|t| human_duration(now.as_second() - t.as_second()))
+        .unwrap_or_else(|| "<unknown>".into())
+}
+
+/// kubectl's short ages: `45s`, `3m20s`, `12m`, `5h`, `3d4h`, `40d`.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        s if s < 120 => format!("{s}s"),
+        s if s < 600 => {
+            if s % 60 == 0 {
+                format!("{}m", s / 60)
+            } else {
+                format!("{}m{}s", s / 60, s % 60)
+            }
+        }
+        s if s < 3 * 3600 => format!("{}m", s / 60),
+        s if s < 8 * 3600 => {
+            let m = (s % 3600) / 60;
+            if m == 0 {
+                format!("{}h", s / 3600)
+            } else {
+                format!("{}h{m}m", s / 3600)
+            }
+        }
+        s if s < 48 * 3600 => format!("{}h", s / 3600),
+        s if s < 8 * 86400 => {
+            let h = (s % 86400) / 3600;
+            if h == 0 {
+                format!("{}d", s / 86400)
+            } else {
+                format!("{}d{h}h", s / 86400)
+            }
+        }
+        s => format!("{}d", s / 86400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ages_read_like_kubectl() {
+        for (s, want) in [
+            (5, "5s"),
+            (200, "3m20s"),
+            (720, "12m"),
+            (5 * 3600 + 60, "5h1m"),
+            (3 * 86400 + 4 * 3600, "3d4h"),
+        ] {
+            assert_eq!(human_duration(s), want);
+        }
+    }
+
+    #[test]
+    fn children_follow_owner_references() {
+        let d = json!({"kind": "Deployment", "metadata": {"uid": "d1", "name": "web"}});
+        let all = vec![
+            json!({"kind": "ReplicaSet", "metadata": {"name": "web-b", "ownerReferences": [{"uid": "d1"}]}}),
+            json!({"kind": "ReplicaSet", "metadata": {"name": "web-a", "ownerReferences": [{"uid": "d1"}]}}),
+            json!({"kind": "ReplicaSet", "metadata": {"name": "other", "ownerReferences": [{"uid": "d2"}]}}),
+        ];
+        let names: Vec<&str> = children(&d, &all)
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["web-a", "web-b"]);
+    }
+}

@@ -1,0 +1,114 @@
+//! `skiffctl`: Skiff's kubectl. Same verbs, flags, output, errors and exit
+//! codes as kubectl, through kube-rs only, so it works against any
+//! Kubernetes API server; plus `skiffctl tree` to show what owns what.
+//!
+//! Where to start: [`Cli`] is the command tree (clap), [`main`] runs one
+//! command and turns its error into kubectl's stderr text and exit code.
+//! [`session::Session`] is what a verb gets: the kube-rs client, the
+//! namespace in effect and the server's resource types
+//! ([`discovery::Catalog`], which resolves `po`, `deploy`,
+//! `deployments.apps` as kubectl does). Output formats live in [`print`],
+//! manifest reading in [`manifest`], errors in [`error`].
+//!
+//! To add a verb: create `src/cmd/<verb>.rs` with an `Args` struct
+//! (clap `Args`, flags named as kubectl's) and `pub async fn run(session,
+//! args) -> Result<()>`, add it to [`cmd`] and a variant to [`Command`],
+//! and add a differential case to `tests/differential.rs` comparing it with
+//! the real kubectl.
+//!
+//! `apply` is always server-side apply (field manager `skiffctl`), the
+//! equivalent of `kubectl apply --server-side`.
+
+pub mod cmd;
+pub mod discovery;
+pub mod error;
+pub mod kubeconfig;
+pub mod manifest;
+pub mod print;
+pub mod session;
+
+use clap::{Parser, Subcommand};
+
+pub use error::{CtlError, Result};
+pub use kubeconfig::ConfigFlags;
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "skiffctl",
+    about = "skiffctl controls a Kubernetes cluster, as kubectl does.",
+    version
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub flags: ConfigFlags,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Display one or many resources.
+    Get(cmd::get::Args),
+    /// Apply a configuration to a resource by file name or stdin (server-side).
+    Apply(cmd::apply::Args),
+    /// Delete resources by file names, stdin, resources and names, or by label selector.
+    Delete(cmd::delete::Args),
+    /// Create a resource (namespace, deployment, configmap).
+    Create(cmd::create::Args),
+    /// Set a new size for a deployment, replica set or stateful set.
+    Scale(cmd::scale::Args),
+    /// Update the labels on a resource.
+    Label(cmd::label::Args),
+    /// Update the annotations on a resource.
+    Annotate(cmd::label::Args),
+    /// Time `skiffctl get pods` and `apply -f` beside kubectl's.
+    Bench(cmd::bench::Args),
+    /// Manage the rollout of a Deployment (status, restart).
+    Rollout(cmd::rollout::Args),
+    /// Modify kubeconfig files.
+    Config(cmd::config::Args),
+    /// Show what a resource owns (Deployment → ReplicaSets → Pods), with status and age.
+    Tree(cmd::tree::Args),
+}
+
+/// Runs `cli`, printing any error as kubectl does; returns the exit code.
+pub async fn main(cli: Cli) -> i32 {
+    match run(cli).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> Result<()> {
+    let flags = cli.flags;
+    match cli.command {
+        Command::Config(args) => cmd::config::run(&flags, args),
+        Command::Bench(args) => cmd::bench::run(&flags, args),
+        Command::Get(args) => cmd::get::run(&session::Session::open(&flags).await?, args).await,
+        Command::Apply(args) => cmd::apply::run(&session::Session::open(&flags).await?, args).await,
+        Command::Delete(args) => {
+            cmd::delete::run(&session::Session::open(&flags).await?, args).await
+        }
+        Command::Create(args) => {
+            cmd::create::run(&session::Session::open(&flags).await?, args).await
+        }
+        Command::Scale(args) => cmd::scale::run(&session::Session::open(&flags).await?, args).await,
+        Command::Label(args) => {
+            let s = session::Session::open(&flags).await?;
+            cmd::label::run(&s, args, cmd::label::Which::Labels).await
+        }
+        Command::Annotate(args) => {
+            let s = session::Session::open(&flags).await?;
+            cmd::label::run(&s, args, cmd::label::Which::Annotations).await
+        }
+        Command::Rollout(args) => {
+            cmd::rollout::run(&session::Session::open(&flags).await?, args).await
+        }
+        Command::Tree(args) => cmd::tree::run(&session::Session::open(&flags).await?, args).await,
+    }
+}

@@ -1,0 +1,19 @@
+//! `skiffctl`: parse the command line, run it, exit as kubectl would.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() {
+    let cli = match skiffctl::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => 1,
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    std::process::exit(skiffctl::main(cli).await);
+}

@@ -1,0 +1,514 @@
+//! End-to-end tests of each skiffctl command against the real API server
+//! and controller manager (in-process), checked through the real kubectl
+//! or the API.
+
+use std::time::Duration;
+
+use skiff_tests::{TestCluster, eventually, fake_node};
+
+mod common;
+use common::skiffctl;
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+const DEPLOY: &str = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.27
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn apply_files_directories_stdin_and_dry_runs() {
+    let cluster = std::sync::Arc::new(TestCluster::start_apiserver().await);
+    let c = cluster.clone();
+    blocking(move || {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("nested");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(
+            dir.path().join("a.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: v\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n",
+        )
+        .unwrap();
+        std::fs::write(
+            sub.join("c.json"),
+            r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}]}"#,
+        )
+        .unwrap();
+        let d = dir.path().to_str().unwrap();
+        // Without -R only the top directory.
+        let out = skiffctl(&c, &["apply", "-f", d], None);
+        assert_eq!((out.code, out.stdout.as_str()), (0, "configmap/a serverside-applied\nconfigmap/b serverside-applied\n"), "{out:?}");
+        assert_eq!(c.kubectl(&["get", "cm", "c"]).code, 1);
+        let out = skiffctl(&c, &["apply", "-R", "-f", d], None);
+        assert!(out.stdout.ends_with("configmap/c serverside-applied\n"), "{out:?}");
+        // The field manager is skiffctl.
+        let managers = c.kubectl(&["get", "cm", "a", "--show-managed-fields", "-o", "jsonpath={.metadata.managedFields[*].manager}"]).ok();
+        assert_eq!(managers, "skiffctl");
+        // Dry runs change nothing.
+        let dep = skiffctl(&c, &["apply", "--dry-run=server", "-f", "-"], Some(DEPLOY));
+        assert_eq!(dep.stdout, "deployment.apps/web serverside-applied (server dry run)\n", "{dep:?}");
+        let dep = skiffctl(&c, &["apply", "--dry-run=client", "-f", "-"], Some(DEPLOY));
+        assert_eq!(dep.stdout, "deployment.apps/web serverside-applied (dry run)\n", "{dep:?}");
+        assert_eq!(c.kubectl(&["get", "deploy", "web"]).code, 1);
+        // A conflict with another manager fails, --force-conflicts takes the field.
+        c.kubectl_stdin(&["apply", "--server-side", "--force-conflicts", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: theirs\n")).ok();
+        let out = skiffctl(&c, &["apply", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: ours\n"));
+        assert_eq!(out.code, 1, "{out:?}");
+        assert!(
+            out.stderr.starts_with("error: Apply failed with 1 conflict: conflict with \"kubectl\"")
+                && out.stderr.contains("re-run the apply\n  command with the `--force-conflicts` flag."),
+            "{out:?}"
+        );
+        let out = skiffctl(&c, &["apply", "--force-conflicts", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: ours\n"));
+        assert_eq!(out.code, 0, "{out:?}");
+        assert_eq!(c.kubectl(&["get", "cm", "a", "-o", "jsonpath={.data.k}"]).ok(), "ours");
+        // A manifest error names the file, the document and the line.
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n---\nkind: ConfigMap\nmetadata:\n  name: [y\n").unwrap();
+        let out = skiffctl(&c, &["apply", "-f", bad.to_str().unwrap()], None);
+        assert_eq!(out.code, 1);
+        assert!(out.stderr.starts_with(&format!("error: error parsing {} (document 2, line ", bad.display())), "{out:?}");
+        // An unknown kind.
+        let out = skiffctl(&c, &["apply", "-f", "-"], Some("apiVersion: v9\nkind: Nope\nmetadata:\n  name: n\n"));
+        assert_eq!(out.code, 1);
+        assert!(out.stderr.contains("no matches for kind \"Nope\" in version \"v9\""), "{out:?}");
+    })
+    .await;
+    std::sync::Arc::try_unwrap(cluster)
+        .ok()
+        .unwrap()
+        .stop()
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_by_name_label_all_and_file_with_cascades() {
+    let cluster = std::sync::Arc::new(TestCluster::start().await);
+    let node = fake_node(cluster.client().await, "default", Duration::from_millis(50));
+    let c = cluster.clone();
+    blocking(move || {
+        for (n, app) in [("a", "x"), ("b", "x"), ("c", "y")] {
+            c.kubectl(&["create", "configmap", n]).ok();
+            c.kubectl(&["label", "cm", n, &format!("app={app}")]).ok();
+        }
+        let out = skiffctl(&c, &["delete", "cm", "-l", "app=x"], None);
+        assert_eq!(
+            out.stdout, "configmap \"a\" deleted\nconfigmap \"b\" deleted\n",
+            "{out:?}"
+        );
+        let left = c.kubectl(&["get", "cm", "-l", "app", "-o", "name"]).ok();
+        assert_eq!(left, "configmap/c\n");
+        let out = skiffctl(&c, &["delete", "cm", "--all"], None);
+        assert!(out.stdout.contains("configmap \"c\" deleted"), "{out:?}");
+        let out = skiffctl(&c, &["delete", "cm", "nosuch"], None);
+        assert_eq!(
+            (out.code, out.stderr.as_str()),
+            (
+                1,
+                "Error from server (NotFound): configmaps \"nosuch\" not found\n"
+            )
+        );
+        let out = skiffctl(&c, &["delete", "cm", "nosuch", "--ignore-not-found"], None);
+        assert_eq!(out.code, 0);
+        // Orphan keeps the ReplicaSet; foreground returns with nothing left.
+        c.kubectl_stdin(&["apply", "--server-side", "-f", "-"], Some(DEPLOY))
+            .ok();
+        wait_for(&c, &["get", "rs", "-l", "app=web", "-o", "name"], |s| {
+            !s.is_empty()
+        });
+        let out = skiffctl(&c, &["delete", "deploy", "web", "--cascade=orphan"], None);
+        assert_eq!(out.stdout, "deployment.apps \"web\" deleted\n", "{out:?}");
+        let rs = c
+            .kubectl(&["get", "rs", "-l", "app=web", "-o", "name"])
+            .ok();
+        assert!(!rs.is_empty(), "orphaned ReplicaSet kept");
+        c.kubectl(&["delete", "rs", "-l", "app=web"]).ok();
+        c.kubectl_stdin(&["apply", "--server-side", "-f", "-"], Some(DEPLOY))
+            .ok();
+        wait_for(&c, &["get", "pods", "-l", "app=web", "-o", "name"], |s| {
+            s.lines().count() == 2
+        });
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), DEPLOY).unwrap();
+        let out = skiffctl(
+            &c,
+            &[
+                "delete",
+                "-f",
+                file.path().to_str().unwrap(),
+                "--cascade=foreground",
+            ],
+            None,
+        );
+        assert_eq!(out.code, 0, "{out:?}");
+        // --wait (the default) returned only once the Deployment was gone,
+        // and foreground deletion removes the dependents first.
+        assert_eq!(c.kubectl(&["get", "deploy", "web"]).code, 1);
+        assert_eq!(
+            c.kubectl(&["get", "rs", "-l", "app=web", "-o", "name"])
+                .ok(),
+            ""
+        );
+    })
+    .await;
+    node.abort();
+    std::sync::Arc::try_unwrap(cluster)
+        .ok()
+        .unwrap()
+        .stop()
+        .await;
+}
+
+fn wait_for(c: &TestCluster, args: &[&str], check: impl Fn(&str) -> bool) -> String {
+    for _ in 0..600 {
+        let out = c.kubectl(args);
+        if out.code == 0 && check(&out.stdout) {
+            return out.stdout;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for kubectl {args:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tree_shows_deployment_replicasets_and_pods() {
+    let cluster = TestCluster::start().await;
+    let node = fake_node(cluster.client().await, "default", Duration::from_millis(50));
+    let c = std::sync::Arc::new(cluster);
+    let c2 = c.clone();
+    let out = blocking(move || {
+        c2.kubectl_stdin(&["apply", "--server-side", "-f", "-"], Some(DEPLOY))
+            .ok();
+        wait_for(
+            &c2,
+            &[
+                "get",
+                "deploy",
+                "web",
+                "-o",
+                "jsonpath={.status.readyReplicas}",
+            ],
+            |s| s == "2",
+        );
+        skiffctl(&c2, &["tree", "deploy/web"], None)
+    })
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("NAME") && lines[0].contains("STATUS") && lines[0].ends_with("AGE"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[1].starts_with("deployment.apps/web ") && lines[1].contains("2/2 ready"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[2].starts_with("└── replicaset.apps/web-"),
+        "{}",
+        out.stdout
+    );
+    let pods: Vec<&&str> = lines.iter().filter(|l| l.contains("pod/web-")).collect();
+    assert_eq!(pods.len(), 2, "{}", out.stdout);
+    assert!(
+        pods.iter()
+            .all(|l| l.starts_with("    ") && l.contains("Running, Ready")),
+        "{}",
+        out.stdout
+    );
+    // Service → EndpointSlice → the pods it points at.
+    let out = blocking({
+        let c = c.clone();
+        move || {
+            c.kubectl_stdin(
+                &["apply", "--server-side", "-f", "-"],
+                Some("apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n  - port: 80\n"),
+            )
+            .ok();
+            wait_for(&c, &["get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o", "jsonpath={.items[*].endpoints[*].targetRef.name}"], |s| s.split(' ').count() == 2);
+            skiffctl(&c, &["tree", "svc/web"], None)
+        }
+    })
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[1].starts_with("service/web "), "{}", out.stdout);
+    assert!(
+        lines[2].starts_with("└── endpointslice.discovery.k8s.io/web-")
+            && lines[2].contains("2 endpoints"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("    ") && l.contains("pod/web-"))
+            .count(),
+        2,
+        "{}",
+        out.stdout
+    );
+    let out = blocking({
+        let c = c.clone();
+        move || skiffctl(&c, &["tree", "deploy/nosuch"], None)
+    })
+    .await;
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            1,
+            "Error from server (NotFound): deployments.apps \"nosuch\" not found\n"
+        )
+    );
+    node.abort();
+    std::sync::Arc::try_unwrap(c).ok().unwrap().stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn get_watch_prints_rows_as_events_arrive() {
+    let cluster = std::sync::Arc::new(TestCluster::start_apiserver().await);
+    let c = cluster.clone();
+    blocking(move || c.kubectl(&["create", "configmap", "first"]).ok()).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_skiffctl"))
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .args(["get", "cm", "-w"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let lines = lines.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut r = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(l)) = r.next_line().await {
+                lines.lock().await.push(l);
+            }
+        })
+    };
+    eventually("the listed row", Duration::from_secs(30), || {
+        let lines = lines.clone();
+        async move {
+            lines
+                .lock()
+                .await
+                .iter()
+                .any(|l| l.starts_with("first "))
+                .then_some(())
+        }
+    })
+    .await;
+    let c = cluster.clone();
+    blocking(move || c.kubectl(&["create", "configmap", "second"]).ok()).await;
+    eventually("the watched row", Duration::from_secs(30), || {
+        let lines = lines.clone();
+        async move {
+            lines
+                .lock()
+                .await
+                .iter()
+                .any(|l| l.starts_with("second "))
+                .then_some(())
+        }
+    })
+    .await;
+    assert!(lines.lock().await[0].starts_with("NAME"));
+    child.kill().await.unwrap();
+    reader.abort();
+    std::sync::Arc::try_unwrap(cluster)
+        .ok()
+        .unwrap()
+        .stop()
+        .await;
+}
+
+#[test]
+fn config_merges_kubeconfig_files_and_edits_contexts() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("one");
+    let two = dir.path().join("two");
+    std::fs::write(&one, "apiVersion: v1\nkind: Config\ncurrent-context: a\nclusters:\n- name: ca\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: a\n  context:\n    cluster: ca\n    user: ua\nusers:\n- name: ua\n  user:\n    token: secret\n").unwrap();
+    std::fs::write(&two, "apiVersion: v1\nkind: Config\ncurrent-context: b\nclusters:\n- name: cb\n  cluster:\n    server: https://127.0.0.1:2\ncontexts:\n- name: b\n  context:\n    cluster: cb\n    user: ub\n    namespace: team\nusers:\n- name: ub\n  user: {}\n").unwrap();
+    let env = std::env::join_paths([&one, &two]).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_skiffctl"))
+            .args(args)
+            .env("KUBECONFIG", &env)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(run(&["config", "current-context"]).1, "a\n");
+    assert_eq!(
+        run(&["config", "get-contexts"]).1,
+        "CURRENT   NAME   CLUSTER   AUTHINFO   NAMESPACE\n*         a      ca        ua         \n          b      cb        ub         team\n"
+    );
+    let view = run(&["config", "view"]).1;
+    assert!(
+        view.contains("token: REDACTED") && view.contains("server: https://127.0.0.1:2"),
+        "{view}"
+    );
+    assert_eq!(
+        run(&["config", "use-context", "b"]).1,
+        "Switched to context \"b\".\n"
+    );
+    // Written to the first file, as client-go does.
+    assert!(
+        std::fs::read_to_string(&one)
+            .unwrap()
+            .contains("current-context: b")
+    );
+    assert_eq!(run(&["config", "current-context"]).1, "b\n");
+    assert_eq!(
+        run(&["config", "set-context", "--current", "--namespace", "prod"]).1,
+        "Context \"b\" modified.\n"
+    );
+    assert!(
+        std::fs::read_to_string(&two)
+            .unwrap()
+            .contains("namespace: prod")
+    );
+    let (code, _, err) = run(&["config", "use-context", "nosuch"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "error: no context exists with the name: \"nosuch\"\n")
+    );
+    // --context and -n pick the cluster and namespace: the refusal names b's server.
+    let (code, _, err) = run(&["--context", "a", "get", "pods"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "The connection to the server 127.0.0.1:1 was refused - did you specify the right host or port?\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bench_prints_both_tools_side_by_side() {
+    let cluster = std::sync::Arc::new(TestCluster::start_apiserver().await);
+    let c = cluster.clone();
+    // SKIFFCTL_BENCH_BIN=<release skiffctl> and --nocapture print real figures.
+    let out = blocking(move || match std::env::var("SKIFFCTL_BENCH_BIN") {
+        Ok(bin) => {
+            let out = std::process::Command::new(bin)
+                .arg("--kubeconfig")
+                .arg(&c.kubeconfig)
+                .args(["bench", "--runs", "20"])
+                .output()
+                .unwrap();
+            skiff_tests::Run {
+                code: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }
+        }
+        Err(_) => skiffctl(&c, &["bench", "--runs", "2"], None),
+    })
+    .await;
+    println!("{}", out.stdout);
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].starts_with("COMMAND"), "{}", out.stdout);
+    for (i, what) in [
+        "skiffctl get pods",
+        "kubectl get pods",
+        "skiffctl apply -f",
+        "kubectl apply --server-side -f",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert!(
+            lines[i + 1].starts_with(what) && lines[i + 1].contains("ms"),
+            "{}",
+            out.stdout
+        );
+    }
+    std::sync::Arc::try_unwrap(cluster)
+        .ok()
+        .unwrap()
+        .stop()
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rollout_status_waits_and_restart_rolls_new_pods() {
+    let cluster = TestCluster::start().await;
+    let node = fake_node(
+        cluster.client().await,
+        "default",
+        Duration::from_millis(300),
+    );
+    let c = std::sync::Arc::new(cluster);
+    let c2 = c.clone();
+    blocking(move || {
+        c2.kubectl_stdin(&["apply", "--server-side", "-f", "-"], Some(DEPLOY))
+            .ok();
+        let out = skiffctl(&c2, &["rollout", "status", "deploy/web"], None);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(
+            out.stdout
+                .ends_with("deployment \"web\" successfully rolled out\n"),
+            "{out:?}"
+        );
+        let rs_before = c2
+            .kubectl(&["get", "rs", "-l", "app=web", "-o", "name"])
+            .ok();
+        let out = skiffctl(&c2, &["rollout", "restart", "deploy/web"], None);
+        assert_eq!(out.stdout, "deployment.apps/web restarted\n", "{out:?}");
+        let out = skiffctl(&c2, &["rollout", "status", "deploy", "web"], None);
+        assert_eq!(out.code, 0, "{out:?}");
+        // The same status kubectl reports, and a second ReplicaSet.
+        assert_eq!(
+            c2.kubectl(&["rollout", "status", "deploy/web"]).ok(),
+            "deployment \"web\" successfully rolled out\n"
+        );
+        let rs_after = c2
+            .kubectl(&["get", "rs", "-l", "app=web", "-o", "name"])
+            .ok();
+        assert_eq!(
+            rs_after.lines().count(),
+            rs_before.lines().count() + 1,
+            "{rs_after}"
+        );
+        let annotation = c2
+            .kubectl(&[
+                "get",
+                "deploy",
+                "web",
+                "-o",
+                "jsonpath={.spec.template.metadata.annotations}",
+            ])
+            .ok();
+        assert!(
+            annotation.contains("kubectl.kubernetes.io/restartedAt"),
+            "{annotation}"
+        );
+    })
+    .await;
+    node.abort();
+    std::sync::Arc::try_unwrap(c).ok().unwrap().stop().await;
+}

@@ -1,0 +1,450 @@
+//! The same commands against the same real cluster (skiff-apiserver and
+//! controller manager, in-process), run with `skiffctl` and the real
+//! `kubectl`: stdout, stderr and exit codes must match. Tables are compared
+//! without their AGE column (time passes between the two runs).
+//!
+//! Where skiffctl differs on purpose, nothing is compared:
+//! - `apply` is always server-side, so it is compared with
+//!   `kubectl apply --server-side`, and its field manager is `skiffctl`,
+//!   not `kubectl`.
+//! - A manifest that does not parse: kubectl prints
+//!   `error converting YAML to JSON: yaml: line N: …` with a line number
+//!   relative to the document; skiffctl names the file, the document index
+//!   and the line in the file (tested in `commands.rs`).
+//! - `get foo` (unknown type): kubectl logs discovery retries first, so
+//!   only the last stderr line is compared.
+
+use std::process::Command;
+
+use skiff_tests::TestCluster;
+
+mod common;
+use common::skiffctl;
+
+const FIXTURES: &str = "\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: diff-empty
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: alpha
+  labels:
+    app: web
+    tier: front
+data:
+  key: value
+  number: \"1\"
+  multi: |
+    line one
+    line two
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: beta
+  labels:
+    app: db
+data:
+  flag: \"true\"
+  star: \"*\"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels:
+    app: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.27
+        ports:
+        - containerPort: 80
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector:
+    app: web
+  ports:
+  - port: 80
+    targetPort: 80
+";
+
+/// Removes the AGE column from every table in `text` (tables are
+/// separated by blank lines; the column is found in each header).
+fn drop_age(text: &str) -> String {
+    let mut out = String::new();
+    for block in text.split("\n\n") {
+        let lines: Vec<&str> = block.lines().collect();
+        let Some(header) = lines.first() else {
+            continue;
+        };
+        let range = header
+            .find("AGE")
+            .filter(|&i| i == 0 || header[..i].ends_with("   "))
+            .map(|start| {
+                let rest = &header[start..];
+                let end = rest
+                    .find(|c: char| c != ' ' && !"AGE".contains(c))
+                    .map(|e| start + e);
+                (start, end)
+            });
+        for line in &lines {
+            match range {
+                Some((start, end)) if line.len() >= start => {
+                    out.push_str(&line[..start]);
+                    if let Some(end) = end {
+                        // The AGE column's width depends on the ages; keep
+                        // only what follows the (re-found) next column.
+                        let rest = &line[start..];
+                        let next = rest
+                            .find("   ")
+                            .map(|i| i + rest[i..].len() - rest[i..].trim_start().len());
+                        let _ = end;
+                        if let Some(n) = next {
+                            out.push_str(&rest[n..]);
+                        }
+                    }
+                }
+                _ => out.push_str(line),
+            }
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn swap_names(s: &str) -> String {
+    s.replace("s-obj", "k-obj")
+}
+
+#[derive(Clone, Copy)]
+enum Compare {
+    /// Byte for byte.
+    Exact,
+    /// Tables: without the AGE column.
+    NoAge,
+    /// Only the last stderr line and the exit code (kubectl logs retries first).
+    LastErrLine,
+}
+
+fn compare(cluster: &TestCluster, args: &[&str], how: Compare) -> Vec<String> {
+    let ours = skiffctl(cluster, args, None);
+    let theirs = cluster.kubectl(args);
+    let mut diffs = Vec::new();
+    if ours.code != theirs.code {
+        diffs.push(format!(
+            "{args:?}: exit code skiffctl {} kubectl {}\n  skiffctl stderr: {}\n  kubectl stderr: {}",
+            ours.code, theirs.code, ours.stderr, theirs.stderr
+        ));
+    }
+    let (a, b) = match how {
+        Compare::Exact => (ours.stdout.clone(), theirs.stdout.clone()),
+        Compare::NoAge => (drop_age(&ours.stdout), drop_age(&theirs.stdout)),
+        Compare::LastErrLine => (String::new(), String::new()),
+    };
+    if a != b {
+        diffs.push(format!(
+            "{args:?}: stdout differs\n--- skiffctl\n{a}\n--- kubectl\n{b}"
+        ));
+    }
+    let err_lines = |s: &str| -> Vec<String> {
+        let lines: Vec<String> = s
+            .lines()
+            .filter(|l| !l.starts_with('W') && !l.starts_with('I'))
+            .map(str::to_string)
+            .collect();
+        match how {
+            Compare::LastErrLine => lines.last().cloned().into_iter().collect(),
+            _ => lines,
+        }
+    };
+    if err_lines(&ours.stderr) != err_lines(&theirs.stderr) {
+        diffs.push(format!(
+            "{args:?}: stderr differs\n--- skiffctl\n{}\n--- kubectl\n{}",
+            ours.stderr, theirs.stderr
+        ));
+    }
+    diffs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn skiffctl_prints_what_kubectl_prints() {
+    let cluster = TestCluster::start().await;
+    let cluster = std::sync::Arc::new(cluster);
+    let c = cluster.clone();
+    let diffs = tokio::task::spawn_blocking(move || {
+        let cluster = &*c;
+        // kubectl creates the fixtures (server-side, so both tools see
+        // the same managedFields-free objects).
+        let applied = cluster.kubectl_stdin(&["apply", "--server-side", "-f", "-"], Some(FIXTURES));
+        assert_eq!(applied.code, 0, "{applied:?}");
+        // Both apply the same manifests again: same lines (field managers
+        // differ on purpose: `skiffctl` vs `kubectl`).
+        let ours = skiffctl(cluster, &["apply", "-f", "-"], Some(FIXTURES));
+        let theirs = cluster.kubectl_stdin(&["apply", "--server-side", "-f", "-"], Some(FIXTURES));
+        let mut diffs = Vec::new();
+        if (ours.code, &ours.stdout) != (theirs.code, &theirs.stdout) {
+            diffs.push(format!("apply: skiffctl {ours:?}\nkubectl {theirs:?}"));
+        }
+        // Managed fields now differ (skiffctl applied too); kubectl hides them.
+        use Compare::*;
+        let cases: &[(&[&str], Compare)] = &[
+            (&["get", "configmaps"], NoAge),
+            (&["get", "cm", "alpha"], NoAge),
+            (&["get", "cm", "alpha", "beta"], NoAge),
+            (&["get", "cm", "--show-labels"], NoAge),
+            (&["get", "cm", "-l", "app=web"], NoAge),
+            (
+                &["get", "cm", "--field-selector", "metadata.name=beta"],
+                NoAge,
+            ),
+            (&["get", "cm", "-A"], NoAge),
+            (&["get", "cm", "--sort-by", ".metadata.name"], NoAge),
+            (&["get", "deploy"], NoAge),
+            (&["get", "deployments.apps", "-o", "wide"], NoAge),
+            (&["get", "svc"], NoAge),
+            (&["get", "deploy,svc"], NoAge),
+            (&["get", "deploy/web", "svc/web"], NoAge),
+            (&["get", "ns"], NoAge),
+            (&["get", "ns", "default", "-o", "yaml"], Exact),
+            (&["get", "nodes"], NoAge),
+            (&["get", "pods"], NoAge),
+            (&["get", "po", "-o", "wide"], NoAge),
+            (&["get", "pods", "-A", "-o", "wide", "--show-labels"], NoAge),
+            (&["get", "rs"], NoAge),
+            (&["get", "all"], NoAge),
+            (
+                &[
+                    "get",
+                    "cm",
+                    "--no-headers",
+                    "-o",
+                    "custom-columns=N:.metadata.name,D:.data.key",
+                ],
+                Exact,
+            ),
+            (
+                &[
+                    "get",
+                    "deploy",
+                    "-o",
+                    "jsonpath={.items[0].spec.template.spec.containers[0].image}",
+                ],
+                Exact,
+            ),
+            (
+                &["get", "deploy", "--sort-by", ".spec.replicas", "-o", "name"],
+                Exact,
+            ),
+            (&["get", "cm", "-n", "diff-empty"], NoAge),
+            (&["get", "pods", "-n", "diff-empty"], NoAge),
+            (&["get", "cm", "alpha", "-o", "yaml"], Exact),
+            (&["get", "cm", "alpha", "-o", "json"], Exact),
+            (&["get", "cm", "-o", "yaml"], Exact),
+            (&["get", "cm", "-o", "json"], Exact),
+            (&["get", "deploy", "web", "-o", "yaml"], Exact),
+            (&["get", "svc", "web", "-o", "json"], Exact),
+            (&["get", "cm", "-o", "name"], Exact),
+            (&["get", "deploy,svc", "-o", "name"], Exact),
+            (
+                &["get", "cm", "-o", "jsonpath={.items[*].metadata.name}"],
+                Exact,
+            ),
+            (
+                &[
+                    "get",
+                    "cm",
+                    "-o",
+                    "jsonpath={range .items[*]}{.metadata.name}={.data.key}{\"\\n\"}{end}",
+                ],
+                Exact,
+            ),
+            (
+                &[
+                    "get",
+                    "cm",
+                    "-o",
+                    "custom-columns=NAME:.metadata.name,APP:.metadata.labels.app,X:.missing",
+                ],
+                Exact,
+            ),
+            (&["get", "pods", "nosuch"], Exact),
+            (&["get", "cm", "alpha", "nosuch"], NoAge),
+            (&["get", "foo"], LastErrLine),
+            (&["delete", "cm", "nosuch"], Exact),
+            (&["config", "current-context"], Exact),
+            (&["config", "get-contexts"], Exact),
+            (&["config", "view"], Exact),
+            (&["config", "view", "--minify"], Exact),
+        ];
+        // Wait for the Deployment's pods so `get pods` has rows.
+        for _ in 0..300 {
+            if cluster
+                .kubectl(&["get", "pods", "-o", "name"])
+                .stdout
+                .lines()
+                .count()
+                == 2
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        // The comparison is only worth something if kubectl printed the objects.
+        let yaml = cluster.kubectl(&["get", "cm", "alpha", "-o", "yaml"]).ok();
+        assert!(
+            yaml.contains("  name: alpha\n") && yaml.contains("multi: |"),
+            "{yaml}"
+        );
+        let table = cluster.kubectl(&["get", "deploy,svc"]).ok();
+        assert!(
+            table.contains("deployment.apps/web") && table.contains("service/web"),
+            "{table}"
+        );
+        for (args, how) in cases {
+            diffs.extend(compare(cluster, args, *how));
+        }
+        // Writes: the same command on twin objects (`s-obj` by skiffctl,
+        // `k-obj` by kubectl) prints the same, names swapped.
+        let writes: &[&[&str]] = &[
+            &["create", "namespace", "NAME"],
+            &["create", "namespace", "NAME"],
+            &[
+                "create",
+                "deployment",
+                "NAME",
+                "--image=nginx:1.27",
+                "--replicas=2",
+            ],
+            &[
+                "create",
+                "configmap",
+                "NAME",
+                "--from-literal=a=1",
+                "--from-literal=b=two",
+            ],
+            &["scale", "deploy", "NAME", "--replicas=3"],
+            &["scale", "deploy/NAME", "--replicas=1"],
+            &["label", "deploy", "NAME", "tier=x"],
+            &["label", "deploy", "NAME", "tier=y"],
+            &["label", "deploy", "NAME", "tier=y", "--overwrite"],
+            &["label", "deploy/NAME", "tier-"],
+            &["annotate", "cm", "NAME", "note=hi"],
+            &["annotate", "cm", "NAME", "note=hi"],
+            &["scale", "deploy", "nosuch", "--replicas=1"],
+        ];
+        for args in writes {
+            let with = |name: &str| -> Vec<String> {
+                args.iter().map(|a| a.replace("NAME", name)).collect()
+            };
+            let ours_args = with("s-obj");
+            let theirs_args = with("k-obj");
+            let ours = skiffctl(
+                cluster,
+                &ours_args.iter().map(String::as_str).collect::<Vec<_>>(),
+                None,
+            );
+            let theirs =
+                cluster.kubectl(&theirs_args.iter().map(String::as_str).collect::<Vec<_>>());
+            let swap = |s: &str| s.replace("s-obj", "k-obj");
+            if (ours.code, swap(&ours.stdout), swap(&ours.stderr))
+                != (theirs.code, theirs.stdout.clone(), theirs.stderr.clone())
+            {
+                diffs.push(format!(
+                    "{args:?}:\n  skiffctl {ours:?}\n  kubectl  {theirs:?}"
+                ));
+            }
+        }
+        // The generated objects are the same after the server's defaults.
+        for (kind, path) in [
+            ("deploy", "{.spec}"),
+            ("cm", "{.data}"),
+            ("deploy", "{.metadata.labels}"),
+        ] {
+            let jp = format!("jsonpath={path}");
+            let ours = cluster.kubectl(&["get", kind, "s-obj", "-o", &jp]).ok();
+            let theirs = cluster.kubectl(&["get", kind, "k-obj", "-o", &jp]).ok();
+            if swap_names(&ours) != theirs {
+                diffs.push(format!(
+                    "generated {kind} {path}:\n  skiffctl {ours}\n  kubectl  {theirs}"
+                ));
+            }
+        }
+        // An invalid object: 422 with the causes.
+        let bad = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n";
+        let ours = skiffctl(cluster, &["apply", "-f", "-"], Some(bad));
+        let theirs = cluster.kubectl_stdin(&["apply", "--server-side", "-f", "-"], Some(bad));
+        if (ours.code, ours.stderr.trim()) != (theirs.code, theirs.stderr.trim()) {
+            diffs.push(format!(
+                "invalid apply: skiffctl {ours:?}\nkubectl {theirs:?}"
+            ));
+        }
+        // Delete: the same lines for the same kind of object.
+        let ours = skiffctl(cluster, &["delete", "cm", "alpha"], None);
+        let theirs = cluster.kubectl(&["delete", "cm", "beta"]);
+        if (ours.code, ours.stdout.replace("alpha", "beta")) != (theirs.code, theirs.stdout.clone())
+        {
+            diffs.push(format!("delete: skiffctl {ours:?}\nkubectl {theirs:?}"));
+        }
+        diffs
+    })
+    .await
+    .unwrap();
+    std::sync::Arc::try_unwrap(cluster)
+        .ok()
+        .unwrap()
+        .stop()
+        .await;
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n\n{}",
+        diffs.len(),
+        diffs.join("\n\n")
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_server_reads_like_kubectl() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_skiffctl"))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["get", "pods"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "The connection to the server 127.0.0.1:{port} was refused - did you specify the right host or port?\n"
+        )
+    );
+}
