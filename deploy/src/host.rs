@@ -114,6 +114,11 @@ pub fn remove(s: &Settings) -> Vec<String> {
     if run("nft", &["delete", "table", "inet", &s.fence_table()], None).is_ok() {
         done.push(format!("nftables table inet {}", s.fence_table()));
     }
+    // The proxy removes its own on a clean stop; not after a kill.
+    let proxy = format!("{}_proxy", s.name);
+    if run("nft", &["delete", "table", "ip", &proxy], None).is_ok() {
+        done.push(format!("nftables table ip {proxy}"));
+    }
     done
 }
 

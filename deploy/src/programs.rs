@@ -78,7 +78,16 @@ pub fn programs(s: &Settings, l: &Layout) -> Vec<Program> {
         Program {
             name: "proxy",
             binary: "skiff-proxy",
-            args: vec!["--kubeconfig".into(), kubeconfig],
+            args: vec![
+                "--kubeconfig".into(),
+                kubeconfig,
+                "--cluster-cidr".into(),
+                s.pod_subnet.clone(),
+                // Named after the cluster: two clusters (or a test) on one
+                // machine do not share a table.
+                "--nft-table".into(),
+                format!("{}_proxy", s.name),
+            ],
             optional: true,
         },
     ]

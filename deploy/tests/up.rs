@@ -129,6 +129,16 @@ fn leftovers(c: &Cluster) -> Vec<String> {
             .filter(|l| l.contains(&data))
             .map(|l| format!("mount {l}")),
     );
+    let proxy_table = format!("{}_proxy", c.name);
+    if Command::new("nft")
+        .args(["list", "table", "ip", &proxy_table])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        found.push(format!("table {proxy_table}"));
+    }
     let bridge = format!("{}0", c.name);
     if Command::new("ip")
         .args(["link", "show", &bridge])
@@ -241,6 +251,20 @@ spec:
     assert!(ip.starts_with(prefix), "{ip} in {}", c.subnet);
     let page = eventually("the pod to answer", 30, || http_get(&ip));
     assert!(page.contains("Hello from Skiff"), "{page}");
+    // A Service in front of it, through the proxy's ClusterIP rules.
+    ok(
+        &c.kubectl(&["expose", "deployment", "web", "--port=80"], None),
+        "kubectl expose",
+    );
+    let cluster_ip = ok(
+        &c.kubectl(
+            &["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"],
+            None,
+        ),
+        "get svc",
+    );
+    let via_service = eventually("the Service to answer", 30, || http_get(&cluster_ip));
+    assert!(via_service.contains("Hello from Skiff"), "{via_service}");
 
     // down keeps the state (and the running container); up brings the same back.
     ok(&c.skiff(&["down"]), "skiff down");

@@ -1,0 +1,310 @@
+//! The real `skiff-proxy` binary against the real API server and
+//! controller manager (EndpointSlices from pods), as root: three backends
+//! are busybox httpd processes in network namespaces this test creates;
+//! their Pods get those addresses as their status (no kubelet needed). Over
+//! the ClusterIP every backend answers; a NodePort on a local address
+//! answers; a Service without endpoints is refused at once; an unallocated
+//! address in the service range is dropped; deleting a pod takes it out
+//! within seconds; SIGTERM removes the table.
+//!
+//! Safety: every name carries this run's id; the backends live on a
+//! private test range reached over veths the test made; an nftables fence
+//! drops anything to the service range that was not translated, so no
+//! packet leaves the machine. Everything is removed on drop, even after a
+//! failure.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::json;
+use skiff_tests::{TestCluster, eventually, set_pod_status};
+
+fn sh(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn must(program: &str, args: &[&str]) {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The test's host-side objects, removed on drop.
+struct Net {
+    id: u32,
+    namespaces: Vec<String>,
+    veths: Vec<String>,
+    servers: Vec<Child>,
+    proxy: Option<Child>,
+    tables: Vec<(String, String)>,
+    www: tempfile::TempDir,
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        if let Some(p) = &mut self.proxy {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+        for s in &mut self.servers {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        for v in &self.veths {
+            sh("ip", &["link", "del", v]);
+        }
+        for ns in &self.namespaces {
+            sh("ip", &["netns", "del", ns]);
+        }
+        for (family, t) in &self.tables {
+            sh("nft", &["delete", "table", family, t]);
+        }
+    }
+}
+
+impl Net {
+    fn subnet(&self) -> String {
+        format!("10.251.{}", self.id)
+    }
+
+    /// Backend `i`: a namespace with httpd answering "backend-i" at
+    /// 10.251.<id>.(4i+2), its host side at .(4i+1).
+    fn backend(&mut self, i: u32) -> String {
+        let ns = format!("spx{}-b{i}", std::process::id());
+        let (host_if, ns_if) = (format!("spx{}h{i}", self.id), format!("spx{}n{i}", self.id));
+        let (host_ip, ip) = (
+            format!("{}.{}", self.subnet(), 4 * i + 1),
+            format!("{}.{}", self.subnet(), 4 * i + 2),
+        );
+        must("ip", &["netns", "add", &ns]);
+        self.namespaces.push(ns.clone());
+        must(
+            "ip",
+            &[
+                "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if,
+            ],
+        );
+        self.veths.push(host_if.clone());
+        must("ip", &["link", "set", &ns_if, "netns", &ns]);
+        must(
+            "ip",
+            &["addr", "add", &format!("{host_ip}/30"), "dev", &host_if],
+        );
+        must("ip", &["link", "set", &host_if, "up"]);
+        let exec = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", &ns];
+            all.extend_from_slice(args);
+            must("ip", &all);
+        };
+        exec(&["ip", "addr", "add", &format!("{ip}/30"), "dev", &ns_if]);
+        exec(&["ip", "link", "set", &ns_if, "up"]);
+        exec(&["ip", "link", "set", "lo", "up"]);
+        exec(&["ip", "route", "add", "default", "via", &host_ip]);
+        let dir = self.www.path().join(format!("b{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("index.html"), format!("backend-{i}\n")).unwrap();
+        let server = Command::new("ip")
+            .args([
+                "netns", "exec", &ns, "busybox", "httpd", "-f", "-p", "80", "-h",
+            ])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.servers.push(server);
+        ip
+    }
+}
+
+fn get(addr: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+    let mut body = String::new();
+    s.read_to_string(&mut body)?;
+    Ok(body.lines().last().unwrap_or_default().trim().to_string())
+}
+
+/// Which backends answer over `n` new connections.
+fn answers(addr: &str, n: usize) -> std::collections::BTreeSet<String> {
+    (0..n).filter_map(|_| get(addr).ok()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: network namespaces, veths and nftables"]
+async fn cluster_ips_and_node_ports_reach_every_ready_endpoint() {
+    let id = std::process::id() % 250;
+    let mut net = Net {
+        id,
+        namespaces: vec![],
+        veths: vec![],
+        servers: vec![],
+        proxy: None,
+        tables: vec![],
+        www: tempfile::tempdir().unwrap(),
+    };
+    // The fence: whatever goes to the service range untranslated is dropped.
+    let fence = format!("skiff_pxfence_{}", std::process::id());
+    must("nft", &["add", "table", "inet", &fence]);
+    net.tables.push(("inet".into(), fence.clone()));
+    must(
+        "nft",
+        &[
+            "add",
+            "chain",
+            "inet",
+            &fence,
+            "out",
+            "{ type filter hook output priority 0; policy accept; }",
+        ],
+    );
+    must(
+        "nft",
+        &[
+            "add",
+            "rule",
+            "inet",
+            &fence,
+            "out",
+            "ip",
+            "daddr",
+            "10.96.0.0/12",
+            "drop",
+        ],
+    );
+    let table = format!("skiff_pxtest_{}", std::process::id());
+    net.tables.push(("ip".into(), table.clone()));
+    let ips: Vec<String> = (0..3).map(|i| net.backend(i)).collect();
+
+    let mut cluster = TestCluster::start().await;
+    cluster.start_controller_manager();
+    let client = cluster.client().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for (i, ip) in ips.iter().enumerate() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": format!("b{i}"), "labels": {"app": "web"}},
+            "spec": {"nodeName": "n1", "containers": [{"name": "httpd", "image": "skiff/httpd",
+                     "ports": [{"name": "http", "containerPort": 80}]}]}
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+        set_pod_status(&pods, &format!("b{i}"), ip, true).await;
+    }
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let svc = |name: &str, app: &str, node_port: bool| -> Service {
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"type": if node_port { "NodePort" } else { "ClusterIP" },
+                     "selector": {"app": app},
+                     "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}
+        }))
+        .unwrap()
+    };
+    let web = services
+        .create(&PostParams::default(), &svc("web", "web", true))
+        .await
+        .unwrap();
+    let empty = services
+        .create(&PostParams::default(), &svc("empty", "nothing", false))
+        .await
+        .unwrap();
+    let web_ip = web.spec.as_ref().unwrap().cluster_ip.clone().unwrap();
+    let node_port = web.spec.as_ref().unwrap().ports.as_ref().unwrap()[0]
+        .node_port
+        .unwrap();
+    let empty_ip = empty.spec.unwrap().cluster_ip.unwrap();
+
+    net.proxy = Some(
+        Command::new(env!("CARGO_BIN_EXE_skiff-proxy"))
+            .arg("--kubeconfig")
+            .arg(&cluster.kubeconfig)
+            .args(["--nft-table", &table, "--hostname-override", "n1"])
+            .args(["--cluster-cidr", &format!("{}.0/24", net.subnet())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+
+    // Every backend answers through the ClusterIP (random choice).
+    let addr = format!("{web_ip}:80");
+    let seen = eventually(
+        "all three backends behind the ClusterIP",
+        Duration::from_secs(30),
+        || {
+            let addr = addr.clone();
+            async move {
+                let seen = answers(&addr, 30);
+                (seen.len() == 3).then_some(seen)
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["backend-0", "backend-1", "backend-2"]
+    );
+    // The NodePort, on a local (non-loopback) address of this node.
+    let np = format!("{}.1:{node_port}", net.subnet());
+    let via_node_port = answers(&np, 10);
+    assert!(!via_node_port.is_empty(), "NodePort {np} answered nothing");
+
+    // No endpoints: refused at once, not a timeout.
+    let refused = TcpStream::connect_timeout(
+        &format!("{empty_ip}:80").parse().unwrap(),
+        Duration::from_secs(3),
+    )
+    .unwrap_err();
+    assert_eq!(
+        refused.kind(),
+        std::io::ErrorKind::ConnectionRefused,
+        "{refused}"
+    );
+    // An address of the range that is no Service's: dropped.
+    let dropped = TcpStream::connect_timeout(
+        &"10.111.222.233:80".parse().unwrap(),
+        Duration::from_millis(500),
+    )
+    .unwrap_err();
+    assert_eq!(dropped.kind(), std::io::ErrorKind::TimedOut, "{dropped}");
+
+    // Scale down: b2's pod goes, and with it its endpoint.
+    pods.delete("b2", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    eventually("b2 to leave the Service", Duration::from_secs(15), || {
+        let addr = addr.clone();
+        async move {
+            let seen = answers(&addr, 20);
+            (seen.len() == 2 && !seen.contains("backend-2")).then_some(())
+        }
+    })
+    .await;
+
+    // SIGTERM: the proxy removes its table.
+    let proxy = net.proxy.as_mut().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(proxy.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    proxy.wait().unwrap();
+    assert!(
+        !sh("nft", &["list", "table", "ip", &table]),
+        "the table is gone after SIGTERM"
+    );
+    cluster.stop().await;
+}
