@@ -269,6 +269,37 @@ async fn pods_run_restart_report_and_stop_through_the_runtime() {
     server.stop().await;
 }
 
+/// An API server (in-process) and a kubelet on the fake runtime.
+struct TestNode {
+    dir: tempfile::TempDir,
+    server: skiff_apiserver::Running,
+    kubeconfig: std::path::PathBuf,
+    client: kube::Client,
+    runtime: Arc<FakeRuntime>,
+    kubelet: Kubelet,
+}
+
+async fn node(prefix: &str) -> TestNode {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    let server = skiff_apiserver::start(skiff_apiserver::Config::for_dir(dir.path().join("data")))
+        .await
+        .expect("start skiff-apiserver");
+    let kubeconfig = server.admin_kubeconfig.clone();
+    let client = skiff_proto::client::connect(Some(&kubeconfig))
+        .await
+        .unwrap();
+    let runtime = Arc::new(FakeRuntime::with_images(&["skiff/httpd:1"]));
+    let kubelet = start_kubelet(&kubeconfig, &dir.path().join("kubelet"), runtime.clone());
+    TestNode {
+        dir,
+        server,
+        kubeconfig,
+        client,
+        runtime,
+        kubelet,
+    }
+}
+
 fn condition(pod: &Pod, kind: &str) -> Option<String> {
     pod.status
         .as_ref()?
@@ -286,19 +317,14 @@ fn condition(pod: &Pod, kind: &str) -> Option<String> {
 /// `Unhealthy` events, as `kubectl describe pod` shows them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_gate_readiness_and_restart_unhealthy_containers() {
-    let dir = tempfile::Builder::new()
-        .prefix("skiff-kubelet-probes-")
-        .tempdir()
-        .unwrap();
-    let server = skiff_apiserver::start(skiff_apiserver::Config::for_dir(dir.path().join("data")))
-        .await
-        .expect("start skiff-apiserver");
-    let kubeconfig = server.admin_kubeconfig.clone();
-    let client = skiff_proto::client::connect(Some(&kubeconfig))
-        .await
-        .unwrap();
-    let runtime = Arc::new(FakeRuntime::with_images(&["skiff/httpd:1"]));
-    let kubelet = start_kubelet(&kubeconfig, &dir.path().join("kubelet"), runtime.clone());
+    let TestNode {
+        dir: _dir,
+        server,
+        kubeconfig,
+        client,
+        runtime,
+        kubelet,
+    } = node("skiff-kubelet-probes-").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let exec = json!({"exec": {"command": ["cat", "/tmp/healthy"]}, "periodSeconds": 1});
     let with_probe = |name: &str, container: &str, kind: &str, extra: serde_json::Value| -> Pod {
@@ -446,19 +472,14 @@ async fn probes_gate_readiness_and_restart_unhealthy_containers() {
 /// pod is deleted, and the stop gets what is left of the grace period.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_hooks_run_around_start_and_stop() {
-    let dir = tempfile::Builder::new()
-        .prefix("skiff-kubelet-hooks-")
-        .tempdir()
-        .unwrap();
-    let server = skiff_apiserver::start(skiff_apiserver::Config::for_dir(dir.path().join("data")))
-        .await
-        .expect("start skiff-apiserver");
-    let kubeconfig = server.admin_kubeconfig.clone();
-    let client = skiff_proto::client::connect(Some(&kubeconfig))
-        .await
-        .unwrap();
-    let runtime = Arc::new(FakeRuntime::with_images(&["skiff/httpd:1"]));
-    let kubelet = start_kubelet(&kubeconfig, &dir.path().join("kubelet"), runtime.clone());
+    let TestNode {
+        dir: _dir,
+        server,
+        kubeconfig,
+        client,
+        runtime,
+        kubelet,
+    } = node("skiff-kubelet-hooks-").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let hooked = |name: &str, container: &str| -> Pod {
         serde_json::from_value(json!({
