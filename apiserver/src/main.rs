@@ -41,18 +41,8 @@ async fn main() -> anyhow::Result<()> {
             let me = std::env::current_exe().context("cannot find the skiff-apiserver binary")?;
             skiff_apiserver::bench::run(args, &me).await
         }
-        None => skiff_apiserver::run(cli.config, shutdown_signal())
+        None => skiff_apiserver::run(cli.config, skiff_proto::shutdown_signal())
             .await
             .context("skiff-apiserver failed"),
     }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down");
 }

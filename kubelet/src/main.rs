@@ -42,15 +42,7 @@ fn main() -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?
         .block_on(async {
-            let shutdown = async {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                        .expect("SIGTERM handler");
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            };
+            let shutdown = skiff_proto::shutdown_signal();
             skiff_kubelet::run(cli.config, shutdown).await
         })?;
     Ok(ExitCode::SUCCESS)

@@ -75,3 +75,15 @@ pub use skiff::store;
 pub mod client;
 pub mod kubernetes;
 pub mod leader;
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM: what every program's `main`
+/// passes to its `run` as the shutdown future.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

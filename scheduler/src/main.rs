@@ -40,14 +40,7 @@ async fn main() -> anyhow::Result<()> {
         skiff_scheduler::bench::run(bench).await?;
         return Ok(());
     }
-    let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    };
+    let shutdown = skiff_proto::shutdown_signal();
     skiff_scheduler::run(cli.config, shutdown).await?;
     Ok(())
 }

@@ -44,21 +44,10 @@ async fn main() -> anyhow::Result<()> {
                 .context("benchmark failed")?;
         }
         None => {
-            skiff_store::run(cli.config, shutdown_signal())
+            skiff_store::run(cli.config, skiff_proto::shutdown_signal())
                 .await
                 .context("skiff-store failed")?;
         }
     }
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down");
 }
