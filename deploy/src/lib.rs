@@ -60,6 +60,9 @@ pub enum Command {
     /// Stop the cluster and remove everything it created: containers, mounts, cgroups,
     /// network, nftables table, the data dir.
     Reset(cluster::DataDir),
+    /// Time `skiff up` to a Ready node and measure the idle cluster's memory, on a fresh
+    /// temporary cluster (as root, with the binaries built in release mode).
+    Bench,
     /// The supervisor `up` starts in the background.
     #[command(hide = true)]
     Supervise(cluster::UpArgs),
@@ -98,6 +101,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             data,
         } => cmd::logs::logs(&data.layout()?, &program, follow),
         Command::Reset(d) => cmd::reset::reset(&d.layout()?),
+        Command::Bench => cmd::bench::bench(),
     }
 }
 

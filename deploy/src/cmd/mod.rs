@@ -1,5 +1,6 @@
 //! One file per `skiff` command.
 
+pub mod bench;
 pub mod down;
 pub mod logs;
 pub mod reset;
