@@ -41,6 +41,9 @@ pub struct UpArgs {
     /// A real etcd (comma-separated URLs) instead of the embedded store.
     #[arg(long)]
     pub etcd_servers: Option<String>,
+    /// The kubelet API's port (0: any free one, for a second cluster on the machine).
+    #[arg(long, default_value_t = 10250)]
+    pub kubelet_port: u16,
     /// Stay in the foreground (the supervisor itself); Ctrl-C stops the cluster.
     #[arg(long)]
     pub foreground: bool,
@@ -54,6 +57,7 @@ pub struct Settings {
     pub pod_subnet: String,
     pub name: String,
     pub etcd_servers: Option<String>,
+    pub kubelet_port: u16,
 }
 
 impl Settings {
@@ -64,12 +68,14 @@ impl Settings {
             pod_subnet: a.pod_subnet.clone(),
             name: a.name.clone(),
             etcd_servers: a.etcd_servers.clone(),
+            kubelet_port: a.kubelet_port,
         }
     }
 
     pub fn to_json(&self) -> Value {
         json!({"port": self.port, "nodeIP": self.node_ip, "podSubnet": self.pod_subnet,
-               "name": self.name, "etcdServers": self.etcd_servers})
+               "name": self.name, "etcdServers": self.etcd_servers,
+               "kubeletPort": self.kubelet_port})
     }
 
     pub fn from_json(v: &Value) -> Option<Settings> {
@@ -79,6 +85,10 @@ impl Settings {
             pod_subnet: v["podSubnet"].as_str()?.into(),
             name: v["name"].as_str()?.into(),
             etcd_servers: v["etcdServers"].as_str().map(String::from),
+            kubelet_port: v["kubeletPort"]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap_or(10250),
         })
     }
 
@@ -205,6 +215,7 @@ mod tests {
             pod_subnet: "10.244.0.0/24".into(),
             name: "skiff".into(),
             etcd_servers: None,
+            kubelet_port: 10250,
         }
     }
 

@@ -134,6 +134,7 @@ mod tests {
             pod_subnet: "10.250.3.0/24".into(),
             name: "lab".into(),
             etcd_servers: None,
+            kubelet_port: 10250,
         };
         let l = Layout::new(std::path::Path::new("/d")).unwrap();
         let c = conflist(&s, &l);

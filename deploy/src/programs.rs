@@ -70,6 +70,8 @@ pub fn programs(s: &Settings, l: &Layout) -> Vec<Program> {
                 s.node_ip.clone(),
                 "--address".into(),
                 s.node_ip.clone(),
+                "--port".into(),
+                s.kubelet_port.to_string(),
                 "--cni-conf-dir".into(),
                 l.cni_dir().display().to_string(),
             ],
@@ -105,6 +107,7 @@ mod tests {
             pod_subnet: "10.250.0.0/23".into(),
             name: "lab".into(),
             etcd_servers: Some("http://127.0.0.1:2379".into()),
+            kubelet_port: 10250,
         };
         let l = Layout::new(std::path::Path::new("/var/lib/skiff")).unwrap();
         let p = programs(&s, &l);

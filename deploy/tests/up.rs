@@ -27,7 +27,9 @@ impl Cluster {
         if args[0] == "up" {
             cmd.args(["--port", &self.port.to_string()])
                 .args(["--name", &self.name])
-                .args(["--pod-subnet", &self.subnet]);
+                .args(["--pod-subnet", &self.subnet])
+                // Another cluster (a developer's) may hold 10250.
+                .args(["--kubelet-port", "0"]);
         }
         cmd.output().expect("run skiff")
     }

@@ -38,6 +38,7 @@ pub fn bench() -> Result<ExitCode> {
         pod_subnet: format!("10.248.{}.0/24", std::process::id() % 250),
         name: format!("sb{}", std::process::id() % 100000),
         etcd_servers: None,
+        kubelet_port: 0,
         foreground: false,
     };
     let l = Layout::new(&tmp)?;
