@@ -4,7 +4,8 @@
 //! them and undoes the host state of one kubelet root dir: the containers'
 //! processes and shims, the sandboxes' namespace mounts (and with them
 //! their network namespaces and veths) and the pods' cgroups. Only what
-//! belongs to `root` is touched: processes whose command line names it,
+//! belongs to `root` is touched: Skiff's own processes (`skiff*`) whose
+//! command line names it,
 //! pids from its containers' pid files, mounts under it, cgroups of the
 //! pods whose log dirs are in it.
 
@@ -39,7 +40,13 @@ pub fn remove_all(root: &Path) -> Removed {
             continue;
         };
         let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        if pid != me && String::from_utf8_lossy(&cmdline).contains(&root_text) {
+        // Only our own programs (shims, `runtime run`, the kubelet): a
+        // user's `tail -f <root>/…` names the root too and is not ours.
+        let program = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+        let ours = Path::new(&*String::from_utf8_lossy(program))
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("skiff"));
+        if pid != me && ours && String::from_utf8_lossy(&cmdline).contains(&root_text) {
             pids.push(pid);
         }
     }
