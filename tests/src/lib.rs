@@ -42,6 +42,28 @@ pub struct Run {
 }
 
 impl Run {
+    /// Runs `cmd` to its end with `input` on its stdin (none: closed).
+    pub fn of(mut cmd: Command, input: Option<&str>) -> Run {
+        use std::io::Write;
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("run {:?}: {e}", cmd.get_program()));
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(input) = input {
+            stdin.write_all(input.as_bytes()).unwrap();
+        }
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     #[track_caller]
     pub fn ok(self) -> String {
         assert_eq!(
@@ -152,30 +174,14 @@ impl TestCluster {
     }
 
     pub fn kubectl_stdin(&self, args: &[&str], input: Option<&str>) -> Run {
-        use std::io::Write;
-        let mut child = Command::new("kubectl")
-            .arg("--kubeconfig")
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg("--cache-dir")
             .arg(self.kubectl_cache.path())
             .args(args)
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kubectl is on PATH");
-        let mut stdin = child.stdin.take().unwrap();
-        if let Some(input) = input {
-            stdin.write_all(input.as_bytes()).unwrap();
-        }
-        drop(stdin);
-        let out = child.wait_with_output().unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+            .env_remove("KUBECONFIG");
+        Run::of(cmd, input)
     }
 
     /// `kubectl` on a blocking thread, so the in-process servers keep running.
