@@ -24,7 +24,13 @@ pub enum ClientError {
 /// A client for the cluster `kubeconfig` names (its current context), or the
 /// one found the usual way when it is `None`.
 pub async fn connect(kubeconfig: Option<&Path>) -> Result<Client, ClientError> {
-    let config = match kubeconfig {
+    Ok(Client::try_from(config(kubeconfig).await?)?)
+}
+
+/// The client settings [`connect`] uses (server, CA, credentials), for
+/// callers that need more than the client, e.g. the cluster's CA.
+pub async fn config(kubeconfig: Option<&Path>) -> Result<kube::Config, ClientError> {
+    Ok(match kubeconfig {
         Some(path) => {
             let err = |source| ClientError::Kubeconfig {
                 path: path.to_path_buf(),
@@ -36,8 +42,7 @@ pub async fn connect(kubeconfig: Option<&Path>) -> Result<Client, ClientError> {
                 .map_err(err)?
         }
         None => kube::Config::infer().await?,
-    };
-    Ok(Client::try_from(config)?)
+    })
 }
 
 #[cfg(test)]

@@ -109,12 +109,9 @@ pub fn ruleset(services: &[ServicePort], s: &Settings) -> String {
         .collect();
     services.sort_by_key(|sp| chain_id(sp));
     let t = &s.table;
-    let mut out = String::new();
-    // `add` then `delete` makes the delete succeed whether or not the table exists.
-    let _ = writeln!(
-        out,
-        "add table ip {t}\ndelete table ip {t}\ntable ip {t} {{"
-    );
+    // The old table goes in the same transaction the new one comes in.
+    let mut out = delete(t);
+    let _ = writeln!(out, "table ip {t} {{");
     let mut vmap = Vec::new();
     let mut nodeports = Vec::new();
     let mut rejected = Vec::new();
@@ -256,7 +253,8 @@ pub fn ruleset(services: &[ServicePort], s: &Settings) -> String {
     out
 }
 
-/// Removes the table (clean shutdown, `--cleanup`).
+/// Removes the table (clean shutdown, `--cleanup`); `add` first makes the
+/// delete succeed whether or not the table exists.
 pub fn delete(table: &str) -> String {
     format!("add table ip {table}\ndelete table ip {table}\n")
 }

@@ -31,6 +31,24 @@ fn pod_labels(pod: &Pod) -> HashMap<String, String> {
     labels
 }
 
+/// Where the pod's container logs go: `<log-root>/<ns>_<name>_<uid>`, as
+/// upstream lays out /var/log/pods.
+pub fn log_directory(log_root: &str, pod: &Pod) -> String {
+    let m = &pod.metadata;
+    format!(
+        "{log_root}/{}_{}_{}",
+        m.namespace.as_deref().unwrap_or_default(),
+        m.name.as_deref().unwrap_or_default(),
+        m.uid.as_deref().unwrap_or_default()
+    )
+}
+
+/// Instance `attempt` of container `name`'s log, relative to the pod's
+/// [`log_directory`].
+pub fn log_path(name: &str, attempt: u32) -> String {
+    format!("{name}/{attempt}.log")
+}
+
 /// The sandbox of `pod`, attempt `attempt`.
 pub fn sandbox(
     pod: &Pod,
@@ -92,7 +110,7 @@ pub fn sandbox(
             attempt,
         }),
         hostname,
-        log_directory: format!("{log_root}/{namespace}_{name}_{uid}"),
+        log_directory: log_directory(log_root, pod),
         dns_config,
         port_mappings,
         labels: pod_labels(pod),
@@ -445,11 +463,9 @@ pub fn container(
         labels,
         annotations: HashMap::from([(
             "io.kubernetes.container.terminationMessagePath".to_string(),
-            c.termination_message_path
-                .clone()
-                .unwrap_or_else(|| "/dev/termination-log".into()),
+            super::termination::container_path(c),
         )]),
-        log_path: format!("{}/{attempt}.log", c.name),
+        log_path: log_path(&c.name, attempt),
         stdin: c.stdin.unwrap_or(false),
         stdin_once: c.stdin_once.unwrap_or(false),
         tty: c.tty.unwrap_or(false),

@@ -179,12 +179,7 @@ async fn sync<R: Runtime>(
 fn termination_messages<R>(ctx: &PodContext<R>, pod: &Pod, observed: &mut Observed) {
     let spec = pod.spec.clone().unwrap_or_default();
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
-    let log_dir = format!(
-        "{}/{}_{}_{uid}",
-        ctx.log_root,
-        pod.metadata.namespace.as_deref().unwrap_or_default(),
-        pod.metadata.name.as_deref().unwrap_or_default()
-    );
+    let log_dir = config::log_directory(&ctx.log_root, pod);
     for v in observed.containers.iter_mut() {
         if !v.exited() || !v.message.is_empty() {
             continue;
@@ -198,7 +193,7 @@ fn termination_messages<R>(ctx: &PodContext<R>, pod: &Pod, observed: &mut Observ
             continue;
         };
         let file = termination::file(&ctx.pods_dir, uid, &v.name, v.attempt);
-        let log = std::path::Path::new(&log_dir).join(format!("{}/{}.log", v.name, v.attempt));
+        let log = std::path::Path::new(&log_dir).join(config::log_path(&v.name, v.attempt));
         if let Some(m) = termination::message(c, &file, v.exit_code, &log) {
             v.message = m;
         }
