@@ -54,12 +54,12 @@ pub enum Error {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("the runtime's streaming server (exec): {0}")]
+    Streams(std::io::Error),
     #[error("cannot register the Node: {0}")]
     Register(kube::Error),
     #[error("the kubelet API: {0}")]
     Server(#[from] server::ServerError),
-    #[error("the kubelet API's client CA from the kubeconfig: {0}")]
-    KubeconfigCa(String),
 }
 
 /// The start of the Ready=False message when the runtime does not answer.
@@ -269,6 +269,7 @@ fn serve_embedded_runtime(
             exe: std::env::current_exe().map_err(root_err)?,
             prefix: vec!["runtime".into()],
         },
+        streams: Arc::new(skiff_runtime::stream::Streams::start().map_err(Error::Streams)?),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let socket = socket.to_path_buf();
@@ -292,7 +293,10 @@ pub async fn run_with_runtime<R: runtime::Runtime>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let (mut facts, thresholds) = facts(&config)?;
-    let client = skiff_proto::client::connect(config.kubeconfig.as_deref()).await?;
+    // Read once: the client, and the cluster CA the kubelet API trusts.
+    let kube_config = skiff_proto::client::config(config.kubeconfig.as_deref()).await?;
+    let client = kube::Client::try_from(kube_config.clone())
+        .map_err(skiff_proto::client::ClientError::from)?;
     let node_name = facts.name.clone();
     let host_ip = facts.ip.to_string();
     // The kubelet API first: the Node reports the port it really got.
@@ -306,7 +310,7 @@ pub async fn run_with_runtime<R: runtime::Runtime>(
         &[node_name.clone(), facts.hostname.clone()],
         &[facts.ip],
     )?;
-    let tls = server::tls_config(chain, key, &client_cas(&config).await?)?;
+    let tls = server::tls_config(chain, key, &client_cas(&config, &kube_config)?)?;
     let agent = Arc::new(NodeAgent::new(
         client.clone(),
         facts,
@@ -417,8 +421,9 @@ pub async fn run_with_runtime<R: runtime::Runtime>(
 /// Who may call the kubelet API: `--client-ca-file`, else the CA of the
 /// cluster the kubeconfig points at (Skiff's one CA signs the API server's
 /// kubelet-client certificate too).
-async fn client_cas(
+fn client_cas(
     config: &Config,
+    kube_config: &kube::Config,
 ) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, Error> {
     use rustls::pki_types::{CertificateDer, pem::PemObject};
     if let Some(path) = &config.client_ca_file {
@@ -431,22 +436,11 @@ async fn client_cas(
                 )))
             });
     }
-    let kube_config = match &config.kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| Error::KubeconfigCa(e.to_string()))?;
-            kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                .await
-                .map_err(|e| Error::KubeconfigCa(e.to_string()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| Error::KubeconfigCa(e.to_string()))?,
-    };
     Ok(kube_config
         .root_cert
-        .unwrap_or_default()
-        .into_iter()
+        .iter()
+        .flatten()
+        .cloned()
         .map(CertificateDer::from)
         .collect())
 }

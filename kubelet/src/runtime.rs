@@ -88,6 +88,9 @@ pub trait Runtime: Send + Sync + 'static {
         cmd: &[String],
         timeout_seconds: i64,
     ) -> impl Future<Output = Result<cri::ExecSyncResponse>> + Send;
+    /// Prepares a streaming exec (`kubectl exec`) and returns the URL of
+    /// the runtime's streaming server that runs it.
+    fn exec(&self, request: cri::ExecRequest) -> impl Future<Output = Result<String>> + Send;
 }
 
 /// The CRI over a unix socket.
@@ -116,6 +119,10 @@ fn labels_of(labels: &[(&str, &str)]) -> std::collections::HashMap<String, Strin
 }
 
 impl Runtime for CriClient {
+    async fn exec(&self, request: cri::ExecRequest) -> Result<String> {
+        Ok(self.runtime.clone().exec(request).await?.into_inner().url)
+    }
+
     async fn update_runtime_config(&self, pod_cidr: &str) -> Result<()> {
         self.runtime
             .clone()

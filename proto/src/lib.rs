@@ -15,6 +15,8 @@
 //! - [`client`] and [`leader`]: the plumbing every control-plane program
 //!   shares — the API client from `--kubeconfig`, and leader election on a
 //!   Lease in `kube-system`.
+//! - [`upgrade`]: one hop of an HTTP upgrade (the WebSocket of `kubectl
+//!   exec`), as the API server and the kubelet pass it on.
 //! - [`kubernetes`]: Kubernetes' own protobuf encoding, which kubectl uses for
 //!   request bodies; [`kubernetes::decode`] turns such a body into the JSON
 //!   form the API server works on. The message subset lives in `proto/k8s/`
@@ -75,6 +77,7 @@ pub use skiff::store;
 pub mod client;
 pub mod kubernetes;
 pub mod leader;
+pub mod upgrade;
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM: what every program's `main`
 /// passes to its `run` as the shutdown future.

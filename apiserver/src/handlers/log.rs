@@ -126,6 +126,29 @@ pub async fn log(api: &Api, query: &Query, target: &Target, name: &str) -> ApiRe
         // Upstream answers an unscheduled pod's log with nothing.
         return Ok(plain(StatusCode::OK, Body::empty()));
     };
+    let (address, tls) = kubelet_of(api, node_name).await?;
+    let passed = {
+        let mut passed = form_urlencoded::Serializer::new(String::new());
+        for key in PASSED {
+            if let Some(v) = query.get(key) {
+                passed.append_pair(key, v);
+            }
+        }
+        passed.finish()
+    };
+    let path = format!(
+        "/containerLogs/{}/{name}/{container}?{passed}",
+        target.namespace
+    );
+    fetch(tls, &address, &path).await
+}
+
+/// Where node `node_name`'s kubelet listens, and the TLS settings to call
+/// it with (our kubelet-client certificate).
+pub async fn kubelet_of(
+    api: &Api,
+    node_name: &str,
+) -> ApiResult<(String, Arc<rustls::ClientConfig>)> {
     let nodes = crate::registry::find("", "v1", "nodes").expect("a built-in resource");
     let node = api
         .store(nodes)
@@ -144,25 +167,16 @@ pub async fn log(api: &Api, query: &Query, target: &Target, name: &str) -> ApiRe
             "this API server has no kubelet-client certificate (it was started with a serving certificate and no CA key)",
         ));
     };
-    let passed = {
-        let mut passed = form_urlencoded::Serializer::new(String::new());
-        for key in PASSED {
-            if let Some(v) = query.get(key) {
-                passed.append_pair(key, v);
-            }
-        }
-        passed.finish()
-    };
-    let path = format!(
-        "/containerLogs/{}/{name}/{container}?{passed}",
-        target.namespace
-    );
-    fetch(tls, &address, &path).await
+    Ok((address, tls))
 }
 
-/// GET `path` from the kubelet at `address`; its body streamed back.
-async fn fetch(tls: Arc<rustls::ClientConfig>, address: &str, path: &str) -> ApiResult<Response> {
-    let url = format!("https://{address}{path}");
+/// A TLS connection to the kubelet at `address`; errors name `url` as
+/// upstream's do (`Get "https://…": dial tcp …`).
+pub async fn dial(
+    tls: Arc<rustls::ClientConfig>,
+    address: &str,
+    url: &str,
+) -> ApiResult<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let failed = |e: &dyn std::fmt::Display| ApiError::internal(format!("Get \"{url}\": {e}"));
     let tcp = tokio::time::timeout(
         std::time::Duration::from_secs(10),
@@ -177,10 +191,34 @@ async fn fetch(tls: Arc<rustls::ClientConfig>, address: &str, path: &str) -> Api
         .trim_matches(['[', ']']);
     let server_name = ServerName::try_from(host.to_string())
         .map_err(|e| failed(&format!("server name {host}: {e}")))?;
-    let stream = tokio_rustls::TlsConnector::from(tls)
+    tokio_rustls::TlsConnector::from(tls)
         .connect(server_name, tcp)
         .await
-        .map_err(|e| failed(&e))?;
+        .map_err(|e| failed(&e))
+}
+
+/// The kubelet said no: its message, with the status it gave (400 and 404
+/// kept, the rest an internal error).
+pub fn kubelet_refused(status: StatusCode, body: &[u8]) -> ApiError {
+    let message = String::from_utf8_lossy(body).trim().to_string();
+    match status {
+        StatusCode::BAD_REQUEST => ApiError::bad_request(message),
+        StatusCode::NOT_FOUND => ApiError {
+            code: 404,
+            reason: "NotFound",
+            message,
+            details: None,
+            retry_after: None,
+        },
+        _ => ApiError::internal(message),
+    }
+}
+
+/// GET `path` from the kubelet at `address`; its body streamed back.
+async fn fetch(tls: Arc<rustls::ClientConfig>, address: &str, path: &str) -> ApiResult<Response> {
+    let url = format!("https://{address}{path}");
+    let failed = |e: &dyn std::fmt::Display| ApiError::internal(format!("Get \"{url}\": {e}"));
+    let stream = dial(tls, address, &url).await?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
@@ -203,18 +241,7 @@ async fn fetch(tls: Arc<rustls::ClientConfig>, address: &str, path: &str) -> Api
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
-        let message = String::from_utf8_lossy(&body).trim().to_string();
-        return Err(match status {
-            StatusCode::BAD_REQUEST => ApiError::bad_request(message),
-            StatusCode::NOT_FOUND => ApiError {
-                code: 404,
-                reason: "NotFound",
-                message,
-                details: None,
-                retry_after: None,
-            },
-            _ => ApiError::internal(message),
-        });
+        return Err(kubelet_refused(status, &body));
     }
     let stream = response
         .into_body()

@@ -5,6 +5,7 @@ mod binding;
 mod create;
 mod delete;
 pub mod discovery;
+mod exec;
 mod get;
 pub mod internal;
 mod list;
@@ -153,7 +154,7 @@ pub fn storage_error(err: StorageError, resource: &Resource, name: &str) -> ApiE
 
 /// Answers every `/api` and `/apis` request.
 pub async fn dispatch(State(api): State<SharedApi>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let agent = parts
         .headers
         .get(http::header::USER_AGENT)
@@ -182,6 +183,11 @@ pub async fn dispatch(State(api): State<SharedApi>, request: Request) -> Respons
         Some(Route::Objects(target)) if target.resource.review.is_some() => {
             let user = parts.extensions.get::<crate::authn::UserInfo>();
             review::review(&parts.method, &parts.headers, &target, user, body).await
+        }
+        // Exec upgrades the connection: it needs the request's upgrade handle.
+        Some(Route::Objects(target)) if target.sub == Some(Sub::Exec) && target.name.is_some() => {
+            let name = target.name.clone().unwrap_or_default();
+            exec::exec(&api, &mut parts, &query, &target, &name).await
         }
         Some(Route::Objects(target)) => {
             objects(&api, &parts.method, &parts.headers, &query, target, body).await
@@ -232,9 +238,9 @@ async fn objects(
             binding::evict(api, query, &target, &name, body).await
         }
         (Method::GET, Some(name), Some(Sub::Log)) => log::log(api, query, &target, &name).await,
-        (_, Some(_), Some(Sub::Exec | Sub::Attach | Sub::PortForward | Sub::Proxy)) => {
+        (_, Some(_), Some(Sub::Attach | Sub::PortForward | Sub::Proxy)) => {
             Err(ApiError::service_unavailable(format!(
-                "{} of {} is served by the node's kubelet, which this API server cannot reach yet",
+                "{} of {} is not served by Skiff yet (exec and log are)",
                 target.sub.map_or("", Sub::name),
                 resource.plural
             )))

@@ -9,7 +9,8 @@
 //!   pod's `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`.
 //! - [`container`]: the container engine — an OCI `config.json` per
 //!   container and a runc-like executor for it.
-//! - [`cri`]: the CRI served on a unix socket (the ImageService today).
+//! - [`cri`]: the CRI served on a unix socket (ImageService and RuntimeService).
+//! - [`stream`]: the streaming server behind CRI `Exec` (`kubectl exec`).
 //!
 //! Every host side effect (mounts, namespaces, cgroups, CNI) sits behind a
 //! trait with a recording fake, so most tests run unprivileged; the real
@@ -23,3 +24,4 @@ pub mod image;
 pub mod linux;
 pub mod oci;
 pub mod sandbox;
+pub mod stream;

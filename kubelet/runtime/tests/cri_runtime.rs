@@ -1,8 +1,8 @@
 //! The embedded runtime end to end through the CRI, as the kubelet calls it,
 //! as root: the busybox images imported, a sandbox on a real CNI bridge (its
 //! subnet fenced in by nftables), a container from the image on an overlay
-//! rootfs started by its shim, its log in the CRI format, ExecSync inside
-//! it, a stop with SIGTERM and its exit code, writes that stay in the
+//! rootfs started by its shim, its log in the CRI format, ExecSync and
+//! streaming exec (pipes and a TTY) inside it, a stop with SIGTERM and its exit code, writes that stay in the
 //! container's upper dir and never reach the image layers, and removal that
 //! leaves no mount behind.
 
@@ -25,6 +25,60 @@ use tonic::transport::Channel;
 
 async fn client(socket: &Path) -> RuntimeServiceClient<Channel> {
     RuntimeServiceClient::new(cri::unix_channel(socket))
+}
+
+/// What a streaming exec session gave back: stdout, stderr, and the status
+/// on channel 3.
+#[derive(Debug, Default)]
+struct Session {
+    stdout: String,
+    stderr: String,
+    status: serde_json::Value,
+}
+
+/// Runs the session at `url` as kubectl does (v5.channel.k8s.io), sending
+/// `messages` (channel byte first) once connected.
+async fn session(
+    url: &str,
+    messages: &[Vec<u8>],
+) -> Result<Session, tokio_tungstenite::tungstenite::Error> {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    // The CRI hands out http:// URLs; the WebSocket client wants ws://.
+    let mut request = url.replacen("http://", "ws://", 1).into_client_request()?;
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "v5.channel.k8s.io".parse().unwrap(),
+    );
+    let host = url.trim_start_matches("http://").split('/').next().unwrap();
+    let tcp = tokio::net::TcpStream::connect(host).await.unwrap();
+    let (mut ws, response) = tokio_tungstenite::client_async(request, tcp).await?;
+    assert_eq!(
+        response.headers()["sec-websocket-protocol"],
+        "v5.channel.k8s.io"
+    );
+    for m in messages {
+        ws.send(Message::Binary(m.clone().into())).await?;
+    }
+    let mut out = Session::default();
+    let collect = async {
+        while let Some(m) = ws.next().await {
+            let Message::Binary(data) = m? else { continue };
+            let text = String::from_utf8_lossy(&data[1..]).into_owned();
+            match data[0] {
+                1 => out.stdout.push_str(&text),
+                2 => out.stderr.push_str(&text),
+                3 => out.status = serde_json::from_str(&text).unwrap(),
+                other => panic!("channel {other} from the server"),
+            }
+        }
+        Ok::<_, tokio_tungstenite::tungstenite::Error>(())
+    };
+    tokio::time::timeout(Duration::from_secs(20), collect)
+        .await
+        .expect("the session ends")?;
+    Ok(out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,6 +123,7 @@ async fn a_pod_through_the_cri() {
             exe: env!("CARGO_BIN_EXE_skiff-runtime").into(),
             prefix: vec![],
         },
+        streams: Arc::new(skiff_runtime::stream::Streams::start().unwrap()),
     };
     let socket = dir.path().join("runtime.sock");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -216,6 +271,82 @@ async fn a_pod_through_the_cri() {
         out.contains(&format!("{ip}\tweb")) && out.contains(&format!("inet {ip}/")),
         "{out}"
     );
+
+    // Exec runs with the container's environment, not the runtime's.
+    let env = rt
+        .exec_sync(cri::ExecSyncRequest {
+            container_id: id.clone(),
+            cmd: vec![
+                "sh".into(),
+                "-c".into(),
+                "echo $GREETING; echo ${KUBECONFIG:-none}".into(),
+            ],
+            timeout: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(String::from_utf8_lossy(&env.stdout), "hello\nnone\n");
+
+    // Streaming exec (kubectl exec): the URL CRI Exec answers with, then
+    // stdin in, stdout and stderr apart, stdin's EOF, and the exit code.
+    let exec = |cmd: &str, tty: bool| cri::ExecRequest {
+        container_id: id.clone(),
+        cmd: vec!["sh".into(), "-c".into(), cmd.into()],
+        tty,
+        stdin: true,
+        stdout: true,
+        stderr: !tty,
+    };
+    let url = rt
+        .exec(exec(
+            "while read x; do echo \"got $x $GREETING\"; done; echo oops >&2; exit 3",
+            false,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .url;
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let piped = session(&url, &[b"\x00one\ntwo\n".to_vec(), vec![255, 0]])
+        .await
+        .unwrap();
+    assert_eq!(piped.stdout, "got one hello\ngot two hello\n");
+    assert_eq!(piped.stderr, "oops\n");
+    assert_eq!(piped.status["reason"], "NonZeroExitCode", "{piped:?}");
+    assert_eq!(piped.status["details"]["causes"][0]["message"], "3");
+    // A URL is good once.
+    assert!(session(&url, &[]).await.is_err());
+
+    // With a TTY: a terminal of the size the client sends, which echoes.
+    let url = rt
+        .exec(exec("read x; stty size; tty; exit 0", true))
+        .await
+        .unwrap()
+        .into_inner()
+        .url;
+    let tty = session(
+        &url,
+        &[
+            b"\x04{\"Width\":120,\"Height\":40}".to_vec(),
+            b"\x00go\r".to_vec(),
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(tty.stdout.contains("go\r\n"), "{tty:?}");
+    assert!(tty.stdout.contains("40 120\r\n"), "{tty:?}");
+    assert!(tty.stdout.contains("/dev/pts/"), "{tty:?}");
+    assert_eq!(tty.status["status"], "Success", "{tty:?}");
+    // tty and stderr together is refused, as the CRI says.
+    let both = rt
+        .exec(cri::ExecRequest {
+            stderr: true,
+            ..exec("true", true)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(both.code(), tonic::Code::InvalidArgument);
 
     // The write went to the container's upper dir, not to any image layer.
     let layers = store.prepare("skiff/busybox").unwrap().lower_dirs;

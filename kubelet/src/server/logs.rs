@@ -153,7 +153,7 @@ fn error(code: StatusCode, message: String) -> Response {
 
 /// The instance whose log is asked for: the newest, or the one before it
 /// with `previous`.
-async fn find<R: Runtime>(
+pub(crate) async fn find<R: Runtime>(
     runtime: &R,
     namespace: &str,
     pod: &str,

@@ -1,6 +1,6 @@
 //! The kubelet's own HTTPS API on `--port` (10250), which the API server
-//! calls for what only the node has: today container logs
-//! ([`logs`], behind `kubectl logs`), and `/healthz`.
+//! calls for what only the node has: container logs ([`logs`], behind
+//! `kubectl logs`), exec ([`exec`], behind `kubectl exec`), and `/healthz`.
 //!
 //! TLS as upstream's kubelet does it without a serving certificate given:
 //! a self-signed certificate for the node's name and address, made once in
@@ -10,6 +10,7 @@
 //! certificate. Any such certificate is allowed everything (upstream asks
 //! the API server with a SubjectAccessReview; Skiff has no authorizer yet).
 
+pub mod exec;
 pub mod logs;
 
 use std::net::{IpAddr, SocketAddr};
@@ -133,6 +134,10 @@ pub fn router<R: Runtime>(runtime: Arc<R>) -> Router {
             "/containerLogs/{namespace}/{pod}/{container}",
             get(logs::container_logs::<R>),
         )
+        .route(
+            "/exec/{namespace}/{pod}/{container}",
+            get(exec::exec::<R>).post(exec::exec::<R>),
+        )
         .with_state(runtime)
 }
 
@@ -177,7 +182,7 @@ pub async fn serve(
             let service = hyper_util::service::TowerToHyperService::new(router);
             let conn =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), service)
                     .into_owned();
             tokio::select! {
                 r = conn => if let Err(e) = r {

@@ -35,6 +35,8 @@ pub struct RuntimeSvc {
     /// Containers live in `<dir>/<id>/`.
     pub dir: PathBuf,
     pub shim: ShimCommand,
+    /// Where `Exec`'s URLs point ([`crate::stream`]).
+    pub streams: Arc<crate::stream::Streams>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -112,6 +114,18 @@ fn observe(dir: &Path) -> Observed {
 }
 
 impl RuntimeSvc {
+    /// The host PID of running container `id`'s first process; exec goes
+    /// into its namespaces.
+    fn running_pid(&self, id: &str) -> Result<i32, Status> {
+        let o = observe(&self.container_dir(id)?);
+        match (o.pid, o.exit) {
+            (Some(pid), None) => Ok(pid),
+            _ => Err(Status::failed_precondition(format!(
+                "container {id} is not running"
+            ))),
+        }
+    }
+
     fn container_dir(&self, id: &str) -> Result<PathBuf, Status> {
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(Status::not_found(format!("container {id:?} not found")));
@@ -837,37 +851,12 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
         r: Request<cri::ExecSyncRequest>,
     ) -> Result<Response<cri::ExecSyncResponse>, Status> {
         let r = r.into_inner();
-        let dir = self.container_dir(&r.container_id)?;
-        let o = observe(&dir);
-        let pid = match (o.pid, o.exit) {
-            (Some(pid), None) => pid,
-            _ => {
-                return Err(Status::failed_precondition(format!(
-                    "container {} is not running",
-                    r.container_id
-                )));
-            }
-        };
+        let pid = self.running_pid(&r.container_id)?;
         if r.cmd.is_empty() {
             return Err(Status::invalid_argument("no command"));
         }
-        // Into every namespace of the container's PID 1, its root and cwd.
-        let mut cmd = tokio::process::Command::new("nsenter");
-        cmd.args([
-            "--target",
-            &pid.to_string(),
-            "--mount",
-            "--uts",
-            "--ipc",
-            "--net",
-            "--pid",
-            "--root",
-            "--wd",
-            "--",
-        ])
-        .args(&r.cmd)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+        let mut cmd = crate::stream::process::command(pid, &r.cmd, false);
+        cmd.stdin(Stdio::null());
         let run = cmd.output();
         let out = if r.timeout > 0 {
             tokio::time::timeout(Duration::from_secs(r.timeout as u64), run)
@@ -887,17 +876,38 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
         Ok(Response::new(cri::ExecSyncResponse {
             stdout: cap(out.stdout),
             stderr: cap(out.stderr),
-            exit_code: out.status.code().unwrap_or(137),
+            exit_code: crate::stream::process::exit_code(out.status),
         }))
     }
 
     async fn exec(
         &self,
-        _r: Request<cri::ExecRequest>,
+        r: Request<cri::ExecRequest>,
     ) -> Result<Response<cri::ExecResponse>, Status> {
-        Err(Status::unimplemented(
-            "streaming exec is not implemented yet (ExecSync is)",
-        ))
+        let r = r.into_inner();
+        let pid = self.running_pid(&r.container_id)?;
+        if r.cmd.is_empty() {
+            return Err(Status::invalid_argument("no command"));
+        }
+        if r.tty && r.stderr {
+            return Err(Status::invalid_argument(
+                "tty and stderr cannot both be true: a terminal has one output",
+            ));
+        }
+        if !(r.stdin || r.stdout || r.stderr) {
+            return Err(Status::invalid_argument(
+                "one of stdin, stdout or stderr must be streamed",
+            ));
+        }
+        let url = self.streams.exec_url(crate::stream::ExecParams {
+            pid,
+            cmd: r.cmd,
+            tty: r.tty,
+            stdin: r.stdin,
+            stdout: r.stdout,
+            stderr: r.stderr,
+        });
+        Ok(Response::new(cri::ExecResponse { url }))
     }
 
     async fn attach(

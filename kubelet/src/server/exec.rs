@@ -1,0 +1,195 @@
+//! `/exec/<namespace>/<pod>/<container>?command=…&stdin=…&stdout=…&stderr=…&tty=…`:
+//! `kubectl exec`, passed on by the API server's `pods/exec`.
+//!
+//! The kubelet checks the request, asks the runtime for a streaming URL
+//! (CRI `Exec`), and forwards the WebSocket upgrade there
+//! ([`skiff_proto::upgrade`]): from then on kubectl and the runtime's
+//! streaming server talk `v5.channel.k8s.io` through us, untouched.
+//!
+//! Only WebSocket is served. kubectl 1.30 and later try it first; the
+//! SPDY/3.1 fallback older kubectls use gets a 400 saying so.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use skiff_proto::cri;
+use skiff_proto::upgrade::{self, Forwarded};
+
+use crate::runtime::Runtime;
+
+/// The query as upstream's `ExecOptions`: `command` once per argv element,
+/// the stream flags only when true.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOptions {
+    pub command: Vec<String>,
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub tty: bool,
+}
+
+impl ExecOptions {
+    pub fn parse(query: Option<&str>) -> Result<ExecOptions, String> {
+        let mut o = ExecOptions::default();
+        for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            let on = v == "true" || v == "1";
+            match k.as_ref() {
+                "command" => o.command.push(v.into_owned()),
+                "input" | "stdin" => o.stdin = on,
+                "output" | "stdout" => o.stdout = on,
+                "error" | "stderr" => o.stderr = on,
+                "tty" => o.tty = on,
+                _ => {}
+            }
+        }
+        if o.command.is_empty() {
+            return Err("you must specify at least one command for the container".into());
+        }
+        if !(o.stdin || o.stdout || o.stderr) {
+            return Err("you must specify at least one of stdin, stdout, stderr".into());
+        }
+        // A terminal has one output stream.
+        if o.tty {
+            o.stderr = false;
+        }
+        Ok(o)
+    }
+}
+
+fn error(code: StatusCode, message: String) -> Response {
+    (code, message).into_response()
+}
+
+/// The handler.
+pub async fn exec<R: Runtime>(
+    State(runtime): State<Arc<R>>,
+    Path((namespace, pod, container)): Path<(String, String, String)>,
+    mut request: Request,
+) -> Response {
+    let opts = match ExecOptions::parse(request.uri().query()) {
+        Ok(o) => o,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    if !upgrade::is_websocket(request.headers()) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "exec is served over WebSocket (v5.channel.k8s.io) only; this Skiff does not speak \
+             SPDY/3.1: use kubectl 1.30 or later"
+                .into(),
+        );
+    }
+    let Some(incoming) = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "this connection cannot be upgraded".into(),
+        );
+    };
+    let status =
+        match super::logs::find(runtime.as_ref(), &namespace, &pod, &container, false).await {
+            Ok(s) => s,
+            Err(r) => return r,
+        };
+    if status.state != cri::ContainerState::ContainerRunning as i32 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("container \"{container}\" in pod \"{pod}\" is not running"),
+        );
+    }
+    let url = match runtime
+        .exec(cri::ExecRequest {
+            container_id: status.id.clone(),
+            cmd: opts.command,
+            tty: opts.tty,
+            stdin: opts.stdin,
+            stdout: opts.stdout,
+            stderr: opts.stderr,
+        })
+        .await
+    {
+        Ok(url) => url,
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("failed to exec in container: {e}"),
+            );
+        }
+    };
+    let Some((host, path)) = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.find('/').map(|at| rest.split_at(at)))
+    else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the runtime's streaming URL {url:?} is not http://host:port/path"),
+        );
+    };
+    let tcp = match tokio::net::TcpStream::connect(host).await {
+        Ok(t) => t,
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the runtime's streaming server at {host}: {e}"),
+            );
+        }
+    };
+    match upgrade::forward(
+        tcp,
+        &http::Method::GET,
+        path,
+        host,
+        request.headers(),
+        incoming,
+    )
+    .await
+    {
+        Ok(Forwarded::Switched(headers)) => {
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            *r.headers_mut() = headers;
+            r
+        }
+        Ok(Forwarded::Refused { status, body, .. }) => {
+            error(status, String::from_utf8_lossy(&body).trim().to_string())
+        }
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the runtime's streaming server: {e}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_is_read_as_kubectl_sends_it() {
+        let o = ExecOptions::parse(Some(
+            "command=sh&command=-c&command=echo+%24HOME&container=main&stderr=true&stdout=true",
+        ))
+        .unwrap();
+        assert_eq!(o.command, ["sh", "-c", "echo $HOME"]);
+        assert!(o.stdout && o.stderr && !o.stdin && !o.tty);
+        let t = ExecOptions::parse(Some(
+            "command=sh&container=main&stdin=true&stdout=true&tty=true&stderr=true",
+        ))
+        .unwrap();
+        assert!(t.tty && t.stdin && !t.stderr, "a terminal has no stderr");
+        assert!(
+            ExecOptions::parse(Some("stdout=true"))
+                .unwrap_err()
+                .contains("at least one command")
+        );
+        assert!(
+            ExecOptions::parse(Some("command=ls"))
+                .unwrap_err()
+                .contains("stdin, stdout, stderr")
+        );
+    }
+}
