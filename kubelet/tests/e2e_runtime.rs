@@ -3,7 +3,8 @@
 //! a CNI bridge whose subnet the test fences in with nftables, containers on
 //! overlayfs run by per-container shims), a real API server, and the real
 //! kubectl: a pod applied with kubectl runs busybox httpd and answers HTTP on
-//! its pod IP; `kubectl delete` stops it and the runtime is left empty.
+//! its pod IP, `kubectl logs` and `kubectl exec` (pipes, exit codes, stdin,
+//! a TTY) reach it; `kubectl delete` stops it and the runtime is left empty.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -325,6 +326,87 @@ spec:
     assert!(
         followed.as_ref().is_ok_and(|l| l.contains("response:")),
         "a line followed: {followed:?}"
+    );
+
+    // kubectl exec: a WebSocket (v5.channel.k8s.io) from kubectl to the API
+    // server, passed on to this node's kubelet, then to the runtime's
+    // streaming server, which runs the command in the container.
+    let exec = |args: &[&str], stdin: Option<&str>| {
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("exec")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let out = exec(
+        &["web", "--", "sh", "-c", "hostname; echo to stderr >&2"],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "web\n");
+    assert_eq!(text(&out.stderr), "to stderr\n");
+    // The exit code comes back as kubectl's own.
+    let out = exec(&["web", "--", "sh", "-c", "exit 7"], None);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "command terminated with exit code 7"
+    );
+    // -i: stdin through, and its end closes the command's.
+    let out = exec(&["-i", "web", "--", "tr", "a-z", "A-Z"], Some("shout\n"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "SHOUT\n");
+    // A container the pod does not have: the API server's 400.
+    let out = exec(&["web", "-c", "nope", "--", "true"], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("container nope is not valid for pod web"),
+        "{}",
+        text(&out.stderr)
+    );
+    // -it through a real terminal (script's pty): a terminal in the
+    // container's own devpts, and the exit code.
+    let script = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "kubectl --kubeconfig {} exec -it web -- sh -c 'tty; exit 3'",
+            kubeconfig.display()
+        ))
+        .arg("/dev/null")
+        .stdin(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(script.status.code(), Some(3), "{}", text(&script.stdout));
+    assert!(
+        text(&script.stdout).contains("/dev/pts/0"),
+        "{}",
+        text(&script.stdout)
+    );
+    // SPDY/3.1 (what kubectl before 1.30 speaks) is refused in words.
+    let spdy = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["exec", "web", "--", "true"])
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+        .output()
+        .unwrap();
+    assert!(!spdy.status.success());
+    assert!(
+        text(&spdy.stderr).contains("use kubectl 1.30 or later"),
+        "{}",
+        text(&spdy.stderr)
     );
 
     // Termination messages: what a container writes to
