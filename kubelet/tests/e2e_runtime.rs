@@ -3,8 +3,8 @@
 //! a CNI bridge whose subnet the test fences in with nftables, containers on
 //! overlayfs run by per-container shims), a real API server, and the real
 //! kubectl: a pod applied with kubectl runs busybox httpd and answers HTTP on
-//! its pod IP, `kubectl logs` and `kubectl exec` (pipes, exit codes, stdin,
-//! a TTY) reach it; `kubectl delete` stops it and the runtime is left empty.
+//! its pod IP, `kubectl logs`, `kubectl exec` (pipes, exit codes, stdin, a
+//! TTY) and `kubectl cp` (both ways) reach it; `kubectl delete` stops it and the runtime is left empty.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -393,6 +393,28 @@ spec:
         text(&script.stdout).contains("/dev/pts/0"),
         "{}",
         text(&script.stdout)
+    );
+    // kubectl cp rides on exec (tar in the container, through stdin/stdout).
+    let scratch = tempfile::tempdir().unwrap();
+    let sent = scratch.path().join("sent.txt");
+    std::fs::write(&sent, "copied in\n").unwrap();
+    kubectl(
+        &kubeconfig,
+        &["cp", sent.to_str().unwrap(), "web:/tmp/sent.txt"],
+        None,
+    );
+    let out = exec(&["web", "--", "cat", "/tmp/sent.txt"], None);
+    assert_eq!(text(&out.stdout), "copied in\n", "{}", text(&out.stderr));
+    let back = scratch.path().join("back.html");
+    kubectl(
+        &kubeconfig,
+        &["cp", "web:/var/www/index.html", back.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        std::fs::read_to_string(&back)
+            .unwrap()
+            .contains("Hello from Skiff")
     );
     // SPDY/3.1 (what kubectl before 1.30 speaks) is refused in words.
     let spdy = Command::new("kubectl")
