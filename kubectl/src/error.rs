@@ -21,6 +21,9 @@ pub enum CtlError {
     /// An error whose text is already complete (several lines, e.g. from apply).
     #[error("{0}")]
     Raw(String),
+    /// Exit with this code after printing the text (`exec`'s remote exit code).
+    #[error("{1}")]
+    Exit(i32, String),
 }
 
 pub type Result<T, E = CtlError> = std::result::Result<T, E>;

@@ -68,6 +68,8 @@ pub enum Command {
     Rollout(cmd::rollout::Args),
     /// Modify kubeconfig files.
     Config(cmd::config::Args),
+    /// Execute a command in a container.
+    Exec(cmd::exec::Args),
     /// Show what a resource owns (Deployment → ReplicaSets → Pods), with status and age.
     Tree(cmd::tree::Args),
 }
@@ -78,7 +80,10 @@ pub async fn main(cli: Cli) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("{e}");
-            1
+            match e {
+                CtlError::Exit(code, _) => code,
+                _ => 1,
+            }
         }
     }
 }
@@ -110,5 +115,6 @@ pub async fn run(cli: Cli) -> Result<()> {
             cmd::rollout::run(&session::Session::open(&flags).await?, args).await
         }
         Command::Tree(args) => cmd::tree::run(&session::Session::open(&flags).await?, args).await,
+        Command::Exec(args) => cmd::exec::run(&session::Session::open(&flags).await?, args).await,
     }
 }

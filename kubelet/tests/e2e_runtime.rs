@@ -331,8 +331,8 @@ spec:
     // kubectl exec: a WebSocket (v5.channel.k8s.io) from kubectl to the API
     // server, passed on to this node's kubelet, then to the runtime's
     // streaming server, which runs the command in the container.
-    let exec = |args: &[&str], stdin: Option<&str>| {
-        let mut child = Command::new("kubectl")
+    let exec_with = |program: &Path, args: &[&str], stdin: Option<&str>| {
+        let mut child = Command::new(program)
             .arg("--kubeconfig")
             .arg(&kubeconfig)
             .arg("exec")
@@ -349,6 +349,7 @@ spec:
         drop(input);
         child.wait_with_output().unwrap()
     };
+    let exec = |args: &[&str], stdin: Option<&str>| exec_with(Path::new("kubectl"), args, stdin);
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     let out = exec(
         &["web", "--", "sh", "-c", "hostname; echo to stderr >&2"],
@@ -394,6 +395,31 @@ spec:
         "{}",
         text(&script.stdout)
     );
+    // skiffctl exec: the same path through kube-rs's WebSocket client
+    // (which offers v5 and v4 in one header), with kubectl's exit codes.
+    let skiffctl = Path::new(env!("CARGO_BIN_EXE_skiff-kubelet")).with_file_name("skiffctl");
+    assert!(
+        skiffctl.exists(),
+        "skiffctl is not built next to skiff-kubelet: cargo build --workspace first (scripts/test.sh does)"
+    );
+    let ours = |args: &[&str], stdin: Option<&str>| exec_with(&skiffctl, args, stdin);
+    let out = ours(
+        &["web", "--", "sh", "-c", "hostname; echo to stderr >&2"],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "web\n");
+    assert_eq!(text(&out.stderr), "to stderr\n");
+    let out = ours(&["web", "--", "sh", "-c", "exit 7"], None);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "command terminated with exit code 7"
+    );
+    let out = ours(&["-i", "web", "--", "tr", "a-z", "A-Z"], Some("shout\n"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "SHOUT\n");
+
     // kubectl cp rides on exec (tar in the container, through stdin/stdout).
     let scratch = tempfile::tempdir().unwrap();
     let sent = scratch.path().join("sent.txt");

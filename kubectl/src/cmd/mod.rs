@@ -5,6 +5,7 @@ pub mod bench;
 pub mod config;
 pub mod create;
 pub mod delete;
+pub mod exec;
 pub mod get;
 pub mod label;
 pub mod rollout;
