@@ -349,26 +349,41 @@ spec:
         drop(input);
         child.wait_with_output().unwrap()
     };
-    let exec = |args: &[&str], stdin: Option<&str>| exec_with(Path::new("kubectl"), args, stdin);
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    let out = exec(
-        &["web", "--", "sh", "-c", "hostname; echo to stderr >&2"],
-        None,
+    // The same through the real kubectl and through skiffctl (kube-rs's
+    // WebSocket client, which offers v5 and v4 in one header).
+    let skiffctl = Path::new(env!("CARGO_BIN_EXE_skiff-kubelet")).with_file_name("skiffctl");
+    assert!(
+        skiffctl.exists(),
+        "skiffctl is not built next to skiff-kubelet: cargo build --workspace first (scripts/test.sh does)"
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "web\n");
-    assert_eq!(text(&out.stderr), "to stderr\n");
-    // The exit code comes back as kubectl's own.
-    let out = exec(&["web", "--", "sh", "-c", "exit 7"], None);
-    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
-    assert_eq!(
-        text(&out.stderr).trim(),
-        "command terminated with exit code 7"
-    );
-    // -i: stdin through, and its end closes the command's.
-    let out = exec(&["-i", "web", "--", "tr", "a-z", "A-Z"], Some("shout\n"));
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "SHOUT\n");
+    for program in [Path::new("kubectl"), skiffctl.as_path()] {
+        let exec = |args: &[&str], stdin: Option<&str>| exec_with(program, args, stdin);
+        let out = exec(
+            &["web", "--", "sh", "-c", "hostname; echo to stderr >&2"],
+            None,
+        );
+        assert!(out.status.success(), "{program:?}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "web\n");
+        assert_eq!(text(&out.stderr), "to stderr\n");
+        // The exit code comes back as the client's own.
+        let out = exec(&["web", "--", "sh", "-c", "exit 7"], None);
+        assert_eq!(
+            out.status.code(),
+            Some(7),
+            "{program:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(
+            text(&out.stderr).trim(),
+            "command terminated with exit code 7"
+        );
+        // -i: stdin through, and its end closes the command's.
+        let out = exec(&["-i", "web", "--", "tr", "a-z", "A-Z"], Some("shout\n"));
+        assert!(out.status.success(), "{program:?}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "SHOUT\n");
+    }
+    let exec = |args: &[&str], stdin: Option<&str>| exec_with(Path::new("kubectl"), args, stdin);
     // A container the pod does not have: the API server's 400.
     let out = exec(&["web", "-c", "nope", "--", "true"], None);
     assert!(!out.status.success());
@@ -395,31 +410,6 @@ spec:
         "{}",
         text(&script.stdout)
     );
-    // skiffctl exec: the same path through kube-rs's WebSocket client
-    // (which offers v5 and v4 in one header), with kubectl's exit codes.
-    let skiffctl = Path::new(env!("CARGO_BIN_EXE_skiff-kubelet")).with_file_name("skiffctl");
-    assert!(
-        skiffctl.exists(),
-        "skiffctl is not built next to skiff-kubelet: cargo build --workspace first (scripts/test.sh does)"
-    );
-    let ours = |args: &[&str], stdin: Option<&str>| exec_with(&skiffctl, args, stdin);
-    let out = ours(
-        &["web", "--", "sh", "-c", "hostname; echo to stderr >&2"],
-        None,
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "web\n");
-    assert_eq!(text(&out.stderr), "to stderr\n");
-    let out = ours(&["web", "--", "sh", "-c", "exit 7"], None);
-    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
-    assert_eq!(
-        text(&out.stderr).trim(),
-        "command terminated with exit code 7"
-    );
-    let out = ours(&["-i", "web", "--", "tr", "a-z", "A-Z"], Some("shout\n"));
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "SHOUT\n");
-
     // kubectl cp rides on exec (tar in the container, through stdin/stdout).
     let scratch = tempfile::tempdir().unwrap();
     let sent = scratch.path().join("sent.txt");

@@ -16,8 +16,8 @@ use http::StatusCode;
 use http::request::Parts;
 use skiff_proto::upgrade::{self, Forwarded};
 
-use super::log::{container_for, dial, kubelet_of, kubelet_refused};
-use super::{Api, Query, error_target, storage_error};
+use super::log::{container_for, dial, kubelet_of, kubelet_refused, pod};
+use super::{Api, Query};
 use crate::error::{ApiError, ApiResult};
 use crate::http::request::Target;
 use crate::object::str_at;
@@ -43,14 +43,7 @@ pub async fn exec(
     target: &Target,
     name: &str,
 ) -> ApiResult<Response> {
-    let resource = target.resource;
-    let pod = api
-        .store(resource)
-        .get(&resource.key(&target.namespace, name))
-        .await
-        .map_err(|e| storage_error(e, resource, name))?
-        .ok_or_else(|| ApiError::not_found(error_target(resource, name)))?
-        .value;
+    let pod = pod(api, target, name).await?;
     check_phase(&pod)?;
     let container = container_for(&pod, query.get("container"), false)?;
     let Some(node_name) = str_at(&pod, &["spec", "nodeName"]).filter(|n| !n.is_empty()) else {

@@ -111,15 +111,20 @@ pub fn kubelet_address(node: &Value) -> Option<String> {
     })
 }
 
-pub async fn log(api: &Api, query: &Query, target: &Target, name: &str) -> ApiResult<Response> {
+/// The pod `name` a subresource request is about.
+pub async fn pod(api: &Api, target: &Target, name: &str) -> ApiResult<Value> {
     let resource = target.resource;
-    let pod = api
+    Ok(api
         .store(resource)
         .get(&resource.key(&target.namespace, name))
         .await
         .map_err(|e| storage_error(e, resource, name))?
         .ok_or_else(|| ApiError::not_found(error_target(resource, name)))?
-        .value;
+        .value)
+}
+
+pub async fn log(api: &Api, query: &Query, target: &Target, name: &str) -> ApiResult<Response> {
+    let pod = pod(api, target, name).await?;
     let previous = query.flag("previous");
     let container = container_for(&pod, query.get("container"), previous)?;
     let Some(node_name) = str_at(&pod, &["spec", "nodeName"]).filter(|n| !n.is_empty()) else {
