@@ -110,6 +110,15 @@ pub trait Cluster: Send + Sync + 'static {
         uid: Option<&str>,
     ) -> impl Future<Output = Result<(), WriteError>> + Send;
 
+    /// Deletes a pod with a grace period of 0 (only incarnation `uid` when
+    /// given): for pods no kubelet will finish deleting (pod GC).
+    fn force_delete_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: Option<&str>,
+    ) -> impl Future<Output = Result<(), WriteError>> + Send;
+
     /// Reports an Event (never fails the caller).
     fn event(&self, event: EventRecord);
 
@@ -344,6 +353,19 @@ impl Cluster for KubeCluster {
         }
     }
 
+    async fn force_delete_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: Option<&str>,
+    ) -> Result<(), WriteError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let mut params = delete_params(uid, "Background");
+        params.grace_period_seconds = Some(0);
+        api.delete(name, &params).await?;
+        Ok(())
+    }
+
     fn event(&self, event: EventRecord) {
         let _ = self.events.send(event);
     }
@@ -459,6 +481,12 @@ pub mod fake {
         },
         Delete {
             kind: Kind,
+            namespace: String,
+            name: String,
+            uid: Option<String>,
+        },
+        /// `force_delete_pod`.
+        ForceDelete {
             namespace: String,
             name: String,
             uid: Option<String>,
@@ -591,6 +619,19 @@ pub mod fake {
         ) -> Result<(), WriteError> {
             self.record(Write::Delete {
                 kind,
+                namespace: namespace.into(),
+                name: name.into(),
+                uid: uid.map(String::from),
+            })
+        }
+
+        async fn force_delete_pod(
+            &self,
+            namespace: &str,
+            name: &str,
+            uid: Option<&str>,
+        ) -> Result<(), WriteError> {
+            self.record(Write::ForceDelete {
                 namespace: namespace.into(),
                 name: name.into(),
                 uid: uid.map(String::from),

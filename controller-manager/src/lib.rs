@@ -16,6 +16,8 @@
 //! - [`nodeipam`]: a pod CIDR per Node from `--cluster-cidr`.
 //! - [`nodelifecycle`]: silent nodes marked Unknown and tainted, their pods
 //!   marked not Ready and evicted when their tolerations run out.
+//! - [`podgc`]: terminated pods over the threshold, pods of deleted nodes,
+//!   and never-scheduled pods being deleted, removed.
 
 pub mod cache;
 pub mod client;
@@ -27,6 +29,7 @@ pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod owner;
+pub mod podgc;
 pub mod queue;
 pub mod replicaset;
 pub mod server;
@@ -65,7 +68,7 @@ pub const LEASE_NAME: &str = "kube-controller-manager";
 #[command(
     name = "skiff-controller-manager",
     version,
-    about = "Skiff's controller manager: ReplicaSet, Deployment, Endpoints, EndpointSlice, garbage collector, namespace, ServiceAccount, node IPAM and node lifecycle controllers."
+    about = "Skiff's controller manager: ReplicaSet, Deployment, Endpoints, EndpointSlice, garbage collector, namespace, ServiceAccount, node IPAM, node lifecycle and pod GC controllers."
 )]
 pub struct Config {
     /// kubeconfig of the cluster (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
@@ -133,6 +136,19 @@ pub struct Config {
     /// Namespaces checked for their `default` ServiceAccount at the same time.
     #[arg(long, default_value_t = 5)]
     pub concurrent_serviceaccount_token_syncs: usize,
+
+    /// Terminated pods kept before the oldest are deleted (0: no limit).
+    #[arg(long, default_value_t = 12500)]
+    pub terminated_pod_gc_threshold: usize,
+
+    /// How long a node must be gone before the pod GC deletes its pods
+    /// (upstream's fixed 40 s quarantine).
+    #[arg(long, default_value = "40s", value_parser = humantime::parse_duration)]
+    pub pod_gc_orphan_quarantine: Duration,
+
+    /// How often the pod GC looks (upstream's fixed 20 s).
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub pod_gc_period: Duration,
 
     /// Address for /healthz, /readyz and /metrics (plain HTTP).
     #[arg(long, default_value = "127.0.0.1")]
@@ -244,6 +260,17 @@ pub async fn run_with_client(
         startup_grace: config.node_startup_grace_period,
         clock: nodelifecycle::controller::system_clock(),
     });
+    let pod_gc = Arc::new(podgc::PodGc {
+        cluster: cluster.clone(),
+        caches: caches.clone(),
+        synced: synced.clone(),
+        settings: podgc::Settings {
+            threshold: config.terminated_pod_gc_threshold,
+            quarantine: config.pod_gc_orphan_quarantine,
+        },
+        clock: nodelifecycle::controller::system_clock(),
+        missing_since: Default::default(),
+    });
 
     let metric = || Arc::new(ControllerMetrics::default());
     let metrics = server::Metrics {
@@ -341,7 +368,7 @@ pub async fn run_with_client(
         Box::new(move |c| s2.on_service_account(c)),
     )));
     tracing::info!(
-        "controllers started: deployment, replicaset, endpoints, endpointslice, garbage collector, namespace, serviceaccount, node ipam, node lifecycle"
+        "controllers started: deployment, replicaset, endpoints, endpointslice, garbage collector, namespace, serviceaccount, node ipam, node lifecycle, pod gc"
     );
     let m = |i: usize| metrics.controllers[i].1.clone();
     let workers = vec![
@@ -399,6 +426,7 @@ pub async fn run_with_client(
     watches.push(tokio::spawn(
         nl_ctl.clone().monitor(config.node_monitor_period),
     ));
+    watches.push(tokio::spawn(pod_gc.run(config.pod_gc_period)));
 
     let lost = match &elector {
         Some(e) => tokio::select! {
