@@ -6,8 +6,10 @@
 //! with their endpoints and [`rules::ruleset`] into one nftables ruleset,
 //! which [`nft::Nft`] loads in one transaction — the table is rebuilt whole
 //! each time, so a sync is atomic and nothing stale survives it. The table
-//! goes on clean shutdown and with `--cleanup`.
+//! goes on clean shutdown and with `--cleanup`. The same stores feed the
+//! cluster DNS server ([`dns`]), which every node's proxy runs.
 
+pub mod dns;
 pub mod model;
 pub mod nft;
 pub mod rules;
@@ -44,6 +46,25 @@ pub struct Config {
     /// The cluster DNS Service's IP, served on the node by the DNS server, not by these rules.
     #[arg(long, default_value = "10.96.0.10")]
     pub cluster_dns: String,
+    /// The cluster's DNS domain.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// Serve cluster DNS on --cluster-dns (and keep the kube-system/kube-dns Service).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub serve_dns: bool,
+    /// Where DNS listens (default: --cluster-dns, put on --dns-interface when not local).
+    #[arg(long)]
+    pub dns_bind_address: Option<std::net::IpAddr>,
+    /// The DNS port (0: any free port, for tests).
+    #[arg(long, default_value_t = 53)]
+    pub dns_port: u16,
+    /// The dummy interface that carries the DNS address on this node.
+    #[arg(long, default_value = "skiff-dns")]
+    pub dns_interface: String,
+    /// Resolvers for names outside the cluster domain, `IP` or `IP:PORT`
+    /// (default: the nameservers of /etc/resolv.conf).
+    #[arg(long, value_delimiter = ',')]
+    pub dns_upstream: Vec<String>,
     /// The nftables table (family ip) the proxy owns; nothing else touches it.
     #[arg(long, default_value = "skiff_proxy")]
     pub nft_table: String,
@@ -58,6 +79,8 @@ pub enum Error {
     Client(#[from] skiff_proto::client::ClientError),
     #[error(transparent)]
     Nft(#[from] nft::NftError),
+    #[error("{0}")]
+    Flags(String),
 }
 
 impl Config {
@@ -69,25 +92,76 @@ impl Config {
             cluster_dns: (!self.cluster_dns.is_empty()).then(|| self.cluster_dns.clone()),
         }
     }
+
+    /// Where and how DNS is served; `None` when it is off.
+    fn dns_settings(&self) -> Result<Option<dns::DnsSettings>, Error> {
+        if !self.serve_dns {
+            return Ok(None);
+        }
+        let cluster_dns: Option<std::net::IpAddr> = self.cluster_dns.parse().ok();
+        let Some(address) = self.dns_bind_address.or(cluster_dns) else {
+            return Ok(None);
+        };
+        let upstreams = if self.dns_upstream.is_empty() {
+            let conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            dns::upstream::nameservers(&conf, &[address])
+        } else {
+            dns::upstream::parse(&self.dns_upstream).map_err(Error::Flags)?
+        };
+        Ok(Some(dns::DnsSettings {
+            address,
+            port: self.dns_port,
+            domain: self.cluster_domain.clone(),
+            interface: self.dns_interface.clone(),
+            upstreams,
+        }))
+    }
 }
 
-/// Runs the proxy with the real `nft` until `shutdown` resolves.
+/// Runs the proxy with the real `nft` and `ip` until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    run_with(config, Arc::new(nft::RealNft), shutdown).await
+    run_with(
+        config,
+        Arc::new(nft::RealNft),
+        Arc::new(dns::link::IpLink),
+        shutdown,
+    )
+    .await
 }
 
-/// [`run`] with the caller's `nft` (tests: [`nft::RecordingNft`]).
+/// [`run`] with the caller's `nft` and links (tests: the recording fakes).
 pub async fn run_with<N: Nft>(
     config: Config,
     nft: Arc<N>,
+    links: Arc<dyn dns::link::Links>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    let dns_settings = config.dns_settings()?;
     if config.cleanup {
         nft.apply(&rules::delete(&config.nft_table))?;
+        if dns_settings.is_some() {
+            links
+                .remove(&config.dns_interface)
+                .map_err(|e| Error::Flags(e.to_string()))?;
+        }
         tracing::info!(table = %config.nft_table, "removed");
         return Ok(());
     }
     let client = skiff_proto::client::connect(config.kubeconfig.as_deref()).await?;
+    // DNS trouble (port 53 taken, no root) leaves Services working.
+    let dns = match &dns_settings {
+        Some(s) => match dns::Dns::start(s, links.clone()).await {
+            Ok(d) => {
+                ensure_dns_service(&client, s.address).await;
+                Some(d)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cluster DNS is not served");
+                None
+            }
+        },
+        None => None,
+    };
     let node = config.hostname_override.clone().unwrap_or_else(|| {
         nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().to_lowercase())
@@ -133,6 +207,13 @@ pub async fn run_with<N: Nft>(
                 &snapshot(&slices),
                 Some(node.as_str()),
             );
+            if let Some(dns) = &dns {
+                dns.update(dns::zone::Zone::build(
+                    &config.cluster_domain,
+                    &snapshot(&services),
+                    &snapshot(&slices),
+                ));
+            }
             let ruleset = rules::ruleset(&ports, &settings);
             if ruleset != last {
                 match nft.apply(&ruleset) {
@@ -157,9 +238,36 @@ pub async fn run_with<N: Nft>(
         _ = shutdown => {}
     }
     watch.abort();
+    if let Some(dns) = dns {
+        dns.stop().await;
+    }
     nft.apply(&rules::delete(&config.nft_table))?;
     tracing::info!(table = %config.nft_table, "stopped; table removed");
     Ok(())
+}
+
+/// The `kube-system/kube-dns` Service that holds the cluster DNS address,
+/// as upstream's add-on has it (no selector: the rules leave the address to
+/// the DNS server). Made once; an existing one is left as it is.
+async fn ensure_dns_service(client: &kube::Client, address: std::net::IpAddr) {
+    use k8s_openapi::api::core::v1::Service;
+    let api: Api<Service> = Api::namespaced(client.clone(), "kube-system");
+    let svc: Service = match serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                     "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"}},
+        "spec": {"clusterIP": address.to_string(), "ports": [
+            {"name": "dns", "port": 53, "protocol": "UDP"},
+            {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+        ]},
+    })) {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    match api.create(&Default::default(), &svc).await {
+        Ok(_) => tracing::info!(%address, "created kube-system/kube-dns"),
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => tracing::warn!(error = %e, "cannot create kube-system/kube-dns"),
+    }
 }
 
 fn snapshot<K: kube::Resource + Clone>(store: &Store<K>) -> Vec<K>

@@ -9,6 +9,23 @@ use crate::rules::{Endpoint, ServicePort};
 /// The slices of a Service carry its name in this label.
 const SERVICE_NAME: &str = "kubernetes.io/service-name";
 
+/// The IPv4 EndpointSlices of Service `ns/name` (by their service-name label).
+pub fn slices_of<'a>(slices: &'a [EndpointSlice], ns: &str, name: &str) -> Vec<&'a EndpointSlice> {
+    slices
+        .iter()
+        .filter(|s| {
+            s.metadata.namespace.as_deref() == Some(ns)
+                && s.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(SERVICE_NAME))
+                    .map(String::as_str)
+                    == Some(name)
+                && s.address_type == "IPv4"
+        })
+        .collect()
+}
+
 /// Every port of every Service with a ClusterIP, with the endpoints its
 /// slices give that port (matched by port name and protocol). With
 /// `local_node`, Services whose traffic policy is `Local` keep only this
@@ -39,19 +56,7 @@ pub fn service_ports(
         });
         let local_only = spec.internal_traffic_policy.as_deref() == Some("Local")
             || spec.external_traffic_policy.as_deref() == Some("Local");
-        let mine: Vec<&EndpointSlice> = slices
-            .iter()
-            .filter(|s| {
-                s.metadata.namespace.as_deref() == Some(ns)
-                    && s.metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get(SERVICE_NAME))
-                        .map(String::as_str)
-                        == Some(name)
-                    && s.address_type == "IPv4"
-            })
-            .collect();
+        let mine = slices_of(slices, ns, name);
         for p in spec.ports.iter().flatten() {
             let protocol = p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase();
             if protocol != "tcp" && protocol != "udp" {
