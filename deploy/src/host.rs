@@ -17,15 +17,18 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// The CNI network list: a bridge with host-local addresses from the
-/// node's pod CIDR (the `ipRanges` capability; no `ranges` of its own,
+/// The CNI network list: a bridge, the default route through it, and
+/// host-local addresses from the node's pod CIDR (the `ipRanges` capability; no `ranges` of its own,
 /// host-local would add them to it).
 pub fn conflist(s: &Settings, l: &Layout) -> serde_json::Value {
     serde_json::json!({
         "cniVersion": "1.0.0",
         "name": s.name,
         "plugins": [
-            {"type": "bridge", "bridge": s.bridge(), "isGateway": true, "ipMasq": false,
+            // isDefaultGateway: pods route everything through the node, where
+            // ClusterIPs are translated and the cluster DNS answers (the
+            // fence keeps anything else from leaving).
+            {"type": "bridge", "bridge": s.bridge(), "isGateway": true, "isDefaultGateway": true, "ipMasq": false,
              "capabilities": {"ipRanges": true},
              "ipam": {"type": "host-local", "dataDir": l.cni_dir().join("ipam").display().to_string()}},
             {"type": "portmap", "capabilities": {"portMappings": true}},
@@ -118,6 +121,15 @@ pub fn remove(s: &Settings) -> Vec<String> {
     let proxy = format!("{}_proxy", s.name);
     if run("nft", &["delete", "table", "ip", &proxy], None).is_ok() {
         done.push(format!("nftables table ip {proxy}"));
+    }
+    // Likewise the cluster DNS address the proxy puts on lo.
+    let dns = format!("{}/32", crate::programs::CLUSTER_DNS);
+    let on_lo = Command::new("ip")
+        .args(["-o", "addr", "show", "dev", "lo"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&format!(" {dns} ")));
+    if on_lo && run("ip", &["addr", "del", &dns, "dev", "lo"], None).is_ok() {
+        done.push(format!("address {dns} on lo"));
     }
     done
 }

@@ -4,6 +4,10 @@
 
 use crate::cluster::{Layout, Settings};
 
+/// The cluster DNS address: the `kube-dns` Service the proxy keeps and
+/// serves on the node's `lo`, and the nameserver in every pod.
+pub const CLUSTER_DNS: &str = "10.96.0.10";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Program {
     /// Its short name: log `<data>/<name>.log`, `skiff logs <name>`.
@@ -74,6 +78,9 @@ pub fn programs(s: &Settings, l: &Layout) -> Vec<Program> {
                 s.kubelet_port.to_string(),
                 "--cni-conf-dir".into(),
                 l.cni_dir().display().to_string(),
+                // Pods ask the proxy's cluster DNS (its default address).
+                "--cluster-dns".into(),
+                CLUSTER_DNS.into(),
             ],
             optional: false,
         },
@@ -89,6 +96,8 @@ pub fn programs(s: &Settings, l: &Layout) -> Vec<Program> {
                 // machine do not share a table.
                 "--nft-table".into(),
                 format!("{}_proxy", s.name),
+                "--cluster-dns".into(),
+                CLUSTER_DNS.into(),
             ],
             optional: true,
         },

@@ -141,6 +141,13 @@ fn leftovers(c: &Cluster) -> Vec<String> {
     {
         found.push(format!("table {proxy_table}"));
     }
+    let lo = Command::new("ip")
+        .args(["-o", "addr", "show", "dev", "lo"])
+        .output()
+        .unwrap();
+    if String::from_utf8_lossy(&lo.stdout).contains(" 10.96.0.10/32 ") {
+        found.push("address 10.96.0.10/32 on lo".into());
+    }
     let bridge = format!("{}0", c.name);
     if Command::new("ip")
         .args(["link", "show", &bridge])
@@ -267,6 +274,17 @@ spec:
     );
     let via_service = eventually("the Service to answer", 30, || http_get(&cluster_ip));
     assert!(via_service.contains("Hello from Skiff"), "{via_service}");
+    // Cluster DNS from inside the pod (kubectl exec): its resolv.conf
+    // points at the proxy's DNS, whose search path makes `web` a Service.
+    for name in ["web", "web.default.svc.cluster.local"] {
+        let answer = eventually(&format!("DNS for {name} in the pod"), 30, || {
+            let out = c.kubectl(&["exec", "deploy/web", "--", "nslookup", name], None);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.contains(&format!("Address: {cluster_ip}"))
+                .then_some(text)
+        });
+        assert!(answer.contains("web.default.svc.cluster.local"), "{answer}");
+    }
 
     // down keeps the state (and the running container); up brings the same back.
     ok(&c.skiff(&["down"]), "skiff down");

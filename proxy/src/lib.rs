@@ -58,8 +58,9 @@ pub struct Config {
     /// The DNS port (0: any free port, for tests).
     #[arg(long, default_value_t = 53)]
     pub dns_port: u16,
-    /// The dummy interface that carries the DNS address on this node.
-    #[arg(long, default_value = "skiff-dns")]
+    /// Where the DNS address goes when the node does not have it: `lo`, or
+    /// the name of a dummy interface to make (needs the `dummy` module).
+    #[arg(long, default_value = "lo")]
     pub dns_interface: String,
     /// Resolvers for names outside the cluster domain, `IP` or `IP:PORT`
     /// (default: the nameservers of /etc/resolv.conf).
@@ -139,9 +140,9 @@ pub async fn run_with<N: Nft>(
     let dns_settings = config.dns_settings()?;
     if config.cleanup {
         nft.apply(&rules::delete(&config.nft_table))?;
-        if dns_settings.is_some() {
+        if let Some(s) = &dns_settings {
             links
-                .remove(&config.dns_interface)
+                .remove(&s.interface, s.address)
                 .map_err(|e| Error::Flags(e.to_string()))?;
         }
         tracing::info!(table = %config.nft_table, "removed");

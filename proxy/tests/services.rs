@@ -5,7 +5,9 @@
 //! the ClusterIP every backend answers; a NodePort on a local address
 //! answers; a Service without endpoints is refused at once; an unallocated
 //! address in the service range is dropped; deleting a pod takes it out
-//! within seconds; SIGTERM removes the table.
+//! within seconds; cluster DNS answers a "pod" (a namespace with a pod's
+//! resolv.conf) for the short, namespaced and full names and a headless
+//! Service; SIGTERM removes the table and takes the DNS address off lo.
 //!
 //! Safety: every name carries this run's id; the backends live on a
 //! private test range reached over veths the test made; an nftables fence
@@ -50,6 +52,10 @@ struct Net {
     proxy: Option<Child>,
     tables: Vec<(String, String)>,
     www: tempfile::TempDir,
+    /// `/etc/netns/<ns>` directories (the namespaces' resolv.conf).
+    etc: Vec<std::path::PathBuf>,
+    /// Addresses the proxy puts on lo (taken off if it could not).
+    lo_addresses: Vec<String>,
 }
 
 impl Drop for Net {
@@ -67,6 +73,12 @@ impl Drop for Net {
         }
         for ns in &self.namespaces {
             sh("ip", &["netns", "del", ns]);
+        }
+        for dir in &self.etc {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        for a in &self.lo_addresses {
+            sh("ip", &["addr", "del", a, "dev", "lo"]);
         }
         for (family, t) in &self.tables {
             sh("nft", &["delete", "table", family, t]);
@@ -155,6 +167,8 @@ async fn cluster_ips_and_node_ports_reach_every_ready_endpoint() {
         proxy: None,
         tables: vec![],
         www: tempfile::tempdir().unwrap(),
+        etc: vec![],
+        lo_addresses: vec![],
     };
     // The fence: whatever goes to the service range untranslated is dropped.
     let fence = format!("skiff_pxfence_{}", std::process::id());
@@ -227,12 +241,21 @@ async fn cluster_ips_and_node_ports_reach_every_ready_endpoint() {
         .unwrap();
     let empty_ip = empty.spec.unwrap().cluster_ip.unwrap();
 
+    // Cluster DNS on an address of this run's own (the real 10.96.0.10 may
+    // be a running cluster's), which the proxy puts on lo; names outside
+    // the domain go to a resolver on loopback that never answers.
+    let dns_ip = format!("10.96.250.{}", id + 1);
+    net.lo_addresses.push(format!("{dns_ip}/32"));
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let upstream = silent.local_addr().unwrap().to_string();
     net.proxy = Some(
         Command::new(env!("CARGO_BIN_EXE_skiff-proxy"))
             .arg("--kubeconfig")
             .arg(&cluster.kubeconfig)
             .args(["--nft-table", &table, "--hostname-override", "n1"])
             .args(["--cluster-cidr", &format!("{}.0/24", net.subnet())])
+            .args(["--cluster-dns", &dns_ip])
+            .args(["--dns-upstream", &upstream])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -294,6 +317,75 @@ async fn cluster_ips_and_node_ports_reach_every_ready_endpoint() {
     })
     .await;
 
+    // DNS from inside a "pod" (backend 0's namespace, with a pod's
+    // resolv.conf): the short name, the namespaced name and the FQDN give
+    // the ClusterIP; a headless Service gives every pod left.
+    let ns0 = format!("spx{}-b0", std::process::id());
+    let etc = std::path::PathBuf::from("/etc/netns").join(&ns0);
+    std::fs::create_dir_all(&etc).unwrap();
+    net.etc.push(etc.clone());
+    std::fs::write(
+        etc.join("resolv.conf"),
+        format!(
+            "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver {dns_ip}\noptions ndots:5\n"
+        ),
+    )
+    .unwrap();
+    let headless: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web-pods"},
+        "spec": {"clusterIP": "None", "selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}]}
+    }))
+    .unwrap();
+    services
+        .create(&PostParams::default(), &headless)
+        .await
+        .unwrap();
+    // getent: the C library's resolver, as a program in a pod would use
+    // it (resolv.conf's search path and ndots turn short names into FQDNs).
+    let lookup = |name: &str| {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns0, "getent", "ahostsv4", name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let addresses = |answer: &str| {
+        let mut v: Vec<String> = answer
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(String::from))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    for name in ["web", "web.default", "web.default.svc.cluster.local"] {
+        let answer = eventually(&format!("DNS for {name}"), Duration::from_secs(15), || {
+            let answer = lookup(name);
+            async move { (!answer.is_empty()).then_some(answer) }
+        })
+        .await;
+        assert_eq!(addresses(&answer), [web_ip.clone()], "{name}: {answer}");
+        assert!(answer.contains("web.default.svc.cluster.local"), "{answer}");
+    }
+    // b2 was deleted above: b0 and b1 are the pods.
+    let mut want = ips[..2].to_vec();
+    want.sort();
+    let pods_answer = eventually("headless DNS", Duration::from_secs(15), || {
+        let answer = lookup("web-pods");
+        let found = addresses(&answer) == want;
+        async move { found.then_some(answer) }
+    })
+    .await;
+    assert!(!pods_answer.contains(&web_ip), "{pods_answer}");
+    assert_eq!(lookup("nothing"), "", "an unknown name resolves to nothing");
+    // The kube-dns Service holds the address, as upstream's add-on does.
+    let kube_dns: Api<Service> = Api::namespaced(client.clone(), "kube-system");
+    let kd = kube_dns.get("kube-dns").await.unwrap();
+    assert_eq!(
+        kd.spec.unwrap().cluster_ip.as_deref(),
+        Some(dns_ip.as_str())
+    );
+
     // SIGTERM: the proxy removes its table.
     let proxy = net.proxy.as_mut().unwrap();
     nix::sys::signal::kill(
@@ -305,6 +397,14 @@ async fn cluster_ips_and_node_ports_reach_every_ready_endpoint() {
     assert!(
         !sh("nft", &["list", "table", "ip", &table]),
         "the table is gone after SIGTERM"
+    );
+    let lo = Command::new("ip")
+        .args(["-o", "addr", "show", "dev", "lo"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&lo.stdout).contains(&format!(" {dns_ip}/32 ")),
+        "the DNS address is off lo after SIGTERM"
     );
     cluster.stop().await;
 }

@@ -1,8 +1,12 @@
 //! The cluster DNS address on the node: pods send their queries to the
 //! `kube-dns` Service IP (10.96.0.10), which the proxy makes a local
-//! address of this node by putting it on a dummy interface of its own
-//! (`--dns-interface`, default `skiff-dns`) and serves there. Every node
-//! does the same, so each pod's queries stay on its node.
+//! address of this node and serves there. Every node does the same, so
+//! each pod's queries stay on its node.
+//!
+//! The address goes on `lo` by default (`--dns-interface lo`): that works
+//! on every kernel, including ones without the `dummy` module (containers,
+//! this CI's machine); any other name is a dummy interface the proxy makes
+//! and deletes.
 //!
 //! Behind a trait: [`IpLink`] runs `ip`; [`RecordingLinks`] records.
 
@@ -17,12 +21,17 @@ pub struct LinkError {
     pub message: String,
 }
 
-/// Puts an address on, and later removes, a dummy interface.
+/// Puts an address on an interface, and later takes it off.
 pub trait Links: Send + Sync + 'static {
-    /// Creates dummy `name` (if missing), up, with `ip`/32 on it.
+    /// `ip`/32 on `name` (`lo`, or a dummy interface made if missing).
     fn add(&self, name: &str, ip: IpAddr) -> Result<(), LinkError>;
-    /// Deletes `name` (and with it the address); missing is fine.
-    fn remove(&self, name: &str) -> Result<(), LinkError>;
+    /// Takes `ip` off `name` (a dummy interface is deleted); missing is fine.
+    fn remove(&self, name: &str, ip: IpAddr) -> Result<(), LinkError>;
+}
+
+fn host_cidr(address: IpAddr) -> String {
+    let prefix = if address.is_ipv4() { 32 } else { 128 };
+    format!("{address}/{prefix}")
 }
 
 /// The real thing, with iproute2's `ip`.
@@ -49,22 +58,28 @@ fn ip(args: &[&str]) -> Result<String, LinkError> {
 
 impl Links for IpLink {
     fn add(&self, name: &str, address: IpAddr) -> Result<(), LinkError> {
-        if ip(&["link", "show", "dev", name]).is_err() {
+        if name != "lo" && ip(&["link", "show", "dev", name]).is_err() {
             ip(&["link", "add", name, "type", "dummy"])?;
         }
-        let prefix = if address.is_ipv4() { 32 } else { 128 };
-        let cidr = format!("{address}/{prefix}");
         // `replace`: already there is fine (a restarted proxy).
-        ip(&["addr", "replace", &cidr, "dev", name])?;
+        ip(&["addr", "replace", &host_cidr(address), "dev", name])?;
         ip(&["link", "set", name, "up"])?;
         Ok(())
     }
 
-    fn remove(&self, name: &str) -> Result<(), LinkError> {
-        if ip(&["link", "show", "dev", name]).is_ok() {
-            ip(&["link", "del", name])?;
+    fn remove(&self, name: &str, address: IpAddr) -> Result<(), LinkError> {
+        if ip(&["link", "show", "dev", name]).is_err() {
+            return Ok(());
         }
-        Ok(())
+        if name == "lo" {
+            let shown = ip(&["-o", "addr", "show", "dev", "lo"])?;
+            if shown.contains(&format!(" {} ", host_cidr(address))) {
+                ip(&["addr", "del", &host_cidr(address), "dev", "lo"])?;
+            }
+            Ok(())
+        } else {
+            ip(&["link", "del", name]).map(drop)
+        }
     }
 }
 
@@ -80,8 +95,11 @@ impl Links for RecordingLinks {
         Ok(())
     }
 
-    fn remove(&self, name: &str) -> Result<(), LinkError> {
-        self.calls.lock().unwrap().push(format!("remove {name}"));
+    fn remove(&self, name: &str, ip: IpAddr) -> Result<(), LinkError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("remove {name} {ip}"));
         Ok(())
     }
 }

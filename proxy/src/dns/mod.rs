@@ -24,7 +24,8 @@ pub struct DnsSettings {
     pub address: IpAddr,
     pub port: u16,
     pub domain: String,
-    /// The dummy interface the address goes on when it is not local yet.
+    /// The interface the address goes on when it is not local yet (`lo`,
+    /// or a dummy interface of that name).
     pub interface: String,
     pub upstreams: Vec<SocketAddr>,
 }
@@ -44,8 +45,8 @@ pub enum DnsError {
 pub struct Dns {
     zone: Arc<RwLock<Zone>>,
     server: hickory_server::Server<server::ClusterDns>,
-    /// The interface we made for the address (removed on stop).
-    made: Option<String>,
+    /// Where we put the address (taken off on stop).
+    made: Option<(String, IpAddr)>,
     links: Arc<dyn Links>,
     pub local: SocketAddr,
 }
@@ -71,7 +72,7 @@ impl Dns {
             Ok(pair) => pair,
             Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
                 links.add(&settings.interface, settings.address)?;
-                made = Some(settings.interface.clone());
+                made = Some((settings.interface.clone(), settings.address));
                 bind(addr).await.map_err(listen)?
             }
             Err(e) => return Err(listen(e)),
@@ -99,11 +100,11 @@ impl Dns {
         *self.zone.write().unwrap_or_else(|e| e.into_inner()) = zone;
     }
 
-    /// Stops serving and removes the interface it made.
+    /// Stops serving and takes the address off again.
     pub async fn stop(mut self) {
         let _ = self.server.shutdown_gracefully().await;
-        if let Some(name) = &self.made
-            && let Err(e) = self.links.remove(name)
+        if let Some((name, ip)) = &self.made
+            && let Err(e) = self.links.remove(name, *ip)
         {
             tracing::warn!(error = %e, "cannot remove the cluster DNS interface");
         }
