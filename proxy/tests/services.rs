@@ -364,7 +364,11 @@ async fn cluster_ips_and_node_ports_reach_every_ready_endpoint() {
             async move { (!answer.is_empty()).then_some(answer) }
         })
         .await;
-        assert_eq!(addresses(&answer), [web_ip.clone()], "{name}: {answer}");
+        assert_eq!(
+            addresses(&answer),
+            std::slice::from_ref(&web_ip),
+            "{name}: {answer}"
+        );
         assert!(answer.contains("web.default.svc.cluster.local"), "{answer}");
     }
     // b2 was deleted above: b0 and b1 are the pods.
