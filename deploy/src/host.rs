@@ -27,8 +27,10 @@ pub fn conflist(s: &Settings, l: &Layout) -> serde_json::Value {
         "plugins": [
             // isDefaultGateway: pods route everything through the node, where
             // ClusterIPs are translated and the cluster DNS answers (the
-            // fence keeps anything else from leaving).
-            {"type": "bridge", "bridge": s.bridge(), "isGateway": true, "isDefaultGateway": true, "ipMasq": false,
+            // fence keeps anything else from leaving). hairpinMode: a pod
+            // that reaches its own Service may get itself back.
+            {"type": "bridge", "bridge": s.bridge(), "isGateway": true, "isDefaultGateway": true,
+             "hairpinMode": true, "ipMasq": false,
              "capabilities": {"ipRanges": true},
              "ipam": {"type": "host-local", "dataDir": l.cni_dir().join("ipam").display().to_string()}},
             {"type": "portmap", "capabilities": {"portMappings": true}},

@@ -285,6 +285,16 @@ spec:
         });
         assert!(answer.contains("web.default.svc.cluster.local"), "{answer}");
     }
+    // And the Service by name from inside its own pod (hairpin).
+    let own = eventually("the pod to reach its Service by name", 30, || {
+        // nc, not wget: busybox-static's wget crashes in these images (its
+        // static glibc has no NSS modules to load).
+        let get = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 web 80";
+        let out = c.kubectl(&["exec", "deploy/web", "--", "sh", "-c", get], None);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("Hello from Skiff").then_some(text)
+    });
+    assert!(own.contains("Hello from Skiff"), "{own}");
 
     // down keeps the state (and the running container); up brings the same back.
     ok(&c.skiff(&["down"]), "skiff down");
