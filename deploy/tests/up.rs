@@ -287,8 +287,8 @@ spec:
     }
     // And the Service by name from inside its own pod (hairpin).
     let own = eventually("the pod to reach its Service by name", 30, || {
-        // nc, not wget: busybox-static's wget crashes in these images (its
-        // static glibc has no NSS modules to load).
+        // nc -w, not wget -T: Debian's busybox-static wget segfaults when
+        // given -T (seen with 1.35), and without a timeout it could hang.
         let get = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 web 80";
         let out = c.kubectl(&["exec", "deploy/web", "--", "sh", "-c", get], None);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
