@@ -2,8 +2,10 @@
 //! idle — a fresh cluster in a temporary data dir (its own port and host
 //! names, removed afterwards): `skiff up` to a Ready node, twice (the
 //! first builds the demo images, the second reuses the data dir after a
-//! `down`), then the resident memory of every program after 10 s idle.
-//! Reference figures from other projects are printed beside ours.
+//! `down`), then the resident memory of every program after 10 s idle;
+//! then pod startup latency for 100 pods created at once
+//! ([`super::pod_startup`]) and the kubelet's memory with them running.
+//! Reference figures (the SLO, other projects) are printed beside ours.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -89,7 +91,49 @@ pub fn bench() -> Result<ExitCode> {
             "RSS whole cluster (control plane + 1 node)",
             format!("{:.1} MiB", total as f64 / 1024.0)
         );
+        let kubelet_idle = crate::cluster::alive(&l.program_pid("kubelet")).and_then(rss_kib);
+        let rt = tokio::runtime::Runtime::new().map_err(Error::io("tokio"))?;
+        const PODS: usize = 100;
+        let latencies = rt.block_on(super::pod_startup::measure(&l.kubeconfig(), PODS))?;
+        let kubelet_busy = crate::cluster::alive(&l.program_pid("kubelet")).and_then(rss_kib);
+        let ms = |d: Duration| format!("{:.0} ms", d.as_secs_f64() * 1000.0);
+        use super::pod_startup::quantile;
+        println!(
+            "{:<44} {:>10}",
+            format!("pod startup p50 ({PODS} pods at once)"),
+            ms(quantile(&latencies, 0.5))
+        );
+        println!(
+            "{:<44} {:>10}",
+            format!("pod startup p99 ({PODS} pods at once)"),
+            ms(quantile(&latencies, 0.99))
+        );
+        println!(
+            "{:<44} {:>10}",
+            "pod startup max",
+            ms(quantile(&latencies, 1.0))
+        );
+        for (label, kib) in [
+            ("RSS kubelet, 0 pods", kubelet_idle),
+            ("RSS kubelet, 100 pods running", kubelet_busy),
+        ] {
+            if let Some(kib) = kib {
+                println!(
+                    "{:<44} {:>10}",
+                    label,
+                    format!("{:.1} MiB", kib as f64 / 1024.0)
+                );
+            }
+        }
         println!("references (their projects' published figures, not measured here):");
+        println!(
+            "{:<44} {:>10}",
+            "  Kubernetes SLO: pod startup p99", "<= 5 s"
+        );
+        println!(
+            "{:<44} {:>10}",
+            "  aim of issue 7: pod startup p99", "< 1 s"
+        );
         println!("{:<44} {:>10}", "  aim of issue 10: Ready in", "< 5 s");
         println!(
             "{:<44} {:>10}",

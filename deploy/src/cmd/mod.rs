@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod down;
 pub mod logs;
+pub mod pod_startup;
 pub mod reset;
 pub mod status;
 pub mod up;
