@@ -1,7 +1,8 @@
 //! `exec [-i] [-t] [-c CONTAINER] POD -- COMMAND [ARG…]`: a command in a
 //! running container, over kube-rs's WebSocket exec (`v5.channel.k8s.io`),
 //! with kubectl's defaults, messages and exit codes: the remote exit code
-//! becomes ours (`command terminated with exit code 7`).
+//! becomes ours (`command terminated with exit code 7`). With `-t` the
+//! local terminal goes raw and its size follows SIGWINCH.
 
 use std::io::IsTerminal;
 
@@ -184,10 +185,27 @@ pub async fn run(session: &Session, args: Args) -> Result<()> {
         .await
         .map_err(|e| from_kube(e, &session.conn.server))?;
     let raw = tty.then(RawTerminal::enter).flatten();
-    if let (Some(size), Some(mut sender)) = (size, process.terminal_size()) {
-        use futures::SinkExt;
-        let _ = sender.send(size).await;
-    }
+    // The size now, then again on every SIGWINCH, as kubectl does.
+    let resizes = match (size, process.terminal_size()) {
+        (Some(size), Some(mut sender)) => Some(tokio::spawn(async move {
+            use futures::SinkExt;
+            use tokio::signal::unix::{SignalKind, signal};
+            if sender.send(size).await.is_err() {
+                return;
+            }
+            let Ok(mut winch) = signal(SignalKind::window_change()) else {
+                return;
+            };
+            while winch.recv().await.is_some() {
+                if let Some(size) = terminal_size()
+                    && sender.send(size).await.is_err()
+                {
+                    return;
+                }
+            }
+        })),
+        _ => None,
+    };
     let input = process.stdin().map(|mut remote| {
         tokio::spawn(async move {
             let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut remote).await;
@@ -216,7 +234,7 @@ pub async fn run(session: &Session, args: Args) -> Result<()> {
     for task in [output, errors].into_iter().flatten() {
         let _ = task.await;
     }
-    if let Some(task) = input {
+    for task in [input, resizes].into_iter().flatten() {
         task.abort();
     }
     drop(raw);
