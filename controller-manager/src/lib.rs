@@ -367,6 +367,22 @@ pub async fn run_with_client(
         Default::default(),
         Box::new(move |c| s2.on_service_account(c)),
     )));
+    // Upstream's WaitForCacheSync: no controller acts on half a picture. A
+    // ReplicaSet reconciled before the pod cache has listed would see no
+    // pods and create them all again (the restart test caught exactly that).
+    // Events that arrive meanwhile wait in the queues.
+    while !synced.all() {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            _ = &mut shutdown => {
+                for w in &watches {
+                    w.abort();
+                }
+                server.abort();
+                return Ok(());
+            }
+        }
+    }
     tracing::info!(
         "controllers started: deployment, replicaset, endpoints, endpointslice, garbage collector, namespace, serviceaccount, node ipam, node lifecycle, pod gc"
     );
