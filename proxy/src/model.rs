@@ -1,13 +1,22 @@
 //! Services and EndpointSlices as the API holds them → the
 //! [`ServicePort`]s the rules are made from (pure, table-tested).
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use crate::rules::{Endpoint, ServicePort};
 
 /// The slices of a Service carry its name in this label.
 const SERVICE_NAME: &str = "kubernetes.io/service-name";
+
+/// A Service's namespace, name and spec (`None` for a malformed one).
+pub fn parts(svc: &Service) -> Option<(&str, &str, &ServiceSpec)> {
+    Some((
+        svc.metadata.namespace.as_deref()?,
+        svc.metadata.name.as_deref()?,
+        svc.spec.as_ref()?,
+    ))
+}
 
 /// The IPv4 EndpointSlices of Service `ns/name` (by their service-name label).
 pub fn slices_of<'a>(slices: &'a [EndpointSlice], ns: &str, name: &str) -> Vec<&'a EndpointSlice> {
@@ -37,11 +46,7 @@ pub fn service_ports(
 ) -> Vec<ServicePort> {
     let mut out = Vec::new();
     for svc in services {
-        let (Some(ns), Some(name), Some(spec)) = (
-            svc.metadata.namespace.as_deref(),
-            svc.metadata.name.as_deref(),
-            svc.spec.as_ref(),
-        ) else {
+        let Some((ns, name, spec)) = parts(svc) else {
             continue;
         };
         let Some(cluster_ip) = spec.cluster_ip.clone() else {

@@ -22,7 +22,7 @@ use std::net::Ipv4Addr;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
-use crate::model::slices_of;
+use crate::model::{parts, slices_of};
 
 /// Record data, free of any DNS library's types.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,11 +104,7 @@ impl Zone {
             services: BTreeMap::new(),
         };
         for svc in services {
-            let (Some(ns), Some(name), Some(spec)) = (
-                svc.metadata.namespace.as_deref(),
-                svc.metadata.name.as_deref(),
-                svc.spec.as_ref(),
-            ) else {
+            let Some((ns, name, spec)) = parts(svc) else {
                 continue;
             };
             let mut entry = Entry::default();
