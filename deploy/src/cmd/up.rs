@@ -6,6 +6,7 @@
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 
@@ -139,7 +140,10 @@ async fn wait_ready(
     supervisor: &mut std::process::Child,
     since: k8s_openapi::jiff::Timestamp,
 ) -> Result<String> {
-    // Heartbeat times have whole seconds.
+    // Ready heartbeats have whole seconds: one from the second `up` started
+    // in may be the old kubelet's (a `down` just before). The node's Lease
+    // has microseconds: renewed after `since`, it is this kubelet's.
+    let exact = since;
     let since = since - k8s_openapi::jiff::SignedDuration::from_secs(1);
     let deadline = Instant::now() + Duration::from_secs(120);
     let tail = || {
@@ -182,7 +186,18 @@ async fn wait_ready(
                         })
                 });
                 if let Some(n) = ready {
-                    return Ok(n.metadata.name.clone().unwrap_or_default());
+                    let name = n.metadata.name.clone().unwrap_or_default();
+                    let leases: Api<Lease> = Api::namespaced(c.clone(), "kube-node-lease");
+                    let renewed = leases
+                        .get_opt(&name)
+                        .await
+                        .ok()
+                        .flatten()
+                        .and_then(|l| l.spec?.renew_time)
+                        .is_some_and(|t| t.0 > exact);
+                    if renewed {
+                        return Ok(name);
+                    }
                 }
             }
         }
