@@ -23,6 +23,15 @@ use skiff_runtime::sandbox::namespaces::LinuxNamespaces;
 use skiff_runtime::sandbox::testnet::TestNet;
 use tonic::transport::Channel;
 
+/// Removes what the test's runtime left under its dir (dropped before it).
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        skiff_runtime::cleanup::remove_all(&self.0);
+    }
+}
+
 async fn client(socket: &Path) -> RuntimeServiceClient<Channel> {
     RuntimeServiceClient::new(cri::unix_channel(socket))
 }
@@ -88,6 +97,8 @@ async fn a_pod_through_the_cri() {
         .prefix("skiff-rt-cri-run-")
         .tempdir()
         .unwrap();
+    // A failed assertion half-way must not leave shims, mounts or cgroups.
+    let _cleanup = Cleanup(dir.path().to_path_buf());
     let archives = dir.path().join("archives");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/build.sh");
     let built = Command::new("bash")
