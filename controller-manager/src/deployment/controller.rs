@@ -239,7 +239,16 @@ impl<C: Cluster> Reconcile for DeploymentController<C> {
                     )?;
                 }
                 Action::UpdateStatus(status) => {
-                    let patch = json!({ "status": *status });
+                    // Guarded by the resourceVersion this pass read, as
+                    // upstream's UpdateStatus is: a pass working from a stale
+                    // cache gets a conflict (and runs again) instead of
+                    // overwriting a newer status — which once put a finished
+                    // rollout's NewReplicaSetAvailable back over a new one's
+                    // NewReplicaSetCreated, so its deadline never ran out.
+                    let mut patch = json!({ "status": *status });
+                    if let Some(rv) = &d.metadata.resource_version {
+                        patch["metadata"] = json!({ "resourceVersion": rv });
+                    }
                     tolerate_not_found(
                         self.cluster
                             .patch(Kind::Deployment, ns, &key.name, true, patch)
@@ -270,7 +279,7 @@ mod tests {
 
     fn deployment() -> Deployment {
         serde_json::from_value(json!({
-            "metadata": {"name": "web", "namespace": "default", "uid": "d-uid", "generation": 1},
+            "metadata": {"name": "web", "namespace": "default", "uid": "d-uid", "generation": 1, "resourceVersion": "41"},
             "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}, "progressDeadlineSeconds": 600,
                      "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}}}
         }))
@@ -330,6 +339,11 @@ mod tests {
             patch["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
             "1"
         );
+        // The status write is guarded by the resourceVersion read.
+        let Write::Patch { patch, .. } = &writes[2] else {
+            panic!()
+        };
+        assert_eq!(patch["metadata"]["resourceVersion"], "41");
         let events = ctl.cluster.events();
         assert_eq!(events.len(), 1);
         assert_eq!(
