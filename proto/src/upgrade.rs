@@ -55,6 +55,18 @@ pub enum UpgradeError {
     Request(#[from] http::Error),
 }
 
+/// What a request that is not a WebSocket upgrade (kubectl's SPDY/3.1
+/// fallback) is told, by the API server and the kubelet alike.
+pub const WEBSOCKET_ONLY: &str = "exec is served over WebSocket (v5.channel.k8s.io) only; this Skiff does not speak SPDY/3.1: use kubectl 1.30 or later";
+
+/// The 101 to answer with once the far side has switched.
+pub fn switching_protocols<B: Default>(headers: HeaderMap) -> http::Response<B> {
+    let mut r = http::Response::new(B::default());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    *r.headers_mut() = headers;
+    r
+}
+
 /// Is this request an upgrade to WebSocket?
 pub fn is_websocket(headers: &HeaderMap) -> bool {
     headers.get_all(http::header::UPGRADE).iter().any(|v| {

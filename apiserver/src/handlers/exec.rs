@@ -10,9 +10,7 @@
 //! comes before the protocol check, giving both attempts the same Status,
 //! and the SPDY attempt is told plainly that only WebSocket is served.
 
-use axum::body::Body;
 use axum::response::Response;
-use http::StatusCode;
 use http::request::Parts;
 use skiff_proto::upgrade::{self, Forwarded};
 
@@ -21,10 +19,6 @@ use super::{Api, Query};
 use crate::error::{ApiError, ApiResult};
 use crate::http::request::Target;
 use crate::object::str_at;
-
-/// The message the SPDY/3.1 fallback (and any other non-WebSocket request)
-/// gets.
-pub const WEBSOCKET_ONLY: &str = "exec is served over WebSocket (v5.channel.k8s.io) only; this Skiff does not speak SPDY/3.1: use kubectl 1.30 or later";
 
 /// Upstream's check that a pod can still be exec'd into.
 pub fn check_phase(pod: &serde_json::Value) -> Result<(), ApiError> {
@@ -52,7 +46,7 @@ pub async fn exec(
         )));
     };
     if !upgrade::is_websocket(&parts.headers) {
-        return Err(ApiError::bad_request(WEBSOCKET_ONLY));
+        return Err(ApiError::bad_request(upgrade::WEBSOCKET_ONLY));
     }
     let Some(incoming) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
         return Err(ApiError::bad_request(
@@ -77,12 +71,7 @@ pub async fn exec(
     )
     .await
     {
-        Ok(Forwarded::Switched(headers)) => {
-            let mut r = Response::new(Body::empty());
-            *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-            *r.headers_mut() = headers;
-            Ok(r)
-        }
+        Ok(Forwarded::Switched(headers)) => Ok(upgrade::switching_protocols(headers)),
         Ok(Forwarded::Refused { status, body, .. }) => Err(kubelet_refused(status, &body)),
         Err(e) => Err(ApiError::internal(format!("error dialing backend: {e}"))),
     }

@@ -143,8 +143,7 @@ async fn wait_ready(
     // Ready heartbeats have whole seconds: one from the second `up` started
     // in may be the old kubelet's (a `down` just before). The node's Lease
     // has microseconds: renewed after `since`, it is this kubelet's.
-    let exact = since;
-    let since = since - k8s_openapi::jiff::SignedDuration::from_secs(1);
+    let heartbeat_since = since - k8s_openapi::jiff::SignedDuration::from_secs(1);
     let deadline = Instant::now() + Duration::from_secs(120);
     let tail = || {
         let text = std::fs::read_to_string(l.log("skiff")).unwrap_or_default();
@@ -181,7 +180,9 @@ async fn wait_ready(
                             cs.iter().any(|c| {
                                 c.type_ == "Ready"
                                     && c.status == "True"
-                                    && c.last_heartbeat_time.as_ref().is_some_and(|t| t.0 >= since)
+                                    && c.last_heartbeat_time
+                                        .as_ref()
+                                        .is_some_and(|t| t.0 >= heartbeat_since)
                             })
                         })
                 });
@@ -194,7 +195,7 @@ async fn wait_ready(
                         .ok()
                         .flatten()
                         .and_then(|l| l.spec?.renew_time)
-                        .is_some_and(|t| t.0 > exact);
+                        .is_some_and(|t| t.0 > since);
                     if renewed {
                         return Ok(name);
                     }

@@ -11,7 +11,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -74,12 +73,7 @@ pub async fn exec<R: Runtime>(
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     if !upgrade::is_websocket(request.headers()) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "exec is served over WebSocket (v5.channel.k8s.io) only; this Skiff does not speak \
-             SPDY/3.1: use kubectl 1.30 or later"
-                .into(),
-        );
+        return error(StatusCode::BAD_REQUEST, upgrade::WEBSOCKET_ONLY.into());
     }
     let Some(incoming) = request
         .extensions_mut()
@@ -148,12 +142,7 @@ pub async fn exec<R: Runtime>(
     )
     .await
     {
-        Ok(Forwarded::Switched(headers)) => {
-            let mut r = Response::new(Body::empty());
-            *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-            *r.headers_mut() = headers;
-            r
-        }
+        Ok(Forwarded::Switched(headers)) => upgrade::switching_protocols(headers),
         Ok(Forwarded::Refused { status, body, .. }) => {
             error(status, String::from_utf8_lossy(&body).trim().to_string())
         }

@@ -9,9 +9,13 @@
 use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// A program of the host's, by absolute path: the command runs with the
 /// container's environment, whose `PATH` is for the container's root.
@@ -113,36 +117,6 @@ impl PtyMaster {
         ))
     }
 
-    /// Reads what the child wrote; `Ok(0)` once it is gone (EIO: no slave
-    /// left open).
-    pub async fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        loop {
-            let mut ready = self.fd.readable().await?;
-            match ready.try_io(|fd| {
-                nix::unistd::read(fd.get_ref().as_fd(), buf).map_err(std::io::Error::from)
-            }) {
-                Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => return Ok(0),
-                Ok(r) => return r,
-                Err(_would_block) => continue,
-            }
-        }
-    }
-
-    /// Writes all of `data` (keystrokes).
-    pub async fn write_all(&self, mut data: &[u8]) -> std::io::Result<()> {
-        while !data.is_empty() {
-            let mut ready = self.fd.writable().await?;
-            match ready.try_io(|fd| {
-                nix::unistd::write(fd.get_ref().as_fd(), data).map_err(std::io::Error::from)
-            }) {
-                Ok(Ok(n)) => data = &data[n..],
-                Ok(Err(e)) => return Err(e),
-                Err(_would_block) => continue,
-            }
-        }
-        Ok(())
-    }
-
     /// Sets the terminal's size (what `stty size` then reports).
     pub fn resize(&self, width: u16, height: u16) -> std::io::Result<()> {
         super::pty_sys::set_size(self.fd.get_ref(), width, height)
@@ -164,6 +138,61 @@ fn open_in(root: &Path) -> std::io::Result<(OwnedFd, OwnedFd)> {
     let n = super::pty_sys::unlock(&master)?;
     let slave = open(&root.join("dev/pts").join(n.to_string()))?;
     Ok((master, slave))
+}
+
+/// A handle on a shared [`PtyMaster`] as tokio I/O, so that a session
+/// moves a terminal's bytes with the same code as a pipe's. Reading ends
+/// (`Ok(0)`) once the child is gone: EIO, no slave left open.
+pub struct PtyIo(pub Arc<PtyMaster>);
+
+impl AsyncRead for PtyIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        loop {
+            let mut ready = std::task::ready!(self.0.fd.poll_read_ready(cx))?;
+            let unfilled = buf.initialize_unfilled();
+            match ready.try_io(|fd| {
+                nix::unistd::read(fd.get_ref().as_fd(), unfilled).map_err(std::io::Error::from)
+            }) {
+                Ok(Ok(n)) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => return Poll::Ready(Ok(())),
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+impl AsyncWrite for PtyIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            let mut ready = std::task::ready!(self.0.fd.poll_write_ready(cx))?;
+            match ready.try_io(|fd| {
+                nix::unistd::write(fd.get_ref().as_fd(), data).map_err(std::io::Error::from)
+            }) {
+                Ok(r) => return Poll::Ready(r),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
 }
 
 /// The three stdio handles of a child on the pty's slave side.
@@ -203,8 +232,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_pty_carries_both_ways_and_takes_a_size() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let (master, slave) = PtyMaster::open(Path::new("/")).unwrap();
         master.resize(100, 30).unwrap();
+        let mut master = PtyIo(Arc::new(master));
         let (i, o, e) = slave_stdio(&slave).unwrap();
         drop(slave);
         // `stty size` reads the size from its stdin, the pty.

@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::channel::{self, Inbound};
-use super::process::{self, PtyMaster};
+use super::process::{self, PtyIo, PtyMaster};
 
 /// What to run, as the CRI `ExecRequest` asked, in the container whose
 /// PID 1 is `pid`.
@@ -69,6 +69,20 @@ fn pump<R: AsyncRead + Unpin + Send + 'static>(
     })
 }
 
+/// Where the client's input goes: a task writing each chunk to `to`,
+/// which is dropped (EOF, for a pipe) when the sender is.
+fn feed<W: AsyncWrite + Unpin + Send + 'static>(mut to: W) -> mpsc::Sender<Vec<u8>> {
+    let (tx, mut chunks) = mpsc::channel::<Vec<u8>>(16);
+    tokio::spawn(async move {
+        while let Some(chunk) = chunks.recv().await {
+            if to.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+    });
+    tx
+}
+
 fn start(p: &ExecParams) -> std::io::Result<Running> {
     use std::process::Stdio;
     let (tx, events) = mpsc::channel(16);
@@ -86,31 +100,9 @@ fn start(p: &ExecParams) -> std::io::Result<Running> {
         drop(cmd);
         drop(slave);
         let master = Arc::new(master);
-        let reader = master.clone();
-        let out = tx.clone();
-        readers.push(tokio::spawn(async move {
-            let mut buf = vec![0u8; 32 << 10];
-            while let Ok(n) = reader.read(&mut buf).await {
-                if n == 0
-                    || out
-                        .send(Event::Output(channel::STDOUT, buf[..n].to_vec()))
-                        .await
-                        .is_err()
-                {
-                    break;
-                }
-            }
-        }));
-        let (keys, mut typed) = mpsc::channel::<Vec<u8>>(16);
-        let writer = master.clone();
-        tokio::spawn(async move {
-            while let Some(k) = typed.recv().await {
-                if writer.write_all(&k).await.is_err() {
-                    break;
-                }
-            }
-        });
-        (child, p.stdin.then_some(keys), Some(master))
+        readers.push(pump(PtyIo(master.clone()), channel::STDOUT, tx.clone()));
+        let keys = p.stdin.then(|| feed(PtyIo(master.clone())));
+        (child, keys, Some(master))
     } else {
         let piped = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
         let mut cmd = process::command(p.pid, &p.cmd, false);
@@ -124,19 +116,7 @@ fn start(p: &ExecParams) -> std::io::Result<Running> {
         if let Some(err) = child.stderr.take() {
             readers.push(pump(err, channel::STDERR, tx.clone()));
         }
-        let stdin = child.stdin.take().map(|mut stdin| {
-            let (lines, mut typed) = mpsc::channel::<Vec<u8>>(16);
-            tokio::spawn(async move {
-                while let Some(chunk) = typed.recv().await {
-                    if stdin.write_all(&chunk).await.is_err() {
-                        break;
-                    }
-                }
-                // The sender is gone: EOF for the process.
-                drop(stdin);
-            });
-            lines
-        });
+        let stdin = child.stdin.take().map(feed);
         (child, stdin, None)
     };
     let waiter = tokio::spawn(async move {
