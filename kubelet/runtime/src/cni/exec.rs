@@ -78,21 +78,23 @@ impl PluginExec for RealExec {
         // CNI_PATH lets a plugin find the ones it delegates to (IPAM).
         let path = std::env::join_paths(&self.dirs).unwrap_or_default();
         let started = std::time::Instant::now();
-        let mut child = Command::new(&binary)
-            .env_clear()
-            .env("CNI_COMMAND", call.command)
-            .env("CNI_CONTAINERID", &call.container_id)
-            .env("CNI_NETNS", &call.netns)
-            .env("CNI_IFNAME", &call.ifname)
-            .env("CNI_ARGS", &call.args)
-            .env("CNI_PATH", path)
-            // portmap and bridge run iptables and friends.
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| fail(format!("{}: {e}", binary.display())))?;
+        let mut child = spawn_retrying_busy(|| {
+            Command::new(&binary)
+                .env_clear()
+                .env("CNI_COMMAND", call.command)
+                .env("CNI_CONTAINERID", &call.container_id)
+                .env("CNI_NETNS", &call.netns)
+                .env("CNI_IFNAME", &call.ifname)
+                .env("CNI_ARGS", &call.args)
+                .env("CNI_PATH", &path)
+                // portmap and bridge run iptables and friends.
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+        })
+        .map_err(|e| fail(format!("{}: {e}", binary.display())))?;
         let pid = Pid::from_raw(child.id() as i32);
 
         // The watchdog kills the plugin at the deadline. It is told to stand
@@ -176,6 +178,29 @@ impl PluginExec for RealExec {
     }
 }
 
+/// Spawns, trying again while the binary is "text file busy" (ETXTBSY).
+///
+/// Why: exec fails with ETXTBSY while any process still holds the file open
+/// for writing. A plugin just installed (or, in tests, just written) can be
+/// held that way for a moment by a child forked elsewhere in this process
+/// before its exec closed the inherited descriptor. Upstream libcni retries
+/// the same error; here five tries 50, 100, 200, 400 ms apart (0.75 s in all).
+fn spawn_retrying_busy(
+    mut spawn: impl FnMut() -> std::io::Result<std::process::Child>,
+) -> std::io::Result<std::process::Child> {
+    let mut pause = Duration::from_millis(50);
+    for _ in 1..5 {
+        match spawn() {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) => {
+                std::thread::sleep(pause);
+                pause *= 2;
+            }
+            other => return other,
+        }
+    }
+    spawn()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +255,37 @@ printf '{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/24"}],"seen":{"cmd":"%
             )
         );
         assert_eq!(out["conf"]["type"], "echo");
+    }
+
+    #[test]
+    fn a_plugin_held_open_for_writing_a_moment_is_run_once_it_is_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        plugin(dir.path(), "busy", r#"cat >/dev/null; echo '{"ok":1}'"#);
+        // A writer holds the file as a racing fork would, then lets go.
+        let held = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("busy"))
+            .unwrap();
+        let binary = dir.path().join("busy");
+        assert_eq!(
+            Command::new(&binary)
+                .spawn()
+                .map(|_| ())
+                .unwrap_err()
+                .raw_os_error(),
+            Some(nix::libc::ETXTBSY),
+            "exec of a file open for writing is refused on this kernel"
+        );
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(120));
+            drop(held);
+        });
+        let exec = RealExec {
+            dirs: vec![dir.path().to_path_buf()],
+        };
+        let out = exec.exec(&call("busy")).unwrap();
+        assert_eq!(out["ok"], 1);
+        release.join().unwrap();
     }
 
     #[test]
