@@ -50,6 +50,7 @@ use crate::cache::{Handlers, Synced};
 use crate::client::KubeCluster;
 use crate::deployment::controller::DeploymentController;
 use crate::endpoints::controller::{EndpointSliceController, EndpointsController};
+use crate::endpoints::mirror_controller::EndpointSliceMirroringController;
 use crate::expectations::Expectations;
 use crate::namespace::NamespaceController;
 use crate::nodeipam::{Allocator, NodeIpamController};
@@ -68,7 +69,7 @@ pub const LEASE_NAME: &str = "kube-controller-manager";
 #[command(
     name = "skiff-controller-manager",
     version,
-    about = "Skiff's controller manager: ReplicaSet, Deployment, Endpoints, EndpointSlice, garbage collector, namespace, ServiceAccount, node IPAM, node lifecycle and pod GC controllers."
+    about = "Skiff's controller manager: ReplicaSet, Deployment, Endpoints, EndpointSlice, EndpointSlice mirroring, garbage collector, namespace, ServiceAccount, node IPAM, node lifecycle and pod GC controllers."
 )]
 pub struct Config {
     /// kubeconfig of the cluster (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
@@ -124,6 +125,15 @@ pub struct Config {
     /// Most endpoints in one EndpointSlice.
     #[arg(long, default_value_t = 100)]
     pub max_endpoints_per_slice: usize,
+
+    /// Endpoints objects mirrored into EndpointSlices at the same time.
+    #[arg(long, default_value_t = 5)]
+    pub mirroring_concurrent_service_endpoint_syncs: usize,
+
+    /// Most addresses of one Endpoints subset that are mirrored (and so
+    /// most endpoints in one mirrored EndpointSlice).
+    #[arg(long, default_value_t = endpoints::mirroring::MAX_PER_SUBSET)]
+    pub mirroring_max_endpoints_per_subset: usize,
 
     /// Garbage collector workers.
     #[arg(long, default_value_t = 20)]
@@ -243,6 +253,13 @@ pub async fn run_with_client(
         expectations: Arc::new(Expectations::default()),
         max_per_slice: config.max_endpoints_per_slice,
     });
+    let mirror_ctl = Arc::new(EndpointSliceMirroringController {
+        cluster: cluster.clone(),
+        caches: caches.clone(),
+        queue: WorkQueue::new(),
+        expectations: Arc::new(Expectations::default()),
+        max_per_slice: config.mirroring_max_endpoints_per_subset,
+    });
     let ipam_ctl = Arc::new(NodeIpamController {
         cluster: cluster.clone(),
         nodes: caches.nodes.clone(),
@@ -282,6 +299,7 @@ pub async fn run_with_client(
             (serviceaccount::NAME, metric()),
             (endpoints::controller::ENDPOINTS_NAME, metric()),
             (endpoints::controller::SLICES_NAME, metric()),
+            (endpoints::mirror_controller::NAME, metric()),
             (nodeipam::NAME, metric()),
             (nodelifecycle::controller::NAME, metric()),
         ],
@@ -313,6 +331,7 @@ pub async fn run_with_client(
         let (d1, d2) = (d_ctl.clone(), d_ctl.clone());
         let (e1, e2, e3) = (ep_ctl.clone(), ep_ctl.clone(), ep_ctl.clone());
         let (s1, s2, s3) = (eps_ctl.clone(), eps_ctl.clone(), eps_ctl.clone());
+        let (m1, m2, m3) = (mirror_ctl.clone(), mirror_ctl.clone(), mirror_ctl.clone());
         let (i1, l1, l2, l3) = (
             ipam_ctl.clone(),
             nl_ctl.clone(),
@@ -334,10 +353,17 @@ pub async fn run_with_client(
             }),
             services: Box::new(move |c| {
                 e2.on_service(c.reborrow());
-                s2.on_service(c);
+                s2.on_service(c.reborrow());
+                m1.on_service(c);
             }),
-            endpoints: Box::new(move |c| e3.on_endpoints(c)),
-            endpoint_slices: Box::new(move |c| s3.on_endpoint_slice(c)),
+            endpoints: Box::new(move |c| {
+                e3.on_endpoints(c.reborrow());
+                m2.on_endpoints(c);
+            }),
+            endpoint_slices: Box::new(move |c| {
+                s3.on_endpoint_slice(c.reborrow());
+                m3.on_endpoint_slice(c);
+            }),
             nodes: Box::new(move |c| {
                 if allocate_cidrs {
                     i1.on_node(c.reborrow());
@@ -384,60 +410,75 @@ pub async fn run_with_client(
         }
     }
     tracing::info!(
-        "controllers started: deployment, replicaset, endpoints, endpointslice, garbage collector, namespace, serviceaccount, node ipam, node lifecycle, pod gc"
+        "controllers started: deployment, replicaset, endpoints, endpointslice, endpointslicemirroring, garbage collector, namespace, serviceaccount, node ipam, node lifecycle, pod gc"
     );
-    let m = |i: usize| metrics.controllers[i].1.clone();
+    // Each loop's metrics, by the name it is listed under above.
+    let m = |name: &str| {
+        let found = metrics.controllers.iter().find(|(n, _)| *n == name);
+        found.map(|(_, m)| m.clone()).unwrap_or_default()
+    };
     let workers = vec![
         tokio::spawn(run_workers(
             d_ctl.clone(),
             d_ctl.queue.clone(),
-            m(0),
+            m(deployment::controller::NAME),
             config.concurrent_deployment_syncs,
         )),
         tokio::spawn(run_workers(
             rs_ctl.clone(),
             rs_ctl.queue.clone(),
-            m(1),
+            m(replicaset::controller::NAME),
             config.concurrent_replicaset_syncs,
         )),
         tokio::spawn(run_workers(
             gc_ctl.clone(),
             gc_ctl.queue.clone(),
-            m(2),
+            m(gc::NAME),
             config.concurrent_gc_syncs,
         )),
         tokio::spawn(run_workers(
             ns_ctl.clone(),
             ns_ctl.queue.clone(),
-            m(3),
+            m(namespace::NAME),
             config.concurrent_namespace_syncs,
         )),
         tokio::spawn(run_workers(
             sa_ctl.clone(),
             sa_ctl.queue.clone(),
-            m(4),
+            m(serviceaccount::NAME),
             config.concurrent_serviceaccount_token_syncs,
         )),
         tokio::spawn(run_workers(
             ep_ctl.clone(),
             ep_ctl.queue.clone(),
-            m(5),
+            m(endpoints::controller::ENDPOINTS_NAME),
             config.concurrent_endpoint_syncs,
         )),
         tokio::spawn(run_workers(
             eps_ctl.clone(),
             eps_ctl.queue.clone(),
-            m(6),
+            m(endpoints::controller::SLICES_NAME),
             config.concurrent_service_endpoint_syncs,
+        )),
+        tokio::spawn(run_workers(
+            mirror_ctl.clone(),
+            mirror_ctl.queue.clone(),
+            m(endpoints::mirror_controller::NAME),
+            config.mirroring_concurrent_service_endpoint_syncs,
         )),
         // One worker: allocations are serialised.
         tokio::spawn(run_workers(
             ipam_ctl.clone(),
             ipam_ctl.queue.clone(),
-            m(7),
+            m(nodeipam::NAME),
             1,
         )),
-        tokio::spawn(run_workers(nl_ctl.clone(), nl_ctl.queue.clone(), m(8), 4)),
+        tokio::spawn(run_workers(
+            nl_ctl.clone(),
+            nl_ctl.queue.clone(),
+            m(nodelifecycle::controller::NAME),
+            4,
+        )),
     ];
     watches.push(tokio::spawn(
         nl_ctl.clone().monitor(config.node_monitor_period),

@@ -3,7 +3,8 @@
 //! (set through `pods/status`, as a kubelet would), a pod turning not ready
 //! moves to `notReadyAddresses` / `ready: false` within a second or two,
 //! the real kubectl shows both, a Service without a selector keeps its
-//! user-managed Endpoints, and deleting the Service removes them all.
+//! user-managed Endpoints and has them mirrored into an EndpointSlice until
+//! it gains a selector, and deleting the Service removes them all.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -303,11 +304,65 @@ async fn service_endpoints_follow_pod_readiness() {
         addresses(&external).0,
         BTreeSet::from(["192.168.7.7".to_string()])
     );
-    let none = slices
-        .list(&ListParams::default().labels("kubernetes.io/service-name=external"))
+    // ... and mirrors them into an EndpointSlice (what the proxy reads),
+    // owned by the Endpoints, following the user's edits.
+    let mirrored = ListParams::default().labels(
+        "kubernetes.io/service-name=external,endpointslice.kubernetes.io/managed-by=endpointslicemirroring-controller.k8s.io",
+    );
+    let mirrored_now = || async {
+        let items = slices.list(&mirrored).await.ok()?.items;
+        let ports: BTreeSet<i32> = items
+            .iter()
+            .flat_map(|s| s.ports.iter().flatten().filter_map(|p| p.port))
+            .collect();
+        let owners: BTreeSet<String> = items
+            .iter()
+            .flat_map(|s| s.metadata.owner_references.iter().flatten())
+            .map(|o| format!("{}/{}", o.kind, o.name))
+            .collect();
+        Some((slice_endpoints(&items), ports, owners))
+    };
+    let ready_only =
+        |ip: &str, ready: bool| BTreeSet::from([(ip.to_string(), ready, false, false)]);
+    eventually("the mirrored slice", Duration::from_secs(10), || async {
+        let (eps, ports, owners) = mirrored_now().await?;
+        (eps == ready_only("192.168.7.7", true)
+            && ports == BTreeSet::from([5432])
+            && owners == BTreeSet::from(["Endpoints/external".to_string()]))
+        .then_some(())
+    })
+    .await;
+    let edited = r#"{"subsets": [{"notReadyAddresses": [{"ip": "192.168.7.8"}], "ports": [{"port": 5433}]}]}"#;
+    cluster
+        .kubectl_async(&[
+            "patch",
+            "endpoints",
+            "external",
+            "--type=merge",
+            "-p",
+            edited,
+        ])
         .await
-        .unwrap();
-    assert!(none.items.is_empty());
+        .ok();
+    eventually("the edit mirrored", Duration::from_secs(10), || async {
+        let (eps, ports, _) = mirrored_now().await?;
+        (eps == ready_only("192.168.7.8", false) && ports == BTreeSet::from([5433])).then_some(())
+    })
+    .await;
+    // kubectl shows the mirrored slice like any other.
+    let shown = cluster
+        .kubectl_async(&[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=external",
+        ])
+        .await
+        .ok();
+    assert!(
+        shown.contains("IPv4") && shown.contains("5433") && shown.contains("192.168.7.8"),
+        "{shown}"
+    );
 
     // The Service goes: its Endpoints (controller) and slices (GC) follow.
     cluster
@@ -325,6 +380,33 @@ async fn service_endpoints_follow_pod_readiness() {
     )
     .await;
     assert!(endpoints.get_opt("external").await.unwrap().is_some());
+
+    // A selector on the external Service makes it the endpoint controllers':
+    // the mirrored slice goes (they write their own, empty, as no pod matches).
+    cluster
+        .kubectl_async(&[
+            "patch",
+            "service",
+            "external",
+            "-p",
+            r#"{"spec":{"selector":{"app":"db"}}}"#,
+        ])
+        .await
+        .ok();
+    eventually(
+        "the mirrored slice gone",
+        Duration::from_secs(10),
+        || async {
+            slices
+                .list(&mirrored)
+                .await
+                .ok()?
+                .items
+                .is_empty()
+                .then_some(())
+        },
+    )
+    .await;
 
     cluster.stop().await;
 }

@@ -81,7 +81,7 @@ fn on_pod(caches: &Caches, queue: &WorkQueue<Key>, change: Change<'_, Pod>) {
     }
 }
 
-fn warn<C: Cluster>(
+pub(crate) fn warn<C: Cluster>(
     cluster: &C,
     reporter: &str,
     svc: Option<&Service>,
@@ -314,54 +314,9 @@ impl<C: Cluster> Reconcile for EndpointSliceController<C> {
         if plan.is_empty() {
             return Ok(None);
         }
-        let resource = ApiResource::erase::<EndpointSlice>(&());
-        let ns = Some(key.namespace.as_str());
-        let mut failure = None;
-        // Creates first, deletes last, so that an endpoint moving between
-        // slices is never missing from all of them.
-        self.expectations.expect_creations(&k, plan.create.len());
-        let mut created = 0;
-        for slice in &plan.create {
-            let body = serde_json::to_value(slice).unwrap_or(Value::Null);
-            match self.cluster.create_dyn(&resource, ns, body).await {
-                Ok(()) => created += 1,
-                Err(e) => {
-                    failure.get_or_insert(e);
-                    break;
-                }
-            }
-        }
-        for _ in created..plan.create.len() {
-            self.expectations.creation_observed(&k);
-        }
-        if failure.is_none() {
-            for (name, patch) in &plan.update {
-                if let Err(e) = self
-                    .cluster
-                    .patch_dyn(&resource, ns, name, patch.clone())
-                    .await
-                {
-                    failure.get_or_insert(e);
-                    break;
-                }
-            }
-        }
-        if failure.is_none() {
-            for (name, uid) in &plan.delete {
-                match self
-                    .cluster
-                    .delete_dyn(&resource, ns, name, uid.as_deref(), "Background")
-                    .await
-                {
-                    Ok(()) | Err(WriteError::NotFound(_)) => {}
-                    Err(e) => {
-                        failure.get_or_insert(e);
-                        break;
-                    }
-                }
-            }
-        }
-        if let Some(err) = failure {
+        if let Err(err) =
+            apply_slice_plan(self.cluster.as_ref(), &self.expectations, key, &plan).await
+        {
             warn(
                 self.cluster.as_ref(),
                 SLICES_NAME,
@@ -380,6 +335,52 @@ impl<C: Cluster> Reconcile for EndpointSliceController<C> {
         );
         Ok(None)
     }
+}
+
+/// Writes a [`slices::SlicePlan`] for the Service (or Endpoints) `key`:
+/// creates first, deletes last, so that an endpoint moving between slices
+/// is never missing from all of them. Creations are announced to
+/// `expectations` first, so a reconcile before their watch events arrive
+/// does not create them again. Stops at the first failure.
+pub(crate) async fn apply_slice_plan<C: Cluster>(
+    cluster: &C,
+    expectations: &Expectations,
+    key: &Key,
+    plan: &slices::SlicePlan,
+) -> Result<(), WriteError> {
+    let resource = ApiResource::erase::<EndpointSlice>(&());
+    let ns = Some(key.namespace.as_str());
+    let k = key.to_string();
+    expectations.expect_creations(&k, plan.create.len());
+    let mut created = 0;
+    let mut result = Ok(());
+    for slice in &plan.create {
+        let body = serde_json::to_value(slice).unwrap_or(Value::Null);
+        if let Err(e) = cluster.create_dyn(&resource, ns, body).await {
+            result = Err(e);
+            break;
+        }
+        created += 1;
+    }
+    for _ in created..plan.create.len() {
+        expectations.creation_observed(&k);
+    }
+    result?;
+    for (name, patch) in &plan.update {
+        cluster
+            .patch_dyn(&resource, ns, name, patch.clone())
+            .await?;
+    }
+    for (name, uid) in &plan.delete {
+        match cluster
+            .delete_dyn(&resource, ns, name, uid.as_deref(), "Background")
+            .await
+        {
+            Ok(()) | Err(WriteError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
