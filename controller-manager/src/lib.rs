@@ -93,6 +93,25 @@ pub struct Config {
     #[arg(long, default_value = "40s", value_parser = humantime::parse_duration)]
     pub node_monitor_grace_period: Duration,
 
+    /// Unhealthy nodes tainted NoExecute (so evicted from) per second, per
+    /// zone, while the zone is healthy or fully disrupted.
+    #[arg(long, default_value_t = 0.1)]
+    pub node_eviction_rate: f64,
+
+    /// The same while the zone is partially disrupted and larger than
+    /// `--large-cluster-size-threshold` (smaller ones taint none).
+    #[arg(long, default_value_t = 0.01)]
+    pub secondary_node_eviction_rate: f64,
+
+    /// Share of unhealthy nodes (more than 2) that makes a zone partially
+    /// disrupted.
+    #[arg(long, default_value_t = 0.55)]
+    pub unhealthy_zone_threshold: f64,
+
+    /// Zones of at most this many nodes taint none while partially disrupted.
+    #[arg(long, default_value_t = 50)]
+    pub large_cluster_size_threshold: usize,
+
     /// How long a new node may take to post its first Ready condition.
     #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
     pub node_startup_grace_period: Duration,
@@ -276,6 +295,13 @@ pub async fn run_with_client(
         grace: config.node_monitor_grace_period,
         startup_grace: config.node_startup_grace_period,
         clock: nodelifecycle::controller::system_clock(),
+        eviction: nodelifecycle::disruption::Settings {
+            rate: config.node_eviction_rate,
+            secondary_rate: config.secondary_node_eviction_rate,
+            unhealthy_threshold: config.unhealthy_zone_threshold,
+            large_cluster: config.large_cluster_size_threshold,
+        },
+        zones: Default::default(),
     });
     let pod_gc = Arc::new(podgc::PodGc {
         cluster: cluster.clone(),

@@ -10,7 +10,7 @@
 //! taints (which follow the conditions) are written against what the server
 //! holds rather than clobbering a concurrent change.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +20,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::discovery::ApiResource;
 use kube::runtime::reflector::ObjectRef;
 
-use super::health::{self, Heartbeats, Timing};
+use super::disruption::{self, Limiter, ZoneCounts, ZoneState};
+use super::health::{self, Heartbeats, NoExecute, NodePlan, Timing};
 use super::pods;
 use crate::cache::{Caches, Change, Key, NODE_LEASE_NAMESPACE, Synced};
 use crate::client::{Cluster, EventRecord, WriteError};
@@ -51,6 +52,18 @@ pub struct NodeLifecycleController<C> {
     pub grace: Duration,
     pub startup_grace: Duration,
     pub clock: Clock,
+    /// The tainting rates (`--node-eviction-rate` and friends).
+    pub eviction: disruption::Settings,
+    /// Each zone's last state (to log changes) and tainting limiter.
+    pub zones: Mutex<Zones>,
+}
+
+/// What the controller remembers of the zones.
+#[derive(Debug, Default)]
+pub struct Zones {
+    states: BTreeMap<String, ZoneState>,
+    all_full: bool,
+    limiters: HashMap<String, Limiter>,
 }
 
 fn node_key(name: &str) -> Key {
@@ -167,18 +180,83 @@ impl<C: Cluster> NodeLifecycleController<C> {
             now,
             grace: self.grace,
             startup_grace: self.startup_grace,
-            full_disruption: false,
+            noexecute: NoExecute::Allow,
         }
     }
 
-    /// Whether every node is unhealthy (Ready not True, or silent).
-    fn full_disruption(&self, now: Timestamp) -> bool {
-        let nodes = self.caches.nodes.state();
-        !nodes.is_empty()
-            && nodes.iter().all(|n| {
-                let heard = self.last_heard(n, now);
-                health::plan(n, &self.timing(heard, now)).ready != "True"
-            })
+    /// (healthy, unhealthy) nodes of each zone, as [`health::plan`] sees them
+    /// now; the states of the zones (changes logged); whether all are fully
+    /// disrupted.
+    fn zone_picture(&self, now: Timestamp) -> (ZoneCounts, BTreeMap<String, ZoneState>, bool) {
+        let mut counts = ZoneCounts::new();
+        for n in self.caches.nodes.state() {
+            let heard = self.last_heard(&n, now);
+            let healthy = health::plan(&n, &self.timing(heard, now)).ready == "True";
+            let c = counts.entry(disruption::zone_of(&n)).or_default();
+            if healthy {
+                c.0 += 1;
+            } else {
+                c.1 += 1;
+            }
+        }
+        let (states, all_full) =
+            disruption::zone_states(&counts, self.eviction.unhealthy_threshold);
+        let mut zones = self.zones.lock().unwrap();
+        for (zone, state) in &states {
+            if zones.states.get(zone) != Some(state) {
+                tracing::info!(%zone, ?state, "zone state changed");
+            }
+        }
+        if all_full != zones.all_full {
+            if all_full {
+                tracing::warn!("every node is unhealthy: entering full disruption, no evictions");
+            } else {
+                tracing::info!("some nodes are healthy again: leaving full disruption");
+            }
+        }
+        zones.states = states.clone();
+        zones.all_full = all_full;
+        (counts, states, all_full)
+    }
+
+    /// What may be done with an unhealthy node's NoExecute taint, and when
+    /// to look again if a new one must wait for its zone's rate.
+    fn noexecute_for(
+        &self,
+        node: &Node,
+        alone: &NodePlan,
+        now: Timestamp,
+    ) -> (NoExecute, Option<Duration>) {
+        let (counts, states, all_full) = self.zone_picture(now);
+        if all_full {
+            return (NoExecute::Remove, None);
+        }
+        // Only a new taint costs a token, and only on a pass that writes
+        // taints (a status write comes first and ends its pass).
+        if health::has_noexecute(node) || alone.status.is_some() || alone.taints.is_none() {
+            return (NoExecute::Allow, None);
+        }
+        let zone = disruption::zone_of(node);
+        let state = states.get(&zone).copied().unwrap_or(ZoneState::Normal);
+        let size = counts.get(&zone).map_or(0, |(h, u)| h + u);
+        let rate = disruption::tainting_rate(state, size, &self.eviction);
+        let mut zones = self.zones.lock().unwrap();
+        match zones
+            .limiters
+            .entry(zone.clone())
+            .or_default()
+            .try_take(rate, now)
+        {
+            Ok(()) => (NoExecute::Allow, None),
+            Err(wait) => {
+                let name = node.metadata.name.as_deref().unwrap_or_default();
+                tracing::info!(node = %name, %zone, ?state, rate, "NoExecute taint waits for the zone's eviction rate");
+                (
+                    NoExecute::KeepOnly,
+                    wait.map(|w| w + Duration::from_millis(50)),
+                )
+            }
+        }
     }
 
     /// The node's NoExecute taints, each with the time it counts from.
@@ -234,11 +312,9 @@ impl<C: Cluster> Reconcile for NodeLifecycleController<C> {
         let heard = self.last_heard(&node, now);
         let mut timing = self.timing(heard, now);
         let alone = health::plan(&node, &timing);
+        let mut waits = None;
         if alone.ready != "True" {
-            timing.full_disruption = self.full_disruption(now);
-            if timing.full_disruption {
-                tracing::warn!("every node is unhealthy: not evicting (full disruption)");
-            }
+            (timing.noexecute, waits) = self.noexecute_for(&node, &alone, now);
         }
         let plan = health::plan(&node, &timing);
         let nodes = ApiResource::erase::<Node>(&());
@@ -316,7 +392,10 @@ impl<C: Cluster> Reconcile for NodeLifecycleController<C> {
         }
 
         let taints = self.noexecute_taints(&node, now);
-        let mut recheck = plan.recheck;
+        let mut recheck = match (plan.recheck, waits) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if !taints.is_empty() {
             let refs: Vec<&Pod> = on_node.iter().map(|p| p.as_ref()).collect();
             let (evict, next) = pods::evictions(&refs, &taints, now);
@@ -425,6 +504,8 @@ mod tests {
             grace: Duration::from_secs(40),
             startup_grace: Duration::from_secs(60),
             clock: Arc::new(move || *clock_now.lock().unwrap()),
+            eviction: disruption::Settings::default(),
+            zones: Default::default(),
         };
         Rig { ctl, w, now }
     }
@@ -465,6 +546,106 @@ mod tests {
                 .unwrap(),
             ));
         }
+    }
+
+    /// The kubelet of each of `names` reports Ready=False (in the cache).
+    fn not_ready(r: &mut Rig, names: &[&str]) {
+        for name in names {
+            let status = json!({"status": {"conditions": [
+                {"type": "Ready", "status": "False", "reason": "KubeletNotReady", "lastHeartbeatTime": at(0).to_string()},
+                {"type": "MemoryPressure", "status": "False"},
+            ]}});
+            r.apply_node(name, &status);
+        }
+    }
+
+    /// The taints (key:effect) the newest write set on `node`, applied to
+    /// the cache as the watch would.
+    fn tainted(r: &mut Rig, node: &str, since: usize) -> Vec<String> {
+        let writes = r.writes_since(since);
+        let Some(Write::DynPatch { name, patch, .. }) = writes.first() else {
+            panic!("{writes:?}")
+        };
+        assert_eq!(name, node);
+        r.apply_node(node, patch);
+        let mut keys: Vec<String> = patch["spec"]["taints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}:{}",
+                    t["key"].as_str().unwrap(),
+                    t["effect"].as_str().unwrap()
+                )
+            })
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn noexecute_taints_come_one_node_per_ten_seconds_in_a_zone() {
+        let mut r = rig(vec![node("n1"), node("n2"), node("n3")], vec![]);
+        not_ready(&mut r, &["n1", "n2"]);
+        let both = [
+            "node.kubernetes.io/not-ready:NoExecute",
+            "node.kubernetes.io/not-ready:NoSchedule",
+        ];
+        r.at(1, "n1").await;
+        assert_eq!(tainted(&mut r, "n1", 0), both);
+        // n2 failed at the same moment: NoSchedule now, NoExecute once the
+        // zone's 0.1/s has room again (10 s after n1's).
+        let recheck = r.at(4, "n2").await;
+        assert_eq!(recheck, Some(Duration::from_millis(7_050)));
+        assert_eq!(
+            tainted(&mut r, "n2", 1),
+            ["node.kubernetes.io/not-ready:NoSchedule"]
+        );
+        let n = r.ctl.cluster.writes().len();
+        r.at(8, "n2").await;
+        assert_eq!(r.ctl.cluster.writes().len(), n, "still waiting");
+        r.at(11, "n2").await;
+        assert_eq!(tainted(&mut r, "n2", n), both);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_small_zone_mostly_down_taints_nothing_new_and_all_down_removes_taints() {
+        let mut r = rig(vec![node("n1"), node("n2"), node("n3"), node("n4")], vec![]);
+        let both = [
+            "node.kubernetes.io/not-ready:NoExecute",
+            "node.kubernetes.io/not-ready:NoSchedule",
+        ];
+        not_ready(&mut r, &["n1"]);
+        r.at(1, "n1").await;
+        assert_eq!(tainted(&mut r, "n1", 0), both);
+        // Three of four unhealthy: 0.75 ≥ 0.55 and more than 2, a partial
+        // disruption of a zone under 50 nodes: no new NoExecute taint, ever.
+        not_ready(&mut r, &["n2", "n3"]);
+        // (All within the 40 s grace: the kubelets still post, saying False.)
+        r.at(12, "n2").await;
+        assert_eq!(
+            tainted(&mut r, "n2", 1),
+            ["node.kubernetes.io/not-ready:NoSchedule"]
+        );
+        let n = r.ctl.cluster.writes().len();
+        r.at(35, "n2").await;
+        assert_eq!(
+            r.ctl.cluster.writes().len(),
+            n,
+            "no room at rate 0: {:?}",
+            r.writes_since(n)
+        );
+        // n1 keeps the taint it had.
+        r.at(35, "n1").await;
+        assert_eq!(r.ctl.cluster.writes().len(), n);
+        // All four down: full disruption everywhere, n1's NoExecute goes.
+        not_ready(&mut r, &["n4"]);
+        r.at(36, "n1").await;
+        assert_eq!(
+            tainted(&mut r, "n1", n),
+            ["node.kubernetes.io/not-ready:NoSchedule"]
+        );
     }
 
     #[tokio::test(start_paused = true)]

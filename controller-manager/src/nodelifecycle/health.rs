@@ -16,7 +16,8 @@
 //! every node is unhealthy at once the problem is more likely the control
 //! plane's network than the nodes, so, as upstream's full-disruption mode,
 //! no NoExecute taint is added and those present are removed: nothing is
-//! evicted.
+//! evicted. Otherwise new NoExecute taints wait for their zone's rate
+//! ([`super::disruption`]): [`NoExecute`] says what the caller allows.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -126,8 +127,30 @@ pub struct Timing {
     pub now: Timestamp,
     pub grace: Duration,
     pub startup_grace: Duration,
-    /// Every node is unhealthy (see the module doc).
-    pub full_disruption: bool,
+    /// Whether a NoExecute taint may be added or kept.
+    pub noexecute: NoExecute,
+}
+
+/// What may be done with a node's `not-ready` / `unreachable` NoExecute taint
+/// (see [`super::disruption`] for who decides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NoExecute {
+    /// Added when the conditions call for it.
+    #[default]
+    Allow,
+    /// Kept (or swapped between the two) if the node has one; none added:
+    /// the zone's tainting rate has no room now.
+    KeepOnly,
+    /// Removed: every zone is fully disrupted.
+    Remove,
+}
+
+/// Whether the node carries a `not-ready` or `unreachable` NoExecute taint.
+pub fn has_noexecute(node: &Node) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|ts| ts.iter().any(is_noexecute_managed))
 }
 
 fn is_noexecute_managed(t: &Taint) -> bool {
@@ -191,7 +214,12 @@ pub fn desired_taints(node: &Node, conditions: &[NodeCondition], t: &Timing) -> 
     if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
         want.push((UNSCHEDULABLE, "NoSchedule"));
     }
-    if !t.full_disruption {
+    let may_taint = match t.noexecute {
+        NoExecute::Allow => true,
+        NoExecute::KeepOnly => current.iter().any(is_noexecute_managed),
+        NoExecute::Remove => false,
+    };
+    if may_taint {
         match status("Ready") {
             None | Some("True") => {}
             Some("False") => want.push((NOT_READY, "NoExecute")),
@@ -338,7 +366,7 @@ mod tests {
             now: at(now),
             grace: Duration::from_secs(40),
             startup_grace: Duration::from_secs(60),
-            full_disruption: false,
+            noexecute: NoExecute::Allow,
         }
     }
 
@@ -559,10 +587,45 @@ mod tests {
                 recheck: None,
             },
             Case {
+                what: "Ready=False while the zone's rate has no room: NoSchedule only",
+                node: node(Some("False"), json!(null)),
+                timing: Timing {
+                    noexecute: NoExecute::KeepOnly,
+                    ..timing(0, 5)
+                },
+                writes_status: false,
+                ready: "False",
+                taints: vec!["node.kubernetes.io/not-ready:NoSchedule"],
+                events: vec!["NodeNotReady"],
+                recheck: Some(35_100),
+            },
+            Case {
+                what: "no room, but a NoExecute taint already there is swapped, not dropped",
+                node: node(
+                    Some("False"),
+                    json!([
+                        {"key": NOT_READY, "effect": "NoSchedule"},
+                        {"key": NOT_READY, "effect": "NoExecute", "timeAdded": "2023-11-14T22:14:00Z"}
+                    ]),
+                ),
+                timing: Timing {
+                    noexecute: NoExecute::KeepOnly,
+                    ..timing(0, 50)
+                },
+                writes_status: true,
+                ready: "Unknown",
+                taints: vec![
+                    "node.kubernetes.io/unreachable:NoExecute",
+                    "node.kubernetes.io/unreachable:NoSchedule",
+                ],
+                events: vec![],
+                recheck: None,
+            },
+            Case {
                 what: "full disruption: no NoExecute taint, the old one removed",
                 node: node(Some("True"), unreachable.clone()),
                 timing: Timing {
-                    full_disruption: true,
+                    noexecute: NoExecute::Remove,
                     ..timing(0, 41)
                 },
                 writes_status: true,

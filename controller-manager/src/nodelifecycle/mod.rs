@@ -5,9 +5,11 @@
 //! again, its taints go.
 //!
 //! - [`health`]: heartbeats, conditions and taints of one node (pure).
+//! - [`disruption`]: zone states and how fast nodes may be tainted (pure).
 //! - [`pods`]: tolerations, eviction times, the not-Ready mark (pure).
 //! - [`controller`]: the loop that applies them.
 
 pub mod controller;
+pub mod disruption;
 pub mod health;
 pub mod pods;
