@@ -71,7 +71,10 @@ pub fn load(flags: &ConfigFlags) -> Result<Kubeconfig> {
 pub struct Connection {
     pub client: kube::Client,
     pub namespace: String,
+    /// `127.0.0.1:6443`, as kubectl names the server in errors.
     pub server: String,
+    /// The cluster URL as configured (`https://127.0.0.1:6443`).
+    pub url: String,
 }
 
 /// The name of the context in use: `--context`, else `current-context`.
@@ -107,7 +110,12 @@ pub async fn connect(flags: &ConfigFlags) -> Result<Connection> {
     let config = kube::Config::from_custom_kubeconfig(kc, &options)
         .await
         .map_err(|e| usage(e.to_string()))?;
-    let server = host_port(&config.cluster_url.to_string());
+    let url = config
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_string();
+    let server = host_port(&url);
     let client = kube::Client::try_from(config).map_err(|e| usage(e.to_string()))?;
     let namespace = flags
         .namespace
@@ -118,6 +126,7 @@ pub async fn connect(flags: &ConfigFlags) -> Result<Connection> {
         client,
         namespace,
         server,
+        url,
     })
 }
 

@@ -64,12 +64,26 @@ pub enum Command {
     Annotate(cmd::label::Args),
     /// Time `skiffctl get pods` and `apply -f` beside kubectl's.
     Bench(cmd::bench::Args),
-    /// Manage the rollout of a Deployment (status, restart).
+    /// Manage the rollout of a Deployment (status, history, undo, restart, pause, resume).
     Rollout(cmd::rollout::Args),
     /// Modify kubeconfig files.
     Config(cmd::config::Args),
     /// Execute a command in a container.
     Exec(cmd::exec::Args),
+    /// Update fields of a resource (strategic merge, JSON merge or JSON patch).
+    Patch(cmd::patch::Args),
+    /// Set specific features on objects (`set image`).
+    Set(cmd::set_image::Args),
+    /// Mark node as unschedulable.
+    Cordon(cmd::cordon::Args),
+    /// Mark node as schedulable.
+    Uncordon(cmd::cordon::Args),
+    /// Print the client and server version information.
+    Version(cmd::info::VersionArgs),
+    /// Display addresses of the control plane and services with label kubernetes.io/cluster-service=true.
+    ClusterInfo,
+    /// Print the supported API resources on the server.
+    ApiResources(cmd::info::ApiResourcesArgs),
     /// Show what a resource owns (Deployment → ReplicaSets → Pods), with status and age.
     Tree(cmd::tree::Args),
 }
@@ -115,6 +129,23 @@ pub async fn run(cli: Cli) -> Result<()> {
             cmd::rollout::run(&session::Session::open(&flags).await?, args).await
         }
         Command::Tree(args) => cmd::tree::run(&session::Session::open(&flags).await?, args).await,
+        Command::Patch(args) => cmd::patch::run(&session::Session::open(&flags).await?, args).await,
+        Command::Set(args) => {
+            cmd::set_image::run(&session::Session::open(&flags).await?, args).await
+        }
+        Command::Cordon(args) => {
+            cmd::cordon::run(&session::Session::open(&flags).await?, args, true).await
+        }
+        Command::Uncordon(args) => {
+            cmd::cordon::run(&session::Session::open(&flags).await?, args, false).await
+        }
+        Command::Version(args) => cmd::info::version(&flags, args).await,
+        Command::ClusterInfo => {
+            cmd::info::cluster_info(&session::Session::open(&flags).await?).await
+        }
+        Command::ApiResources(args) => {
+            cmd::info::api_resources(&session::Session::open(&flags).await?, args).await
+        }
         Command::Exec(args) => cmd::exec::run(&session::Session::open(&flags).await?, args).await,
     }
 }

@@ -13,6 +13,8 @@
 //!   and the line in the file (tested in `commands.rs`).
 //! - `get foo` (unknown type): kubectl logs discovery retries first, so
 //!   only the last stderr line is compared.
+//! - `version`: the client versions differ (skiffctl's own; kubectl also
+//!   prints Kustomize's), so only the server's part is compared.
 
 use std::process::Command;
 
@@ -293,6 +295,13 @@ async fn skiffctl_prints_what_kubectl_prints() {
             (&["config", "get-contexts"], Exact),
             (&["config", "view"], Exact),
             (&["config", "view", "--minify"], Exact),
+            (&["api-resources"], Exact),
+            (&["api-resources", "--namespaced=false"], Exact),
+            (&["api-resources", "-o", "name"], Exact),
+            (&["cluster-info"], Exact),
+            (&["rollout", "pause", "deploy/nosuch"], Exact),
+            (&["cordon", "nosuch"], Exact),
+            (&["patch", "cm", "nosuch", "-p", "{}"], Exact),
         ];
         // Wait for the Deployment's pods so `get pods` has rows.
         for _ in 0..300 {
@@ -349,6 +358,43 @@ async fn skiffctl_prints_what_kubectl_prints() {
             &["annotate", "cm", "NAME", "note=hi"],
             &["annotate", "cm", "NAME", "note=hi"],
             &["scale", "deploy", "nosuch", "--replicas=1"],
+            &[
+                "patch",
+                "deploy",
+                "NAME",
+                "-p",
+                r#"{"spec":{"replicas":1}}"#,
+            ],
+            &[
+                "patch",
+                "deploy",
+                "NAME",
+                "-p",
+                r#"{"spec":{"replicas":1}}"#,
+            ],
+            &[
+                "patch",
+                "cm",
+                "NAME",
+                "--type",
+                "merge",
+                "-p",
+                "data:\n  c: three",
+            ],
+            &[
+                "patch",
+                "deploy/NAME",
+                "--type=json",
+                "-p",
+                r#"[{"op":"replace","path":"/spec/replicas","value":2}]"#,
+            ],
+            &["set", "image", "deploy/NAME", "nginx=nginx:1.28"],
+            &["set", "image", "deploy", "NAME", "*=nginx:1.28"],
+            &["set", "image", "deploy/NAME", "nope=x:1"],
+            &["rollout", "pause", "deploy/NAME"],
+            &["rollout", "pause", "deploy/NAME"],
+            &["rollout", "resume", "deploy/NAME"],
+            &["rollout", "resume", "deploy/NAME"],
         ];
         for args in writes {
             let with = |name: &str| -> Vec<String> {
@@ -372,7 +418,8 @@ async fn skiffctl_prints_what_kubectl_prints() {
                 ));
             }
         }
-        // The generated objects are the same after the server's defaults.
+        // The generated objects are the same after the server's defaults
+        // (before undo, which writes kubectl's serialisation of a template).
         for (kind, path) in [
             ("deploy", "{.spec}"),
             ("cm", "{.data}"),
@@ -387,6 +434,106 @@ async fn skiffctl_prints_what_kubectl_prints() {
                 ));
             }
         }
+        // History and undo, once each Deployment has its two ReplicaSets
+        // (the image change above made revision 2).
+        for name in ["s-obj", "k-obj"] {
+            let mut sets = 0;
+            for _ in 0..300 {
+                sets = cluster
+                    .kubectl(&["get", "rs", "-l", &format!("app={name}"), "-o", "name"])
+                    .stdout
+                    .lines()
+                    .count();
+                if sets == 2 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            assert_eq!(sets, 2, "{name}'s ReplicaSets");
+        }
+        let sequence: &[&[&str]] = &[
+            &["rollout", "history", "deploy/NAME"],
+            &["rollout", "undo", "deploy/NAME", "--to-revision=9"],
+            &["rollout", "undo", "deploy/NAME", "--to-revision=2"],
+            &["rollout", "undo", "deploy/NAME"],
+        ];
+        for args in sequence {
+            let with = |name: &str| -> Vec<String> {
+                args.iter().map(|a| a.replace("NAME", name)).collect()
+            };
+            let ours_args = with("s-obj");
+            let theirs_args = with("k-obj");
+            let ours = skiffctl(
+                cluster,
+                &ours_args.iter().map(String::as_str).collect::<Vec<_>>(),
+                None,
+            );
+            let theirs =
+                cluster.kubectl(&theirs_args.iter().map(String::as_str).collect::<Vec<_>>());
+            let swap = |s: &str| s.replace("s-obj", "k-obj");
+            if (ours.code, swap(&ours.stdout), swap(&ours.stderr))
+                != (theirs.code, theirs.stdout.clone(), theirs.stderr.clone())
+            {
+                diffs.push(format!(
+                    "{args:?}:\n  skiffctl {ours:?}\n  kubectl  {theirs:?}"
+                ));
+            }
+        }
+        // cordon / uncordon on a Node object: the same four lines from each.
+        let node = "apiVersion: v1\nkind: Node\nmetadata:\n  name: diff-node\n";
+        cluster
+            .kubectl_stdin(&["apply", "-f", "-"], Some(node))
+            .ok();
+        let steps: &[&[&str]] = &[
+            &["cordon", "diff-node"],
+            &["cordon", "diff-node"],
+            &["uncordon", "diff-node"],
+            &["uncordon", "diff-node"],
+        ];
+        let run_all = |tool: &dyn Fn(&[&str]) -> skiff_tests::Run| -> Vec<(i32, String, String)> {
+            steps
+                .iter()
+                .map(|a| {
+                    let r = tool(a);
+                    (r.code, r.stdout, r.stderr)
+                })
+                .collect()
+        };
+        let theirs = run_all(&|a| cluster.kubectl(a));
+        let ours = run_all(&|a| skiffctl(cluster, a, None));
+        if ours != theirs {
+            diffs.push(format!(
+                "cordon/uncordon:\n  skiffctl {ours:?}\n  kubectl  {theirs:?}"
+            ));
+        }
+        // version: the server's part (the clients differ on purpose).
+        let server_line = |out: &str| {
+            out.lines()
+                .find(|l| l.starts_with("Server Version:"))
+                .map(str::to_string)
+        };
+        let ours = skiffctl(cluster, &["version"], None);
+        let theirs = cluster.kubectl(&["version"]);
+        if server_line(&ours.stdout).is_none()
+            || server_line(&ours.stdout) != server_line(&theirs.stdout)
+        {
+            diffs.push(format!(
+                "version:\n  skiffctl {ours:?}\n  kubectl  {theirs:?}"
+            ));
+        }
+        let server_json = |out: &str| {
+            serde_json::from_str::<serde_json::Value>(out)
+                .ok()
+                .map(|v| v["serverVersion"].clone())
+        };
+        let ours = skiffctl(cluster, &["version", "-o", "json"], None);
+        let theirs = cluster.kubectl(&["version", "-o", "json"]);
+        if server_json(&ours.stdout) != server_json(&theirs.stdout) {
+            diffs.push(format!(
+                "version -o json:\n  skiffctl {ours:?}\n  kubectl  {theirs:?}"
+            ));
+        }
+
         // An invalid object: 422 with the causes.
         let bad = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n";
         let ours = skiffctl(cluster, &["apply", "-f", "-"], Some(bad));

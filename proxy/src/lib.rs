@@ -255,7 +255,8 @@ async fn ensure_dns_service(client: &kube::Client, address: std::net::IpAddr) {
     let api: Api<Service> = Api::namespaced(client.clone(), "kube-system");
     let svc: Service = match serde_json::from_value(serde_json::json!({
         "metadata": {"name": "kube-dns", "namespace": "kube-system",
-                     "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"}},
+                     "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS",
+                                "kubernetes.io/cluster-service": "true"}},
         "spec": {"clusterIP": address.to_string(), "ports": [
             {"name": "dns", "port": 53, "protocol": "UDP"},
             {"name": "dns-tcp", "port": 53, "protocol": "TCP"},

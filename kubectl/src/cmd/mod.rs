@@ -3,12 +3,17 @@
 pub mod apply;
 pub mod bench;
 pub mod config;
+pub mod cordon;
 pub mod create;
 pub mod delete;
 pub mod exec;
 pub mod get;
+pub mod info;
 pub mod label;
+pub mod patch;
 pub mod rollout;
+pub mod rollout_history;
 pub mod scale;
+pub mod set_image;
 pub mod targets;
 pub mod tree;

@@ -1,6 +1,7 @@
 //! `rollout status` (kubectl's Deployment status viewer, same messages)
 //! and `rollout restart` (the `kubectl.kubernetes.io/restartedAt`
-//! template annotation). `history` and `undo` are not done yet.
+//! template annotation); `history`, `undo`, `pause` and `resume` are in
+//! [`super::rollout_history`]. Deployments only.
 
 use std::time::Duration;
 
@@ -27,6 +28,19 @@ pub enum Sub {
     },
     /// Restart a resource.
     Restart { resources: Vec<String> },
+    /// View rollout history.
+    History { resources: Vec<String> },
+    /// Undo a previous rollout.
+    Undo {
+        resources: Vec<String>,
+        /// The revision to roll back to (0: the previous one).
+        #[arg(long, default_value_t = 0)]
+        to_revision: i64,
+    },
+    /// Mark the provided resource as paused.
+    Pause { resources: Vec<String> },
+    /// Resume a paused resource.
+    Resume { resources: Vec<String> },
 }
 
 /// One step of kubectl's DeploymentStatusViewer: the message and whether
@@ -127,6 +141,25 @@ pub async fn run(session: &Session, args: Args) -> Result<()> {
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
+        }
+        Sub::History { resources } => {
+            let (path, name, label) = one(session, &resources)?;
+            super::rollout_history::run_history(session, &path, &name, &label).await
+        }
+        Sub::Undo {
+            resources,
+            to_revision,
+        } => {
+            let (path, name, label) = one(session, &resources)?;
+            super::rollout_history::run_undo(session, &path, &name, &label, to_revision).await
+        }
+        Sub::Pause { resources } => {
+            let (path, name, label) = one(session, &resources)?;
+            super::rollout_history::run_pause(session, &path, &name, &label, true).await
+        }
+        Sub::Resume { resources } => {
+            let (path, name, label) = one(session, &resources)?;
+            super::rollout_history::run_pause(session, &path, &name, &label, false).await
         }
         Sub::Restart { resources } => {
             let (path, name, label) = one(session, &resources)?;
