@@ -68,6 +68,8 @@ pub enum Command {
     Rollout(cmd::rollout::Args),
     /// Modify kubeconfig files.
     Config(cmd::config::Args),
+    /// Print the logs for a container in a pod.
+    Logs(cmd::logs::Args),
     /// Execute a command in a container.
     Exec(cmd::exec::Args),
     /// Update fields of a resource (strategic merge, JSON merge or JSON patch).
@@ -146,6 +148,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::ApiResources(args) => {
             cmd::info::api_resources(&session::Session::open(&flags).await?, args).await
         }
+        Command::Logs(args) => cmd::logs::run(&session::Session::open(&flags).await?, args).await,
         Command::Exec(args) => cmd::exec::run(&session::Session::open(&flags).await?, args).await,
     }
 }

@@ -180,6 +180,7 @@ apiVersion: v1
 kind: Pod
 metadata:
   name: web
+  labels: {app: web}
 spec:
   nodeName: e2e-node
   containers:
@@ -250,83 +251,92 @@ spec:
     // kubectl logs: the API server asks this node's kubelet API (its
     // kubelet-client certificate against the kubelet's client CA) for the
     // container's log, which busybox httpd -v writes a line to per request
-    // (the readiness probes' requests included).
-    let logs = wait_for("httpd's log of our request", 20, || async {
-        let out = Command::new("kubectl")
+    // (the readiness probes' requests included). The same checks through
+    // the real kubectl and through skiffctl.
+    let skiffctl = Path::new(env!("CARGO_BIN_EXE_skiff-kubelet")).with_file_name("skiffctl");
+    assert!(
+        skiffctl.exists(),
+        "skiffctl is not built next to skiff-kubelet: cargo build --workspace first (scripts/test.sh does)"
+    );
+    for program in [Path::new("kubectl"), skiffctl.as_path()] {
+        let run = |args: &[&str]| {
+            Command::new(program)
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let logs = wait_for("httpd's log of our request", 20, || async {
+            let out = run(&["logs", "web"]);
+            let text = text(&out.stdout);
+            (out.status.success() && text.contains("response:200")).then_some(text)
+        })
+        .await;
+        let lines = logs.lines().count();
+        assert!(lines >= 2, "{program:?}: {logs}");
+        let tail = run(&["logs", "web", "--tail=1", "--timestamps"]);
+        let tail = text(&tail.stdout);
+        assert_eq!(tail.lines().count(), 1, "{program:?}: {tail}");
+        let stamp = tail.split(' ').next().unwrap();
+        assert!(
+            stamp.parse::<jiff::Timestamp>().is_ok(),
+            "{program:?}: {stamp:?} is an RFC 3339 time: {tail}"
+        );
+        let wrong = run(&["logs", "web", "-c", "nope"]);
+        assert!(!wrong.status.success());
+        // kubectl checks the name itself first, in the API server's words.
+        assert_eq!(
+            text(&wrong.stderr).trim(),
+            "error: container nope is not valid for pod web",
+            "{program:?}"
+        );
+        // By selector, each line prefixed with where it came from.
+        let selected = run(&["logs", "-l", "app=web", "--prefix", "--tail=2"]);
+        let selected = text(&selected.stdout);
+        assert_eq!(selected.lines().count(), 2, "{program:?}: {selected}");
+        assert!(
+            selected.lines().all(|l| l.starts_with("[pod/web/httpd] ")),
+            "{program:?}: {selected}"
+        );
+        // --previous: nothing ran before; the API server says so as upstream.
+        let previous = run(&["logs", "web", "--previous"]);
+        assert_eq!(
+            text(&previous.stderr).trim(),
+            "Error from server (BadRequest): previous terminated container \"httpd\" in pod \"web\" not found",
+            "{program:?}"
+        );
+        // -f: what is there, then a new request's line as it is written.
+        let mut follow = Command::new(program)
             .arg("--kubeconfig")
             .arg(&kubeconfig)
-            .args(["logs", "web"])
-            .output()
-            .ok()?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        (out.status.success() && text.contains("response:200")).then_some(text)
-    })
-    .await;
-    let lines = logs.lines().count();
-    assert!(lines >= 2, "{logs}");
-    let tail = kubectl(
-        &kubeconfig,
-        &["logs", "web", "--tail=1", "--timestamps"],
-        None,
-    );
-    assert_eq!(tail.lines().count(), 1, "{tail}");
-    let stamp = tail.split(' ').next().unwrap();
-    assert!(
-        stamp.parse::<jiff::Timestamp>().is_ok(),
-        "{stamp:?} is an RFC 3339 time: {tail}"
-    );
-    let wrong = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(["logs", "web", "-c", "nope"])
-        .output()
-        .unwrap();
-    assert!(!wrong.status.success());
-    // kubectl checks the name itself first, in the API server's words.
-    assert_eq!(
-        String::from_utf8_lossy(&wrong.stderr).trim(),
-        "error: container nope is not valid for pod web"
-    );
-    // --previous: nothing ran before; the API server says so as upstream.
-    let previous = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(["logs", "web", "--previous"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&previous.stderr).trim(),
-        "Error from server (BadRequest): previous terminated container \"httpd\" in pod \"web\" not found"
-    );
-    // -f: what is there, then a new request's line as it is written.
-    let mut follow = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(["logs", "-f", "web", "--tail=0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = follow.stdout.take().unwrap();
-    let (line_tx, line_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line_tx.send(line).is_err() {
-                break;
+            .args(["logs", "-f", "web", "--tail=0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = follow.stdout.take().unwrap();
+        let (line_tx, line_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line_tx.send(line).is_err() {
+                    break;
+                }
             }
-        }
-    });
-    get().await;
-    let followed = line_rx.recv_timeout(Duration::from_secs(20));
-    follow.kill().unwrap();
-    follow.wait().unwrap();
-    assert!(
-        followed.as_ref().is_ok_and(|l| l.contains("response:")),
-        "a line followed: {followed:?}"
-    );
+        });
+        get().await;
+        let followed = line_rx.recv_timeout(Duration::from_secs(20));
+        follow.kill().unwrap();
+        follow.wait().unwrap();
+        assert!(
+            followed.as_ref().is_ok_and(|l| l.contains("response:")),
+            "{program:?}: a line followed: {followed:?}"
+        );
+    }
 
     // kubectl exec: a WebSocket (v5.channel.k8s.io) from kubectl to the API
     // server, passed on to this node's kubelet, then to the runtime's
@@ -352,11 +362,6 @@ spec:
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     // The same through the real kubectl and through skiffctl (kube-rs's
     // WebSocket client, which offers v5 and v4 in one header).
-    let skiffctl = Path::new(env!("CARGO_BIN_EXE_skiff-kubelet")).with_file_name("skiffctl");
-    assert!(
-        skiffctl.exists(),
-        "skiffctl is not built next to skiff-kubelet: cargo build --workspace first (scripts/test.sh does)"
-    );
     for program in [Path::new("kubectl"), skiffctl.as_path()] {
         let exec = |args: &[&str], stdin: Option<&str>| exec_with(program, args, stdin);
         let out = exec(

@@ -10,6 +10,7 @@ pub mod exec;
 pub mod get;
 pub mod info;
 pub mod label;
+pub mod logs;
 pub mod patch;
 pub mod rollout;
 pub mod rollout_history;
