@@ -68,6 +68,8 @@ pub enum Command {
     Rollout(cmd::rollout::Args),
     /// Modify kubeconfig files.
     Config(cmd::config::Args),
+    /// Show details of a specific resource or group of resources.
+    Describe(cmd::describe::Args),
     /// Print the logs for a container in a pod.
     Logs(cmd::logs::Args),
     /// Execute a command in a container.
@@ -147,6 +149,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::ApiResources(args) => {
             cmd::info::api_resources(&session::Session::open(&flags).await?, args).await
+        }
+        Command::Describe(args) => {
+            cmd::describe::run(&session::Session::open(&flags).await?, args).await
         }
         Command::Logs(args) => cmd::logs::run(&session::Session::open(&flags).await?, args).await,
         Command::Exec(args) => cmd::exec::run(&session::Session::open(&flags).await?, args).await,

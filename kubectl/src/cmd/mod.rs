@@ -6,6 +6,7 @@ pub mod config;
 pub mod cordon;
 pub mod create;
 pub mod delete;
+pub mod describe;
 pub mod exec;
 pub mod get;
 pub mod info;
