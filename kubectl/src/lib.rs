@@ -70,6 +70,10 @@ pub enum Command {
     Config(cmd::config::Args),
     /// Show details of a specific resource or group of resources.
     Describe(cmd::describe::Args),
+    /// List events.
+    Events(cmd::events::Args),
+    /// Wait for a specific condition on one or many resources.
+    Wait(cmd::wait::Args),
     /// Print the logs for a container in a pod.
     Logs(cmd::logs::Args),
     /// Execute a command in a container.
@@ -153,6 +157,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Describe(args) => {
             cmd::describe::run(&session::Session::open(&flags).await?, args).await
         }
+        Command::Events(args) => {
+            cmd::events::run(&session::Session::open(&flags).await?, args).await
+        }
+        Command::Wait(args) => cmd::wait::run(&session::Session::open(&flags).await?, args).await,
         Command::Logs(args) => cmd::logs::run(&session::Session::open(&flags).await?, args).await,
         Command::Exec(args) => cmd::exec::run(&session::Session::open(&flags).await?, args).await,
     }

@@ -507,6 +507,82 @@ async fn rollout_status_waits_and_restart_rolls_new_pods() {
             annotation.contains("kubectl.kubernetes.io/restartedAt"),
             "{annotation}"
         );
+
+        // wait: the fake node makes the pods ready, so the Deployment
+        // becomes Available.
+        let out = skiffctl(
+            &c2,
+            &["wait", "--for=condition=Available", "deploy/web", "--timeout=60s"],
+            None,
+        );
+        assert_eq!(out.stdout, "deployment.apps/web condition met\n", "{out:?}");
+        // undo: back to the template before the restart, as a new revision.
+        let out = skiffctl(&c2, &["rollout", "undo", "deploy/web"], None);
+        assert_eq!(out.stdout, "deployment.apps/web rolled back\n", "{out:?}");
+        let out = skiffctl(&c2, &["rollout", "status", "deploy/web"], None);
+        assert_eq!(out.code, 0, "{out:?}");
+        let annotation = c2
+            .kubectl(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.metadata.annotations}"])
+            .ok();
+        assert!(!annotation.contains("restartedAt"), "{annotation}");
+        let history = skiffctl(&c2, &["rollout", "history", "deploy/web"], None);
+        assert_eq!(
+            history.stdout,
+            "deployment.apps/web \nREVISION  CHANGE-CAUSE\n2         <none>\n3         <none>\n\n",
+            "{history:?}"
+        );
+
+        // wait --for=delete on an object that goes while we wait: a
+        // finalizer holds it Terminating until we let it go.
+        c2.kubectl_stdin(
+            &["apply", "-f", "-"],
+            Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: doomed\n  finalizers: [example.com/hold]\n"),
+        )
+        .ok();
+        c2.kubectl(&["delete", "cm", "doomed", "--wait=false"]).ok();
+        let c3 = c2.clone();
+        let waiter = std::thread::spawn(move || {
+            skiffctl(&c3, &["wait", "--for=delete", "cm/doomed", "--timeout=30s"], None)
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        c2.kubectl(&["patch", "cm", "doomed", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#])
+            .ok();
+        let out = waiter.join().unwrap();
+        assert_eq!(out.stdout, "configmap/doomed condition met\n", "{out:?}");
+
+        // events -w: the list, then a scale's event as it happens.
+        let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_skiffctl"))
+            .arg("--kubeconfig")
+            .arg(&c2.kubeconfig)
+            .args(["events", "-w", "--for", "deploy/web"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = watch.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let header = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(header.starts_with("LAST SEEN"), "{header}");
+        c2.kubectl(&["scale", "deploy", "web", "--replicas=5"]).ok();
+        let scaled = loop {
+            let line = rx.recv_timeout(Duration::from_secs(20)).expect("a ScalingReplicaSet line");
+            if line.contains("to 5") {
+                break line;
+            }
+        };
+        watch.kill().unwrap();
+        watch.wait().unwrap();
+        assert!(
+            scaled.contains("Normal") && scaled.contains("ScalingReplicaSet") && scaled.contains("Deployment/web"),
+            "{scaled}"
+        );
     })
     .await;
     node.abort();

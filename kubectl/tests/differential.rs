@@ -144,6 +144,38 @@ enum Compare {
     NoAge,
     /// Only the last stderr line and the exit code (kubectl logs retries first).
     LastErrLine,
+    /// `events`: without the LAST SEEN column and in sorted order (events
+    /// of the same second come in any order from kubectl's unstable sort).
+    Events,
+}
+
+/// The lines of an events table without their LAST SEEN cell, sorted.
+fn events_without_times(text: &str) -> String {
+    let cells = |l: &str| -> Vec<String> {
+        l.split("   ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    // The column under the header's LAST SEEN (second with -A).
+    let at = text
+        .lines()
+        .next()
+        .and_then(|h| cells(h).iter().position(|c| c == "LAST SEEN"))
+        .unwrap_or(0);
+    let mut lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let mut c = cells(l);
+            if at < c.len() {
+                c.remove(at);
+            }
+            c.join(" | ")
+        })
+        .collect();
+    lines.sort();
+    lines.join("\n")
 }
 
 fn compare(cluster: &TestCluster, args: &[&str], how: Compare) -> Vec<String> {
@@ -160,6 +192,10 @@ fn compare(cluster: &TestCluster, args: &[&str], how: Compare) -> Vec<String> {
         Compare::Exact => (ours.stdout.clone(), theirs.stdout.clone()),
         Compare::NoAge => (drop_age(&ours.stdout), drop_age(&theirs.stdout)),
         Compare::LastErrLine => (String::new(), String::new()),
+        Compare::Events => (
+            events_without_times(&ours.stdout),
+            events_without_times(&theirs.stdout),
+        ),
     };
     if a != b {
         diffs.push(format!(
@@ -302,6 +338,28 @@ async fn skiffctl_prints_what_kubectl_prints() {
             (&["rollout", "pause", "deploy/nosuch"], Exact),
             (&["cordon", "nosuch"], Exact),
             (&["patch", "cm", "nosuch", "-p", "{}"], Exact),
+            (&["events"], Events),
+            (&["events", "--for", "deploy/web"], Events),
+            (&["events", "-A", "--types=Normal"], Events),
+            (&["events", "--types=Warning"], Events),
+            (&["events", "-n", "diff-empty"], Events),
+            (
+                &["wait", "--for=condition=Progressing", "deploy/web"],
+                Exact,
+            ),
+            (
+                &["wait", "--for=jsonpath={.spec.replicas}=2", "deploy/web"],
+                Exact,
+            ),
+            (
+                &["wait", "--for=condition=Nope", "deploy/web", "--timeout=1s"],
+                Exact,
+            ),
+            (
+                &["wait", "--for=delete", "cm/nosuch", "--timeout=1s"],
+                Exact,
+            ),
+            (&["wait", "--for=condition=Ready", "cm/nosuch"], Exact),
         ];
         // Wait for the Deployment's pods so `get pods` has rows.
         for _ in 0..300 {
