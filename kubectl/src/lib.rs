@@ -92,6 +92,8 @@ pub enum Command {
     ClusterInfo,
     /// Print the supported API resources on the server.
     ApiResources(cmd::info::ApiResourcesArgs),
+    /// Drain node in preparation for maintenance.
+    Drain(cmd::drain::Args),
     /// Show what a resource owns (Deployment → ReplicaSets → Pods), with status and age.
     Tree(cmd::tree::Args),
 }
@@ -162,6 +164,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Wait(args) => cmd::wait::run(&session::Session::open(&flags).await?, args).await,
         Command::Logs(args) => cmd::logs::run(&session::Session::open(&flags).await?, args).await,
+        Command::Drain(args) => cmd::drain::run(&session::Session::open(&flags).await?, args).await,
         Command::Exec(args) => cmd::exec::run(&session::Session::open(&flags).await?, args).await,
     }
 }

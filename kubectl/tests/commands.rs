@@ -588,3 +588,199 @@ async fn rollout_status_waits_and_restart_rolls_new_pods() {
     node.abort();
     std::sync::Arc::try_unwrap(c).ok().unwrap().stop().await;
 }
+
+/// Two nodes set up alike, one drained by kubectl and the other by
+/// skiffctl: the same lines (names swapped; evictions run concurrently in
+/// kubectl, so lines are compared sorted), and the same pods gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn drain_refuses_and_evicts_as_kubectl_does() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, ListParams, PostParams};
+    let cluster = TestCluster::start().await;
+    let client = cluster.client().await;
+    let node = fake_node(client.clone(), "default", Duration::from_millis(100));
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let c = std::sync::Arc::new(cluster);
+    for who in ["k", "s"] {
+        let manifest = format!(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: node-{who}\n---\n\
+             apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web-{who}\nspec:\n  replicas: 2\n  \
+             selector: {{matchLabels: {{app: web-{who}}}}}\n  template:\n    metadata: {{labels: {{app: web-{who}}}}}\n    \
+             spec: {{containers: [{{name: c, image: nginx:1.27}}]}}\n---\n\
+             apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: agent-{who}\nspec:\n  \
+             selector: {{matchLabels: {{app: agent-{who}}}}}\n  template:\n    metadata: {{labels: {{app: agent-{who}}}}}\n    \
+             spec: {{containers: [{{name: c, image: agent:1}}]}}\n"
+        );
+        c.kubectl_stdin(&["apply", "-f", "-"], Some(&manifest)).ok();
+        let ds_uid = c
+            .kubectl(&[
+                "get",
+                "ds",
+                &format!("agent-{who}"),
+                "-o",
+                "jsonpath={.metadata.uid}",
+            ])
+            .ok();
+        let extra = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bare-{who}\nspec:\n  nodeName: node-{who}\n  \
+             containers: [{{name: c, image: busybox:1}}]\n---\n\
+             apiVersion: v1\nkind: Pod\nmetadata:\n  name: scratch-{who}\nspec:\n  nodeName: node-{who}\n  \
+             containers: [{{name: c, image: busybox:1}}]\n  volumes: [{{name: tmp, emptyDir: {{}}}}]\n---\n\
+             apiVersion: v1\nkind: Pod\nmetadata:\n  name: agent-{who}-x\n  labels: {{app: agent-{who}}}\n  \
+             ownerReferences: [{{apiVersion: apps/v1, kind: DaemonSet, name: agent-{who}, uid: {ds_uid}, controller: true}}]\n\
+             spec:\n  nodeName: node-{who}\n  containers: [{{name: c, image: agent:1}}]\n"
+        );
+        c.kubectl_stdin(&["apply", "-f", "-"], Some(&extra)).ok();
+        // The Deployment's pods, bound to this node as a scheduler would.
+        let selector = format!("app=web-{who}");
+        let names: Vec<String> = eventually("2 web pods", Duration::from_secs(20), || async {
+            let list = pods
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .ok()?;
+            (list.items.len() == 2).then(|| {
+                list.items
+                    .iter()
+                    .map(|p| p.metadata.name.clone().unwrap())
+                    .collect()
+            })
+        })
+        .await;
+        for name in names {
+            let binding = serde_json::json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                                             "target": {"apiVersion": "v1", "kind": "Node", "name": format!("node-{who}")}});
+            pods.create_subresource::<serde_json::Value, serde_json::Value>(
+                "binding",
+                &name,
+                &PostParams::default(),
+                &binding,
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let c2 = c.clone();
+    blocking(move || {
+        // Web pod names differ between the two; they are replaced by WEB-n.
+        let web_names = |who: &str| -> Vec<String> {
+            let out = c2
+                .kubectl(&[
+                    "get",
+                    "pods",
+                    "-l",
+                    &format!("app=web-{who}"),
+                    "--field-selector",
+                    &format!("spec.nodeName=node-{who}"),
+                    "-o",
+                    "name",
+                ])
+                .ok();
+            out.lines()
+                .map(|l| l.trim_start_matches("pod/").to_string())
+                .collect()
+        };
+        let normalise = |text: &str, who: &str, webs: &[String]| -> Vec<String> {
+            let mut t = text.to_string();
+            for (i, w) in webs.iter().enumerate() {
+                t = t.replace(w, &format!("WEB-{i}"));
+            }
+            t = t.replace(&format!("-{who}"), "-X");
+            // kubectl lists a node's errors in Go map order: sort them.
+            let mut lines: Vec<String> = t
+                .lines()
+                .map(|l| match (l.find('['), l.rfind(']')) {
+                    (Some(a), Some(b)) if a < b => {
+                        let mut items: Vec<&str> = l[a + 1..b].split(", cannot delete ").collect();
+                        items
+                            .iter_mut()
+                            .for_each(|i| *i = i.trim_start_matches("cannot delete "));
+                        items.sort();
+                        format!("{}[{}]{}", &l[..a], items.join(" | "), &l[b + 1..])
+                    }
+                    // Its warnings too.
+                    _ if l.starts_with("Warning: ") => {
+                        let mut items: Vec<&str> = l["Warning: ".len()..].split("; ").collect();
+                        items.sort();
+                        format!("Warning: {}", items.join("; "))
+                    }
+                    _ => l.to_string(),
+                })
+                .collect();
+            lines.sort();
+            lines
+        };
+        let both = |args: &[&str]| {
+            let theirs_args: Vec<String> =
+                args.iter().map(|a| a.replace("NODE", "node-k")).collect();
+            let ours_args: Vec<String> = args.iter().map(|a| a.replace("NODE", "node-s")).collect();
+            let (wk, ws) = (web_names("k"), web_names("s"));
+            let theirs = c2.kubectl(&theirs_args.iter().map(String::as_str).collect::<Vec<_>>());
+            let ours = skiffctl(
+                &c2,
+                &ours_args.iter().map(String::as_str).collect::<Vec<_>>(),
+                None,
+            );
+            assert_eq!(
+                ours.code, theirs.code,
+                "{args:?}\n  skiffctl {ours:?}\n  kubectl {theirs:?}"
+            );
+            assert_eq!(
+                (
+                    normalise(&ours.stdout, "s", &ws),
+                    normalise(&ours.stderr, "s", &ws)
+                ),
+                (
+                    normalise(&theirs.stdout, "k", &wk),
+                    normalise(&theirs.stderr, "k", &wk)
+                ),
+                "{args:?}\n  skiffctl {ours:?}\n  kubectl {theirs:?}"
+            );
+            ours
+        };
+        // Without flags: refused (the node stays cordoned, nothing evicted).
+        let out = both(&["drain", "NODE"]);
+        assert_eq!(out.code, 1);
+        assert!(
+            out.stderr
+                .contains("cannot delete Pods that declare no controller"),
+            "{out:?}"
+        );
+        assert_eq!(web_names("s").len(), 2);
+        // With them: the DaemonSet pod stays, the rest go.
+        let out = both(&[
+            "drain",
+            "NODE",
+            "--ignore-daemonsets",
+            "--force",
+            "--delete-emptydir-data",
+        ]);
+        assert_eq!(out.code, 0);
+        assert!(out.stdout.ends_with("node/node-s drained\n"), "{out:?}");
+        assert!(web_names("s").is_empty());
+        let left = c2
+            .kubectl(&[
+                "get",
+                "pods",
+                "--field-selector",
+                "spec.nodeName=node-s",
+                "-o",
+                "name",
+            ])
+            .ok();
+        assert_eq!(left, "pod/agent-s-x\n");
+        assert_eq!(
+            c2.kubectl(&[
+                "get",
+                "node",
+                "node-s",
+                "-o",
+                "jsonpath={.spec.unschedulable}"
+            ])
+            .ok(),
+            "true"
+        );
+    })
+    .await;
+    node.abort();
+    std::sync::Arc::try_unwrap(c).ok().unwrap().stop().await;
+}
