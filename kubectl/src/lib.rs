@@ -54,7 +54,7 @@ pub enum Command {
     Apply(cmd::apply::Args),
     /// Delete resources by file names, stdin, resources and names, or by label selector.
     Delete(cmd::delete::Args),
-    /// Create a resource (namespace, deployment, configmap).
+    /// Create a resource (namespace, deployment, configmap, secret generic, service clusterip|nodeport).
     Create(cmd::create::Args),
     /// Set a new size for a deployment, replica set or stateful set.
     Scale(cmd::scale::Args),
@@ -94,6 +94,8 @@ pub enum Command {
     ApiResources(cmd::info::ApiResourcesArgs),
     /// Drain node in preparation for maintenance.
     Drain(cmd::drain::Args),
+    /// Take a deployment, replica set, pod or service and expose it as a new Service.
+    Expose(cmd::expose::Args),
     /// Show what a resource owns (Deployment → ReplicaSets → Pods), with status and age.
     Tree(cmd::tree::Args),
 }
@@ -165,6 +167,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Wait(args) => cmd::wait::run(&session::Session::open(&flags).await?, args).await,
         Command::Logs(args) => cmd::logs::run(&session::Session::open(&flags).await?, args).await,
         Command::Drain(args) => cmd::drain::run(&session::Session::open(&flags).await?, args).await,
+        Command::Expose(args) => {
+            cmd::expose::run(&session::Session::open(&flags).await?, args).await
+        }
         Command::Exec(args) => cmd::exec::run(&session::Session::open(&flags).await?, args).await,
     }
 }

@@ -415,6 +415,13 @@ async fn skiffctl_prints_what_kubectl_prints() {
             &["label", "deploy/NAME", "tier-"],
             &["annotate", "cm", "NAME", "note=hi"],
             &["annotate", "cm", "NAME", "note=hi"],
+            &["create", "secret", "generic", "NAME", "--from-literal=a=1", "--from-literal=b=two"],
+            &["create", "service", "clusterip", "NAME", "--tcp=80:8080", "--tcp=443:https"],
+            &["create", "service", "nodeport", "NAME-np", "--tcp=80"],
+            &["create", "service", "clusterip", "NAME-headless", "--clusterip=None"],
+            &["expose", "deploy", "NAME", "--port=80", "--target-port=8080", "--name=NAME-x"],
+            &["expose", "deploy/NAME", "--port=81", "--name=NAME-y", "--type=NodePort"],
+            &["expose", "deploy/NAME", "--port=82"],
             &["scale", "deploy", "nosuch", "--replicas=1"],
             &[
                 "patch",
@@ -478,14 +485,21 @@ async fn skiffctl_prints_what_kubectl_prints() {
         }
         // The generated objects are the same after the server's defaults
         // (before undo, which writes kubectl's serialisation of a template).
-        for (kind, path) in [
-            ("deploy", "{.spec}"),
-            ("cm", "{.data}"),
-            ("deploy", "{.metadata.labels}"),
+        for (kind, suffix, path) in [
+            ("deploy", "", "{.spec}"),
+            ("cm", "", "{.data}"),
+            ("deploy", "", "{.metadata.labels}"),
+            ("secret", "", "{.data} {.type}"),
+            // Services: not the allocated addresses and node ports.
+            ("svc", "", "{.metadata.labels} {.spec.ports} {.spec.selector} {.spec.type}"),
+            ("svc", "-np", "{.metadata.labels} {.spec.ports[*].port} {.spec.ports[*].targetPort} {.spec.selector} {.spec.type}"),
+            ("svc", "-headless", "{.spec} {.metadata.labels}"),
+            ("svc", "-x", "{.metadata.labels} {.spec.ports} {.spec.selector} {.spec.type}"),
+            ("svc", "-y", "{.spec.ports[*].port} {.spec.ports[*].targetPort} {.spec.selector} {.spec.type}"),
         ] {
             let jp = format!("jsonpath={path}");
-            let ours = cluster.kubectl(&["get", kind, "s-obj", "-o", &jp]).ok();
-            let theirs = cluster.kubectl(&["get", kind, "k-obj", "-o", &jp]).ok();
+            let ours = cluster.kubectl(&["get", kind, &format!("s-obj{suffix}"), "-o", &jp]).ok();
+            let theirs = cluster.kubectl(&["get", kind, &format!("k-obj{suffix}"), "-o", &jp]).ok();
             if swap_names(&ours) != theirs {
                 diffs.push(format!(
                     "generated {kind} {path}:\n  skiffctl {ours}\n  kubectl  {theirs}"

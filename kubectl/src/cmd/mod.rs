@@ -10,6 +10,7 @@ pub mod describe;
 pub mod drain;
 pub mod events;
 pub mod exec;
+pub mod expose;
 pub mod get;
 pub mod info;
 pub mod label;
