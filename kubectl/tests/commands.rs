@@ -342,6 +342,93 @@ async fn get_watch_prints_rows_as_events_arrive() {
         .await;
 }
 
+/// `get -w --diff`: under each watched row, what changed in that object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn get_watch_diff_shows_the_fields_each_write_changed() {
+    let cluster = std::sync::Arc::new(TestCluster::start_apiserver().await);
+    let c = cluster.clone();
+    blocking(move || {
+        c.kubectl(&["create", "configmap", "first", "--from-literal=k=v1"])
+            .ok()
+    })
+    .await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_skiffctl"))
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .args(["get", "cm", "-w", "--diff"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let lines = lines.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut r = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(l)) = r.next_line().await {
+                lines.lock().await.push(l);
+            }
+        })
+    };
+    let wait_line = |what: &'static str, want: &'static str| {
+        let lines = lines.clone();
+        eventually(what, Duration::from_secs(30), move || {
+            let lines = lines.clone();
+            async move { lines.lock().await.iter().any(|l| l == want).then_some(()) }
+        })
+    };
+    eventually("the listed row", Duration::from_secs(30), || {
+        let lines = lines.clone();
+        async move {
+            lines
+                .lock()
+                .await
+                .iter()
+                .any(|l| l.starts_with("first "))
+                .then_some(())
+        }
+    })
+    .await;
+    let c = cluster.clone();
+    blocking(move || {
+        c.kubectl(&[
+            "patch",
+            "cm",
+            "first",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"k":"v2","n":"1"}}"#,
+        ])
+        .ok();
+        c.kubectl(&["label", "cm", "first", "tier=web"]).ok();
+        c.kubectl(&["create", "configmap", "second"]).ok();
+        c.kubectl(&["delete", "configmap", "second"]).ok();
+    })
+    .await;
+    wait_line("the data change", "    ~ data.k: v1 → v2").await;
+    wait_line("the added key", "    + data.n: 1").await;
+    wait_line("the label", "    + metadata.labels.tier: web").await;
+    wait_line("the new object", "    (created)").await;
+    wait_line("the deletion", "    (deleted)").await;
+    // Nothing but the fields a write changed: never the resourceVersion.
+    assert!(
+        !lines
+            .lock()
+            .await
+            .iter()
+            .any(|l| l.contains("resourceVersion"))
+    );
+    child.kill().await.unwrap();
+    reader.abort();
+    std::sync::Arc::try_unwrap(cluster)
+        .ok()
+        .unwrap()
+        .stop()
+        .await;
+}
+
 #[test]
 fn config_merges_kubeconfig_files_and_edits_contexts() {
     let dir = tempfile::tempdir().unwrap();

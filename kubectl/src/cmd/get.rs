@@ -38,6 +38,10 @@ pub struct Args {
     /// Watch for changes without listing first.
     #[arg(long)]
     pub watch_only: bool,
+    /// With -w: under each event's row, the fields that changed since the
+    /// previous version of that object (skiffctl's own, for learning).
+    #[arg(long)]
+    pub diff: bool,
     /// Don't print headers.
     #[arg(long)]
     pub no_headers: bool,
@@ -79,6 +83,9 @@ pub async fn run(session: &Session, args: Args) -> Result<()> {
     let format = parse_format(args.output.as_deref())?;
     let (targets, slash) = parse(session, &args.resources)?;
     let mut errors: Vec<CtlError> = Vec::new();
+    if args.diff && !(args.watch || args.watch_only) {
+        return Err(usage("--diff only goes with -w or --watch-only"));
+    }
     if args.watch || args.watch_only {
         if targets.len() != 1 {
             return Err(usage("you may only specify a single resource type"));
@@ -469,8 +476,30 @@ async fn watch(session: &Session, args: &Args, t: &Target, format: &Format) -> R
             ),
             ("resourceVersion", (!args.watch_only).then_some(rv.as_str())),
             ("watch", Some("true")),
+            ("includeObject", args.diff.then_some("Object")),
         ],
     );
+    // --diff: the versions seen so far, by uid (the listed ones first).
+    let mut seen: std::collections::HashMap<String, Value> = std::collections::HashMap::new();
+    if args.diff && !args.watch_only {
+        let list = session
+            .get_json(&with_query(
+                &base,
+                &[
+                    ("labelSelector", args.selector.as_deref()),
+                    (
+                        "fieldSelector",
+                        field.as_deref().or(args.field_selector.as_deref()),
+                    ),
+                ],
+            ))
+            .await?;
+        for o in list["items"].as_array().into_iter().flatten() {
+            if let Some(uid) = o["metadata"]["uid"].as_str() {
+                seen.insert(uid.to_string(), o.clone());
+            }
+        }
+    }
     let req = http::Request::get(&uri)
         .header("Accept", TABLE_ACCEPT)
         .body(Vec::new())
@@ -506,9 +535,39 @@ async fn watch(session: &Session, args: &Args, t: &Target, format: &Format) -> R
         );
         header_printed = true;
         print!("{out}");
+        if args.diff {
+            print!("{}", diff_lines(&event, &mut seen));
+        }
         let _ = std::io::stdout().flush();
     }
     Ok(())
+}
+
+/// The `--diff` lines under an event's row: what changed since the last
+/// version seen of the object, `(created)` or `(deleted)`.
+fn diff_lines(event: &Value, seen: &mut std::collections::HashMap<String, Value>) -> String {
+    use crate::print::field_diff;
+    let Some(object) = event["object"]["rows"][0]["object"].as_object() else {
+        return String::new();
+    };
+    let object = Value::Object(object.clone());
+    let uid = object["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if event["type"] == "DELETED" {
+        seen.remove(&uid);
+        return "    (deleted)\n".into();
+    }
+    let out = match seen.get(&uid) {
+        None => "    (created)\n".to_string(),
+        Some(old) => field_diff::diff(old, &object)
+            .iter()
+            .map(|c| format!("    {c}\n"))
+            .collect(),
+    };
+    seen.insert(uid, object);
+    out
 }
 
 /// kubectl hides `metadata.managedFields` unless `--show-managed-fields`.
