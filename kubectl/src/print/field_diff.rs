@@ -41,6 +41,8 @@ fn flatten(v: &Value, path: &str, out: &mut BTreeMap<String, String>) {
                 flatten(v, &format!("{path}[{i}]"), out);
             }
         }
+        // An empty root is nothing; an empty map or list inside is a leaf.
+        Value::Object(_) | Value::Array(_) if path.is_empty() => {}
         Value::String(s) => {
             out.insert(path.to_string(), s.clone());
         }
