@@ -277,6 +277,69 @@ async fn tree_shows_deployment_replicasets_and_pods() {
             "Error from server (NotFound): deployments.apps \"nosuch\" not found\n"
         )
     );
+    // -w: a new tree each time the cluster changes it — a scale to 3 shows
+    // up as a tree with a third, then ready, pod; a delete ends it.
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_skiffctl"))
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .args(["tree", "-w", "deploy/web"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let text = std::sync::Arc::new(tokio::sync::Mutex::new(String::new()));
+    let reader = {
+        let text = text.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut r = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(l)) = r.next_line().await {
+                let mut t = text.lock().await;
+                t.push_str(&l);
+                t.push('\n');
+            }
+        })
+    };
+    let trees = || {
+        let text = text.clone();
+        async move {
+            let t = text.lock().await.clone();
+            t.split("\n\n").map(str::to_string).collect::<Vec<_>>()
+        }
+    };
+    eventually("the first tree", Duration::from_secs(20), || async {
+        trees().await[0].contains("2/2 ready").then_some(())
+    })
+    .await;
+    let c3 = c.clone();
+    blocking(move || c3.kubectl(&["scale", "deploy", "web", "--replicas=3"]).ok()).await;
+    eventually(
+        "a tree with three ready pods",
+        Duration::from_secs(30),
+        || async {
+            trees()
+                .await
+                .iter()
+                .any(|t| t.contains("3/3 ready") && t.matches("Running, Ready").count() == 3)
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(trees().await.len() >= 2, "{}", text.lock().await);
+    let c3 = c.clone();
+    blocking(move || c3.kubectl(&["delete", "deploy", "web"]).ok()).await;
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
+    assert!(
+        status.is_ok_and(|s| s.is_ok_and(|s| s.success())),
+        "tree -w ends when its root goes"
+    );
+    reader.await.unwrap();
+    assert!(
+        text.lock().await.ends_with("deployment.apps/web deleted\n"),
+        "{}",
+        text.lock().await
+    );
     node.abort();
     std::sync::Arc::try_unwrap(c).ok().unwrap().stop().await;
 }

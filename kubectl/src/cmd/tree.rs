@@ -1,10 +1,15 @@
 //! `skiffctl tree <kind>/<name>`: what an object owns, by
 //! `metadata.ownerReferences` (Deployment → ReplicaSets → Pods), plus the
 //! pods a Service's EndpointSlices point at, with status and age per line.
+//! With `-w` the tree is drawn again whenever any of those types changes
+//! (watches, debounced 200 ms) and the tree (ages aside) is different: on
+//! a terminal in place, otherwise one tree after another with a blank line
+//! between, so a class sees each step of a rollout.
 
 use serde_json::Value;
 
-use crate::error::{Result, usage};
+use crate::discovery::Resource;
+use crate::error::{CtlError, Result, usage};
 use crate::print::tabwriter;
 use crate::session::Session;
 
@@ -12,6 +17,9 @@ use crate::session::Session;
 pub struct Args {
     /// KIND/NAME, e.g. deploy/web
     pub object: String,
+    /// Draw the tree again as the cluster changes it.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
 }
 
 /// The types scanned for children.
@@ -23,15 +31,16 @@ const CHILD_TYPES: &[&str] = &[
     "endpointslices.discovery.k8s.io",
 ];
 
-pub async fn run(session: &Session, args: Args) -> Result<()> {
-    let (typed, name) = args
-        .object
-        .split_once('/')
-        .ok_or_else(|| usage("tree needs KIND/NAME, e.g. deploy/web"))?;
-    let r = session.catalog.resolve(typed)?;
-    let mut root = session
+/// The tree's rows now (header first), or None when the root is gone.
+async fn rows(session: &Session, r: &Resource, name: &str) -> Result<Option<Vec<Vec<String>>>> {
+    let mut root = match session
         .get_json(&format!("{}/{name}", r.path(Some(session.namespace()))))
-        .await?;
+        .await
+    {
+        Ok(root) => root,
+        Err(CtlError::Server(s)) if s.code == 404 => return Ok(None),
+        Err(e) => return Err(e),
+    };
     root["kind"] = Value::String(r.kind.clone());
     root["apiVersion"] = Value::String(r.api_version());
     let mut candidates = Vec::new();
@@ -51,7 +60,89 @@ pub async fn run(session: &Session, args: Args) -> Result<()> {
     let now = jiff::Timestamp::now();
     let mut rows = vec![vec!["NAME".to_string(), "STATUS".into(), "AGE".into()]];
     walk(session, &root, &candidates, "", "", &now, &mut rows, 0);
-    print!("{}", tabwriter::render(&rows));
+    Ok(Some(rows))
+}
+
+pub async fn run(session: &Session, args: Args) -> Result<()> {
+    let (typed, name) = args
+        .object
+        .split_once('/')
+        .ok_or_else(|| usage("tree needs KIND/NAME, e.g. deploy/web"))?;
+    let r = session.catalog.resolve(typed)?.clone();
+    let Some(first) = rows(session, &r, name).await? else {
+        // The same NotFound a plain GET gives.
+        session
+            .get_json(&format!("{}/{name}", r.path(Some(session.namespace()))))
+            .await?;
+        return Ok(());
+    };
+    print!("{}", tabwriter::render(&first));
+    if !args.watch {
+        return Ok(());
+    }
+    watch(session, &r, name, first).await
+}
+
+/// `-w`: redraws on every change of the root's type or a child type.
+async fn watch(session: &Session, r: &Resource, name: &str, first: Vec<Vec<String>>) -> Result<()> {
+    use futures::{AsyncBufReadExt, TryStreamExt};
+    use std::io::{IsTerminal, Write};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut paths = vec![r.path(Some(session.namespace()))];
+    paths.extend(
+        CHILD_TYPES
+            .iter()
+            .filter_map(|t| session.catalog.find(t))
+            .map(|cr| cr.path(Some(session.namespace()))),
+    );
+    for path in paths {
+        let req = http::Request::get(format!("{path}?watch=true"))
+            .body(Vec::new())
+            .map_err(|e| usage(e.to_string()))?;
+        let stream = session
+            .conn
+            .client
+            .request_stream(req)
+            .await
+            .map_err(|e| crate::error::from_kube(e, &session.conn.server))?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut lines = stream.lines();
+            while let Ok(Some(_)) = lines.try_next().await {
+                if tx.send(()).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+    let terminal = std::io::stdout().is_terminal();
+    // Ages change every second; only the rest says something happened.
+    let shape = |rows: &[Vec<String>]| -> Vec<Vec<String>> {
+        rows.iter()
+            .map(|r| r[..r.len().saturating_sub(1)].to_vec())
+            .collect()
+    };
+    let mut last = shape(&first);
+    while rx.recv().await.is_some() {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        while rx.try_recv().is_ok() {}
+        let Some(now) = rows(session, r, name).await? else {
+            println!("\n{}/{name} deleted", r.kind_group());
+            return Ok(());
+        };
+        if shape(&now) == last {
+            continue;
+        }
+        last = shape(&now);
+        if terminal {
+            print!("\x1b[H\x1b[2J");
+        } else {
+            println!();
+        }
+        print!("{}", tabwriter::render(&now));
+        let _ = std::io::stdout().flush();
+    }
     Ok(())
 }
 
