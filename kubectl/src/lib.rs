@@ -92,6 +92,8 @@ pub enum Command {
     ClusterInfo,
     /// Print the supported API resources on the server.
     ApiResources(cmd::info::ApiResourcesArgs),
+    /// Diff the live version against what apply would make (server-side dry run).
+    Diff(cmd::diff::Args),
     /// Drain node in preparation for maintenance.
     Drain(cmd::drain::Args),
     /// Take a deployment, replica set, pod or service and expose it as a new Service.
@@ -105,7 +107,11 @@ pub async fn main(cli: Cli) -> i32 {
     match run(cli).await {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("{e}");
+            // `diff`'s "there are differences" exits 1 with nothing to say.
+            let text = e.to_string();
+            if !text.is_empty() {
+                eprintln!("{text}");
+            }
             match e {
                 CtlError::Exit(code, _) => code,
                 _ => 1,
@@ -166,6 +172,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Wait(args) => cmd::wait::run(&session::Session::open(&flags).await?, args).await,
         Command::Logs(args) => cmd::logs::run(&session::Session::open(&flags).await?, args).await,
+        Command::Diff(args) => cmd::diff::run(&session::Session::open(&flags).await?, args).await,
         Command::Drain(args) => cmd::drain::run(&session::Session::open(&flags).await?, args).await,
         Command::Expose(args) => {
             cmd::expose::run(&session::Session::open(&flags).await?, args).await

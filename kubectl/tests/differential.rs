@@ -606,6 +606,61 @@ async fn skiffctl_prints_what_kubectl_prints() {
             ));
         }
 
+        // diff: what an apply would change, through the same `diff -u -N`.
+        // The temporary directories' names and the files' times differ, and
+        // so do the uid and creation time a dry-run create makes up.
+        let normalise_diff = |text: &str| -> String {
+            text.lines()
+                .map(|l| {
+                    let l = l.trim_end();
+                    let mut words: Vec<String> = l.split(' ').map(str::to_string).collect();
+                    for w in &mut words {
+                        for prefix in ["LIVE-", "MERGED-"] {
+                            if let Some(i) = w.find(prefix) {
+                                let file = w[i..].split_once('/').map(|x| x.1).unwrap_or("");
+                                *w = format!("{}/{file}", &prefix[..prefix.len() - 1]);
+                            }
+                        }
+                    }
+                    let mut l = words.join(" ");
+                    if l.starts_with("--- ") || l.starts_with("+++ ") {
+                        l = l.split('\t').next().unwrap_or_default().to_string();
+                    }
+                    if l.trim_start_matches(['+', '-', ' ']).starts_with("uid: ") {
+                        l = format!("{}uid: UID", &l[..l.find("uid:").unwrap()]);
+                    }
+                    if l.trim_start_matches(['+', '-', ' ']).starts_with("creationTimestamp: \"") {
+                        l = format!("{}creationTimestamp: TIME", &l[..l.find("creationTimestamp:").unwrap()]);
+                    }
+                    l
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let changed = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: beta\n  labels:\n    app: db\ndata:\n  flag: \"false\"\n  star: \"*\"\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fresh\ndata:\n  k: v\n";
+        for (what, manifest) in [("a change and a new object", changed), ("nothing to change", FIXTURES)] {
+            let ours = skiffctl(cluster, &["diff", "--force-conflicts", "-f", "-"], Some(manifest));
+            let theirs = cluster.kubectl_stdin(&["diff", "--server-side", "--force-conflicts", "-f", "-"], Some(manifest));
+            if (ours.code, normalise_diff(&ours.stdout), ours.stderr.trim())
+                != (theirs.code, normalise_diff(&theirs.stdout), theirs.stderr.trim())
+            {
+                diffs.push(format!("diff, {what}:\n  skiffctl {ours:?}\n  kubectl  {theirs:?}"));
+            }
+            // Worth comparing only if something real was printed.
+            if manifest == changed {
+                assert_eq!(ours.code, 1, "{ours:?}");
+                assert!(
+                    ours.stdout.contains("-  flag: \"true\"\n+  flag: \"false\"")
+                        && ours.stdout.contains("+++ ")
+                        && ours.stdout.contains("v1.ConfigMap.default.fresh"),
+                    "{ours:?}"
+                );
+            } else {
+                assert_eq!((ours.code, ours.stdout.as_str()), (0, ""), "{ours:?}");
+            }
+        }
+        assert_eq!(cluster.kubectl(&["get", "cm", "fresh"]).code, 1, "diff changed nothing");
+
         // An invalid object: 422 with the causes.
         let bad = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n";
         let ours = skiffctl(cluster, &["apply", "-f", "-"], Some(bad));
