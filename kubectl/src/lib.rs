@@ -94,6 +94,8 @@ pub enum Command {
     ApiResources(cmd::info::ApiResourcesArgs),
     /// Diff the live version against what apply would make (server-side dry run).
     Diff(cmd::diff::Args),
+    /// Edit a resource on the server in $KUBE_EDITOR or $EDITOR.
+    Edit(cmd::edit::Args),
     /// Drain node in preparation for maintenance.
     Drain(cmd::drain::Args),
     /// Take a deployment, replica set, pod or service and expose it as a new Service.
@@ -173,6 +175,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Wait(args) => cmd::wait::run(&session::Session::open(&flags).await?, args).await,
         Command::Logs(args) => cmd::logs::run(&session::Session::open(&flags).await?, args).await,
         Command::Diff(args) => cmd::diff::run(&session::Session::open(&flags).await?, args).await,
+        Command::Edit(args) => cmd::edit::run(&session::Session::open(&flags).await?, args).await,
         Command::Drain(args) => cmd::drain::run(&session::Session::open(&flags).await?, args).await,
         Command::Expose(args) => {
             cmd::expose::run(&session::Session::open(&flags).await?, args).await

@@ -934,3 +934,79 @@ async fn drain_refuses_and_evicts_as_kubectl_does() {
     node.abort();
     std::sync::Arc::try_unwrap(c).ok().unwrap().stop().await;
 }
+
+/// `edit` with scripted editors (run as `sh script`, so a script just
+/// written is never exec'd while open): a change, no change, a change the
+/// server refuses then fixed in the reopened file, and one never fixed.
+/// The same first two through the real kubectl print the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn edit_sends_the_change_and_reopens_on_refusal() {
+    let cluster = std::sync::Arc::new(TestCluster::start_apiserver().await);
+    let c = cluster.clone();
+    blocking(move || {
+        let dir = tempfile::tempdir().unwrap();
+        let script = |name: &str, body: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, body).unwrap();
+            format!("sh {}", path.display())
+        };
+        let bump = script("bump.sh", "sed -i 's/replicas: 2/replicas: 3/' \"$1\"\n");
+        let seen = dir.path().join("seen-error.yaml");
+        let fix = script(
+            "fix.sh",
+            &format!(
+                "if grep -q 'Invalid value' \"$1\"; then cp \"$1\" {}; sed -i 's/replicas: -1/replicas: 4/' \"$1\"; \
+                 else sed -i 's/replicas: [0-9]*$/replicas: -1/' \"$1\"; fi\n",
+                seen.display()
+            ),
+        );
+        let never = script("never.sh", "sed -i 's/replicas: [0-9]*$/replicas: -1/' \"$1\"\n");
+        for name in ["s-web", "k-web"] {
+            c.kubectl_stdin(&["apply", "-f", "-"], Some(&DEPLOY.replace("name: web", &format!("name: {name}")))).ok();
+        }
+        let edit = |program: &str, editor: &str, name: &str| {
+            let mut cmd = std::process::Command::new(program);
+            cmd.arg("--kubeconfig")
+                .arg(&c.kubeconfig)
+                .args(["edit", &format!("deploy/{name}")])
+                .env("KUBE_EDITOR", editor)
+                .env_remove("KUBECONFIG");
+            skiff_tests::Run::of(cmd, None)
+        };
+        let replicas = |name: &str| c.kubectl(&["get", "deploy", name, "-o", "jsonpath={.spec.replicas}"]).ok();
+        let ours_bin = env!("CARGO_BIN_EXE_skiffctl");
+        for editor in [bump.as_str(), "true"] {
+            let ours = edit(ours_bin, editor, "s-web");
+            let theirs = edit("kubectl", editor, "k-web");
+            assert_eq!(
+                (ours.code, ours.stdout.replace("s-web", "k-web"), ours.stderr.clone()),
+                (theirs.code, theirs.stdout.clone(), theirs.stderr.clone()),
+                "{editor}"
+            );
+        }
+        assert_eq!(replicas("s-web"), "3");
+        let out = edit(ours_bin, "true", "s-web");
+        assert_eq!(out.stderr, "Edit cancelled, no changes made.\n");
+        // Refused, reopened with the reason on top, fixed there.
+        let out = edit(ours_bin, &fix, "s-web");
+        assert_eq!((out.code, out.stdout.as_str()), (0, "deployment.apps/s-web edited\n"), "{out:?}");
+        assert_eq!(replicas("s-web"), "4");
+        let reopened = std::fs::read_to_string(&seen).unwrap();
+        assert!(reopened.starts_with("# Please edit the object below."), "{reopened}");
+        assert!(reopened.contains("# The Deployment \"s-web\" is invalid"), "{reopened}");
+        // Never fixed: kubectl's giving up, the edit kept in a file.
+        let out = edit(ours_bin, &never, "s-web");
+        assert_eq!(out.code, 1, "{out:?}");
+        assert!(
+            out.stderr.starts_with("error: Edit cancelled, no valid changes were saved.\nA copy of your changes has been stored to"),
+            "{out:?}"
+        );
+        assert_eq!(replicas("s-web"), "4");
+    })
+    .await;
+    std::sync::Arc::try_unwrap(cluster)
+        .ok()
+        .unwrap()
+        .stop()
+        .await;
+}

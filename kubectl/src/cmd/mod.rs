@@ -9,6 +9,7 @@ pub mod delete;
 pub mod describe;
 pub mod diff;
 pub mod drain;
+pub mod edit;
 pub mod events;
 pub mod exec;
 pub mod expose;
