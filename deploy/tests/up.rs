@@ -295,6 +295,42 @@ spec:
         text.contains("Hello from Skiff").then_some(text)
     });
     assert!(own.contains("Hello from Skiff"), "{own}");
+    // skiffctl picks the Deployment's pod for exec and logs as kubectl does.
+    let skiffctl = std::path::Path::new(env!("CARGO_BIN_EXE_skiff")).with_file_name("skiffctl");
+    assert!(
+        skiffctl.exists(),
+        "skiffctl is not built next to skiff: cargo build --workspace first"
+    );
+    let skiffctl_run = |args: &[&str]| {
+        Command::new(&skiffctl)
+            .arg("--kubeconfig")
+            .arg(c.data.join("admin.kubeconfig"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let pod = ok(
+        &c.kubectl(
+            &[
+                "get",
+                "pods",
+                "-l",
+                "app=web",
+                "-o",
+                "jsonpath={.items[0].metadata.name}",
+            ],
+            None,
+        ),
+        "the web pod",
+    );
+    let out = skiffctl_run(&["exec", "deploy/web", "--", "hostname"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        pod.trim(),
+        "{out:?}"
+    );
+    let out = skiffctl_run(&["logs", "deploy/web", "--tail=1"]);
+    assert!(out.status.success(), "{out:?}");
 
     // down keeps the state (and the running container); up brings the same back.
     ok(&c.skiff(&["down"]), "skiff down");

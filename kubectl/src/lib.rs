@@ -76,6 +76,8 @@ pub enum Command {
     Wait(cmd::wait::Args),
     /// Print the logs for a container in a pod.
     Logs(cmd::logs::Args),
+    /// Copy files and directories to and from containers.
+    Cp(cmd::cp::Args),
     /// Execute a command in a container.
     Exec(cmd::exec::Args),
     /// Update fields of a resource (strategic merge, JSON merge or JSON patch).
@@ -180,6 +182,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Expose(args) => {
             cmd::expose::run(&session::Session::open(&flags).await?, args).await
         }
+        Command::Cp(args) => cmd::cp::run(&session::Session::open(&flags).await?, args).await,
         Command::Exec(args) => cmd::exec::run(&session::Session::open(&flags).await?, args).await,
     }
 }

@@ -437,6 +437,37 @@ spec:
             .unwrap()
             .contains("Hello from Skiff")
     );
+    // The same with skiffctl (its own tar on this side), a directory too.
+    let skiff = |args: &[&str]| {
+        let out = Command::new(&skiffctl)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skiffctl {args:?}: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    };
+    skiff(&[
+        "cp",
+        sent.to_str().unwrap(),
+        "web:/tmp/sent-by-skiffctl.txt",
+    ]);
+    assert_eq!(
+        skiff(&["exec", "pod/web", "--", "cat", "/tmp/sent-by-skiffctl.txt"]),
+        "copied in\n"
+    );
+    let www = scratch.path().join("www");
+    skiff(&["cp", "web:/var/www", www.to_str().unwrap()]);
+    assert!(
+        std::fs::read_to_string(www.join("index.html"))
+            .unwrap()
+            .contains("Hello from Skiff")
+    );
     // SPDY/3.1 (what kubectl before 1.30 speaks) is refused in words.
     let spdy = Command::new("kubectl")
         .arg("--kubeconfig")

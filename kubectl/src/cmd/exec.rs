@@ -15,7 +15,7 @@ use crate::session::Session;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// POD or pod/POD.
+    /// POD, pod/POD or TYPE/NAME of a workload (one of its pods).
     pub pod: String,
     /// The command and its arguments, after `--`.
     #[arg(last = true)]
@@ -137,15 +137,12 @@ pub async fn run(session: &Session, args: Args) -> Result<()> {
             "you must specify at least one command for the container",
         ));
     }
-    let name = match args.pod.split_once('/') {
-        None => args.pod.clone(),
-        Some(("pod" | "pods" | "po", n)) => n.to_string(),
-        Some((kind, _)) => {
-            return Err(usage(format!(
-                "skiffctl exec takes a pod (POD or pod/POD), not {kind}"
-            )));
-        }
-    };
+    // POD, pod/POD, or a workload (deploy/web) standing for one of its pods.
+    let picked = super::logs::pod_for(session, &args.pod, false).await?;
+    let name = picked["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let pods: Api<Pod> = Api::namespaced(session.conn.client.clone(), session.namespace());
     let pod = pods
         .get(&name)

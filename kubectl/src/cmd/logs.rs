@@ -205,13 +205,20 @@ async fn pods(session: &Session, args: &Args) -> Result<(Vec<Value>, Option<Stri
             ));
         }
     };
+    Ok((vec![pod_for(session, &target, true).await?], container))
+}
+
+/// The pod `target` (POD, pod/POD or TYPE/NAME of a workload) stands for,
+/// as kubectl picks it; `Found N pods, using pod/…` on stderr if `say`.
+pub async fn pod_for(session: &Session, target: &str, say: bool) -> Result<Value> {
+    let ns = session.namespace();
     let (kind, name) = match target.split_once('/') {
         Some((_, n)) => {
-            let (targets, _) = parse(session, std::slice::from_ref(&target))?;
+            let (targets, _) = parse(session, &[target.to_string()])?;
             let r = &targets[0].resource;
             (r.clone(), n.to_string())
         }
-        None => (session.catalog.resolve("pods")?.clone(), target.clone()),
+        None => (session.catalog.resolve("pods")?.clone(), target.to_string()),
     };
     let object = session
         .get_json(&format!(
@@ -220,7 +227,7 @@ async fn pods(session: &Session, args: &Args) -> Result<(Vec<Value>, Option<Stri
         ))
         .await?;
     if kind.kind == "Pod" {
-        return Ok((vec![object], container));
+        return Ok(object);
     }
     let selector = object["spec"]["selector"]["matchLabels"]
         .as_object()
@@ -234,16 +241,27 @@ async fn pods(session: &Session, args: &Args) -> Result<(Vec<Value>, Option<Stri
                 .join(",")
         })
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| usage(format!("cannot get the logs from {}", kind.kind_group())))?;
-    let items = list(selector).await?;
+        .ok_or_else(|| {
+            usage(format!(
+                "cannot attach to {}: selector not found",
+                kind.kind_group()
+            ))
+        })?;
+    let uri = with_query(
+        &format!("/api/v1/namespaces/{ns}/pods"),
+        &[("labelSelector", Some(selector.as_str()))],
+    );
+    let list = session.get_json(&uri).await?;
+    let mut items = list["items"].as_array().cloned().unwrap_or_default();
+    items.sort_by_key(logging_rank);
     let Some(first) = items.first() else {
         return Err(usage("timed out waiting for the condition"));
     };
-    if items.len() > 1 {
+    if items.len() > 1 && say {
         let pod = first["metadata"]["name"].as_str().unwrap_or_default();
         eprintln!("Found {} pods, using pod/{pod}", items.len());
     }
-    Ok((vec![first.clone()], container))
+    Ok(first.clone())
 }
 
 pub async fn run(session: &Session, args: Args) -> Result<()> {

@@ -4,6 +4,7 @@ pub mod apply;
 pub mod bench;
 pub mod config;
 pub mod cordon;
+pub mod cp;
 pub mod create;
 pub mod delete;
 pub mod describe;
