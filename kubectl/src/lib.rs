@@ -102,6 +102,8 @@ pub enum Command {
     Drain(cmd::drain::Args),
     /// Take a deployment, replica set, pod or service and expose it as a new Service.
     Expose(cmd::expose::Args),
+    /// Output shell completion code for bash, zsh or fish (with resource names from the cluster).
+    Completion(cmd::completion::Args),
     /// Show what a resource owns (Deployment → ReplicaSets → Pods), with status and age.
     Tree(cmd::tree::Args),
 }
@@ -129,6 +131,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     let flags = cli.flags;
     match cli.command {
         Command::Config(args) => cmd::config::run(&flags, args),
+        Command::Completion(args) => cmd::completion::run(args),
         Command::Bench(args) => cmd::bench::run(&flags, args),
         Command::Get(args) => cmd::get::run(&session::Session::open(&flags).await?, args).await,
         Command::Apply(args) => cmd::apply::run(&session::Session::open(&flags).await?, args).await,

@@ -4,6 +4,9 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() {
+    // A shell asking for completions (`COMPLETE=bash skiffctl -- …`) is
+    // answered here, and the process ends.
+    skiffctl::cmd::completion::answer_if_asked();
     let cli = match skiffctl::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

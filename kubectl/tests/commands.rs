@@ -1010,3 +1010,89 @@ async fn edit_sends_the_change_and_reopens_on_refusal() {
         .stop()
         .await;
 }
+
+/// `completion bash`, sourced into a real bash: verbs, resource types and
+/// names from the cluster (in the namespace the words name), `TYPE/NAME`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bash_completion_offers_verbs_types_and_names_from_the_cluster() {
+    let cluster = std::sync::Arc::new(TestCluster::start_apiserver().await);
+    let c = cluster.clone();
+    blocking(move || {
+        c.kubectl(&["create", "configmap", "alpha"]).ok();
+        c.kubectl(&["create", "configmap", "beta"]).ok();
+        c.kubectl(&["create", "namespace", "team"]).ok();
+        c.kubectl(&["create", "configmap", "gamma", "-n", "team"])
+            .ok();
+        let script = skiffctl(&c, &["completion", "bash"], None);
+        assert_eq!(script.code, 0, "{script:?}");
+        assert!(
+            script.stdout.contains("_clap_complete_skiffctl"),
+            "{}",
+            script.stdout
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("skiffctl.bash");
+        std::fs::write(&source, &script.stdout).unwrap();
+        let kc = c.kubeconfig.display().to_string();
+        // COMPREPLY for the words (the last one is being completed).
+        let complete = |words: &[&str]| -> Vec<String> {
+            let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+            let cword = words.len() - 1;
+            let program = format!(
+                "source {}; COMP_WORDS=({}); COMP_CWORD={cword}; COMP_TYPE=9; \
+                 _clap_complete_skiffctl skiffctl '{}' '{}'; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                source.display(),
+                quoted.join(" "),
+                words[cword],
+                words[cword - 1],
+            );
+            let out = std::process::Command::new("bash")
+                .arg("-c")
+                .arg(&program)
+                .output()
+                .unwrap();
+            let mut got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect();
+            got.sort();
+            got
+        };
+        let verbs = complete(&["skiffctl", "dr"]);
+        assert_eq!(verbs, ["drain"], "{verbs:?}");
+        let types = complete(&["skiffctl", "--kubeconfig", &kc, "get", "config"]);
+        assert_eq!(types, ["configmaps"], "{types:?}");
+        let names = complete(&["skiffctl", "--kubeconfig", &kc, "get", "cm", ""]);
+        assert!(
+            names.contains(&"alpha".to_string()) && names.contains(&"beta".to_string()),
+            "{names:?}"
+        );
+        assert!(!names.contains(&"gamma".to_string()), "{names:?}");
+        let in_team = complete(&[
+            "skiffctl",
+            "--kubeconfig",
+            &kc,
+            "-n",
+            "team",
+            "describe",
+            "cm",
+            "g",
+        ]);
+        assert_eq!(in_team, ["gamma"], "{in_team:?}");
+        let slashed = complete(&["skiffctl", "--kubeconfig", &kc, "delete", "cm/al"]);
+        assert_eq!(slashed, ["cm/alpha"], "{slashed:?}");
+        // Nothing to reach: no names (clap offers the flags), no hang.
+        let unreachable = complete(&["skiffctl", "--kubeconfig", "/nonexistent", "get", "cm", ""]);
+        assert!(
+            unreachable.iter().all(|c| c.starts_with("--")),
+            "{unreachable:?}"
+        );
+    })
+    .await;
+    std::sync::Arc::try_unwrap(cluster)
+        .ok()
+        .unwrap()
+        .stop()
+        .await;
+}

@@ -10,6 +10,7 @@ use crate::session::{Session, with_query};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// NODE… (or none with -l).
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::cmd::completion::nodes))]
     pub nodes: Vec<String>,
     /// Selector (label query) to filter nodes on.
     #[arg(short = 'l', long)]

@@ -13,6 +13,7 @@ use crate::session::{Session, with_query};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// TYPE [NAME…] or TYPE/NAME…
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::cmd::completion::resources))]
     pub resources: Vec<String>,
     #[arg(short = 'f', long = "filename")]
     pub files: Vec<String>,

@@ -26,6 +26,7 @@ use crate::session::{Session, with_query};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// NODE…
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::cmd::completion::nodes))]
     pub nodes: Vec<String>,
     /// Ignore DaemonSet-managed pods.
     #[arg(long)]

@@ -16,6 +16,7 @@ use crate::session::Session;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// POD, pod/POD or TYPE/NAME of a workload (one of its pods).
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::cmd::completion::pods))]
     pub pod: String,
     /// The command and its arguments, after `--`.
     #[arg(last = true)]

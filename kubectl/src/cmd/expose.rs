@@ -13,6 +13,7 @@ use crate::session::Session;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// TYPE NAME or TYPE/NAME.
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::cmd::completion::resources))]
     pub resources: Vec<String>,
     /// The port that the service should serve on.
     #[arg(long)]

@@ -13,6 +13,7 @@ pub const TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,app
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// TYPE[,TYPE…] [NAME…] or TYPE/NAME…
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::cmd::completion::resources))]
     pub resources: Vec<String>,
     /// Output format: wide|yaml|json|name|jsonpath=…|custom-columns=…
     #[arg(short = 'o', long)]

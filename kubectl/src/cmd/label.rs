@@ -10,6 +10,7 @@ use crate::session::Session;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// TYPE NAME… or TYPE/NAME…, then key=value or key-.
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::cmd::completion::resources))]
     pub args: Vec<String>,
     /// Overwrite existing values.
     #[arg(long)]

@@ -25,6 +25,7 @@ use crate::session::{Session, with_query};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// POD, pod/POD or TYPE/NAME of a workload; optionally a container.
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::cmd::completion::pods))]
     pub args: Vec<String>,
     #[arg(short = 'c', long)]
     pub container: Option<String>,

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod bench;
+pub mod completion;
 pub mod config;
 pub mod cordon;
 pub mod cp;

@@ -11,6 +11,7 @@ use crate::session::Session;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// TYPE NAME or TYPE/NAME.
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::cmd::completion::resources))]
     pub resources: Vec<String>,
     /// The patch to be applied to the resource JSON file.
     #[arg(short = 'p', long)]

@@ -21,26 +21,40 @@ pub enum Sub {
     /// Show the status of the rollout.
     Status {
         /// deploy/NAME or deploy NAME
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::cmd::completion::resources))]
         resources: Vec<String>,
         /// Return after one status line instead of waiting.
         #[arg(short = 'w', long, default_value = "true", num_args = 0..=1, default_missing_value = "true")]
         watch: String,
     },
     /// Restart a resource.
-    Restart { resources: Vec<String> },
+    Restart {
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::cmd::completion::resources))]
+        resources: Vec<String>,
+    },
     /// View rollout history.
-    History { resources: Vec<String> },
+    History {
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::cmd::completion::resources))]
+        resources: Vec<String>,
+    },
     /// Undo a previous rollout.
     Undo {
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::cmd::completion::resources))]
         resources: Vec<String>,
         /// The revision to roll back to (0: the previous one).
         #[arg(long, default_value_t = 0)]
         to_revision: i64,
     },
     /// Mark the provided resource as paused.
-    Pause { resources: Vec<String> },
+    Pause {
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::cmd::completion::resources))]
+        resources: Vec<String>,
+    },
     /// Resume a paused resource.
-    Resume { resources: Vec<String> },
+    Resume {
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::cmd::completion::resources))]
+        resources: Vec<String>,
+    },
 }
 
 /// One step of kubectl's DeploymentStatusViewer: the message and whether

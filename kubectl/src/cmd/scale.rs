@@ -9,6 +9,7 @@ use crate::session::Session;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// TYPE NAME… or TYPE/NAME…
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::cmd::completion::resources))]
     pub resources: Vec<String>,
     #[arg(long)]
     pub replicas: i64,

@@ -16,6 +16,7 @@ use crate::session::Session;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// KIND/NAME, e.g. deploy/web
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::cmd::completion::resources))]
     pub object: String,
     /// Draw the tree again as the cluster changes it.
     #[arg(short = 'w', long)]

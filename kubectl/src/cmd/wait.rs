@@ -17,6 +17,7 @@ use crate::session::{Session, with_query};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// TYPE NAME… or TYPE/NAME…
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::cmd::completion::resources))]
     pub resources: Vec<String>,
     /// condition=NAME[=VALUE], delete, or jsonpath='{EXPR}'=VALUE.
     #[arg(long = "for")]

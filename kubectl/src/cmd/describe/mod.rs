@@ -37,6 +37,7 @@ use crate::session::{Session, with_query};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// TYPE [NAME…] or TYPE/NAME…
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::cmd::completion::resources))]
     pub resources: Vec<String>,
     /// Selector (label query) to filter on.
     #[arg(short = 'l', long)]
