@@ -1096,3 +1096,39 @@ async fn bash_completion_offers_verbs_types_and_names_from_the_cluster() {
         .stop()
         .await;
 }
+
+/// `apply --prune -l`: what skiffctl applied before with the label and is no
+/// longer in the files goes; what someone else made, or what lacks the
+/// label, stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn apply_prune_deletes_only_what_it_applied_and_left_out() {
+    let cluster = std::sync::Arc::new(TestCluster::start_apiserver().await);
+    let c = cluster.clone();
+    blocking(move || {
+        let cm = |name: &str, label: &str| {
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  labels: {{app: {label}}}\n---\n")
+        };
+        let both = format!("{}{}{}", cm("a", "p"), cm("b", "p"), cm("other", "q"));
+        let out = skiffctl(&c, &["apply", "-f", "-"], Some(&both));
+        assert_eq!(out.code, 0, "{out:?}");
+        // Someone else's object with the same label.
+        c.kubectl_stdin(&["create", "-f", "-"], Some(&cm("theirs", "p"))).ok();
+        let out = skiffctl(&c, &["apply", "--prune", "-f", "-"], Some(&cm("a", "p")));
+        assert_eq!(out.code, 1, "no selector: refused as kubectl refuses");
+        let only_a = cm("a", "p");
+        let out = skiffctl(&c, &["apply", "--prune", "-l", "app=p", "--dry-run=server", "-f", "-"], Some(&only_a));
+        assert_eq!(out.stdout, "configmap/a serverside-applied (server dry run)\nconfigmap/b pruned (server dry run)\n", "{out:?}");
+        assert_eq!(c.kubectl(&["get", "cm", "b", "-o", "name"]).ok(), "configmap/b\n");
+        let out = skiffctl(&c, &["apply", "--prune", "-l", "app=p", "-f", "-"], Some(&only_a));
+        assert_eq!(out.stdout, "configmap/a serverside-applied\nconfigmap/b pruned\n", "{out:?}");
+        let left = c.kubectl(&["get", "cm", "-o", "name"]).ok();
+        assert!(left.contains("configmap/a\n") && left.contains("configmap/theirs\n") && left.contains("configmap/other\n"), "{left}");
+        assert!(!left.contains("configmap/b\n"), "{left}");
+    })
+    .await;
+    std::sync::Arc::try_unwrap(cluster)
+        .ok()
+        .unwrap()
+        .stop()
+        .await;
+}

@@ -30,6 +30,43 @@ pub struct Args {
     /// Output format: name (or the default lines).
     #[arg(short = 'o', long)]
     pub output: Option<String>,
+    /// Delete what this field manager applied before, matches `-l`, and is
+    /// no longer in the files (in the namespaces applied to).
+    #[arg(long)]
+    pub prune: bool,
+    /// Selector (label query) for --prune.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+}
+
+/// The types `--prune` looks at (kubectl's default allowlist).
+const PRUNE_TYPES: &[&str] = &[
+    "configmaps",
+    "endpoints",
+    "namespaces",
+    "persistentvolumeclaims",
+    "persistentvolumes",
+    "pods",
+    "replicationcontrollers",
+    "secrets",
+    "services",
+    "jobs.batch",
+    "cronjobs.batch",
+    "ingresses.networking.k8s.io",
+    "daemonsets.apps",
+    "deployments.apps",
+    "replicasets.apps",
+    "statefulsets.apps",
+];
+
+/// Whether `manager` server-side applied `object` (it owns fields through
+/// an Apply operation): what `--prune` may delete.
+pub fn applied_by(object: &serde_json::Value, manager: &str) -> bool {
+    object["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|m| m["manager"] == manager && m["operation"] == "Apply")
 }
 
 pub async fn run(session: &Session, args: Args) -> Result<()> {
@@ -39,16 +76,29 @@ pub async fn run(session: &Session, args: Args) -> Result<()> {
             args.dry_run
         )));
     }
+    if args.prune && args.selector.is_none() {
+        return Err(usage(
+            "all resources selected for prune without explicitly passing --all. To prune all resources, pass the --all flag. If you did not mean to prune all resources, specify a label selector",
+        ));
+    }
     let manifests = read_all(&args.files, args.recursive)?;
     if manifests.is_empty() {
         return Err(usage("no objects passed to apply"));
     }
     let mut errors = Vec::new();
+    // (plural.group, namespace, name) of everything in the files.
+    let mut applied = std::collections::HashSet::new();
     for m in &manifests {
+        if let Ok((r, ns, name)) = locate(session, m) {
+            applied.insert((r.plural_group(), ns, name));
+        }
         match apply_one(session, &args, m).await {
             Ok(line) => println!("{line}"),
             Err(e) => errors.push(e),
         }
+    }
+    if args.prune && errors.is_empty() {
+        prune(session, &args, &applied).await?;
     }
     let n = errors.len();
     for (i, e) in errors.into_iter().enumerate() {
@@ -95,6 +145,68 @@ pub fn locate<'a>(
         None
     };
     Ok((resource, ns, name))
+}
+
+/// `--prune`: deletes what this manager applied earlier, matches the
+/// selector and is not in `applied`, in the namespaces applied to (and
+/// cluster-scoped types).
+async fn prune(
+    session: &Session,
+    args: &Args,
+    applied: &std::collections::HashSet<(String, Option<String>, String)>,
+) -> Result<()> {
+    let namespaces: std::collections::BTreeSet<String> =
+        applied.iter().filter_map(|(_, ns, _)| ns.clone()).collect();
+    let suffix = match args.dry_run.as_str() {
+        "client" => " (dry run)",
+        "server" => " (server dry run)",
+        _ => "",
+    };
+    for typed in PRUNE_TYPES {
+        let Some(r) = session.catalog.find(typed) else {
+            continue;
+        };
+        let scopes: Vec<Option<String>> = if r.namespaced {
+            namespaces.iter().cloned().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        for ns in scopes {
+            let list = session
+                .get_json(&with_query(
+                    &r.path(ns.as_deref()),
+                    &[("labelSelector", args.selector.as_deref())],
+                ))
+                .await?;
+            for o in list["items"].as_array().into_iter().flatten() {
+                let name = o["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                if applied.contains(&(r.plural_group(), ns.clone(), name.clone()))
+                    || !applied_by(o, &args.field_manager)
+                {
+                    continue;
+                }
+                if args.dry_run != "client" {
+                    let uri = with_query(
+                        &format!("{}/{name}", r.path(ns.as_deref())),
+                        &[("dryRun", (args.dry_run == "server").then_some("All"))],
+                    );
+                    match session
+                        .delete(&uri, &json!({"propagationPolicy": "Background"}))
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(CtlError::Server(s)) if s.code == 404 => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                println!("{}/{name} pruned{suffix}", r.kind_group());
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn apply_one(session: &Session, args: &Args, m: &Manifest) -> Result<String> {
