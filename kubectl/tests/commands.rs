@@ -277,6 +277,35 @@ async fn tree_shows_deployment_replicasets_and_pods() {
             "Error from server (NotFound): deployments.apps \"nosuch\" not found\n"
         )
     );
+    // On a terminal (script's pty) the statuses are coloured; NO_COLOR
+    // and pipes keep them plain.
+    let in_pty = |no_colour: bool| {
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-qec"])
+            .arg(format!(
+                "{} --kubeconfig {} tree deploy/web",
+                env!("CARGO_BIN_EXE_skiffctl"),
+                c.kubeconfig.display()
+            ))
+            .arg("/dev/null")
+            .stdin(std::process::Stdio::null());
+        if no_colour {
+            cmd.env("NO_COLOR", "1");
+        } else {
+            cmd.env_remove("NO_COLOR");
+        }
+        String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
+    };
+    let coloured = in_pty(false);
+    assert!(
+        coloured.contains("\x1b[0;32m2/2 ready\x1b[0m"),
+        "{coloured:?}"
+    );
+    let plain = in_pty(true);
+    assert!(
+        plain.contains("2/2 ready") && !plain.contains('\x1b'),
+        "{plain:?}"
+    );
     // -w: a new tree each time the cluster changes it — a scale to 3 shows
     // up as a tree with a third, then ready, pod; a delete ends it.
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_skiffctl"))

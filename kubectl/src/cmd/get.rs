@@ -562,10 +562,21 @@ fn diff_lines(event: &Value, seen: &mut std::collections::HashMap<String, Value>
     }
     let out = match seen.get(&uid) {
         None => "    (created)\n".to_string(),
-        Some(old) => field_diff::diff(old, &object)
-            .iter()
-            .map(|c| format!("    {c}\n"))
-            .collect(),
+        Some(old) => {
+            use crate::print::colour::{Colour, enabled, paint};
+            let on = enabled();
+            field_diff::diff(old, &object)
+                .iter()
+                .map(|c| {
+                    let colour = match c {
+                        field_diff::Change::Added(..) => Colour::Green,
+                        field_diff::Change::Removed(..) => Colour::Red,
+                        field_diff::Change::Changed(..) => Colour::Yellow,
+                    };
+                    format!("    {}\n", paint(&c.to_string(), colour, on))
+                })
+                .collect()
+        }
     };
     seen.insert(uid, object);
     out

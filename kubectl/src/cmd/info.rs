@@ -65,11 +65,12 @@ pub async fn version(flags: &ConfigFlags, args: VersionArgs) -> Result<()> {
 
 /// `NAME is running at LINK`, in kubectl's colours on a terminal.
 fn running_at(name: &str, link: &str, colour: bool) -> String {
-    if colour {
-        format!("\x1b[0;32m{name}\x1b[0m is running at \x1b[0;33m{link}\x1b[0m")
-    } else {
-        format!("{name} is running at {link}")
-    }
+    use crate::print::colour::{Colour, paint};
+    format!(
+        "{} is running at {}",
+        paint(name, Colour::Green, colour),
+        paint(link, Colour::Yellow, colour)
+    )
 }
 
 /// The proxy link of a cluster Service, as kubectl builds it.
@@ -88,8 +89,7 @@ pub fn service_link(server: &str, svc: &Value) -> String {
 }
 
 pub async fn cluster_info(session: &Session) -> Result<()> {
-    use std::io::IsTerminal;
-    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let colour = crate::print::colour::enabled();
     let server = session.conn.url.clone();
     println!(
         "{}",

@@ -206,7 +206,7 @@ fn walk(
             "{lead}{branch}{prefix}/{}",
             node["metadata"]["name"].as_str().unwrap_or_default()
         ),
-        status(node),
+        coloured_status(node),
         age(node, now),
     ]);
     if depth > 8 {
@@ -228,6 +228,30 @@ fn walk(
         };
         walk(session, kid, all, &child_lead, b, now, rows, depth + 1);
     }
+}
+
+/// [`status`], green when all is ready, yellow while not, red when
+/// terminating (on a terminal only; see [`crate::print::colour`]).
+fn coloured_status(o: &Value) -> String {
+    use crate::print::colour::{Colour, enabled, paint};
+    let s = status(o);
+    let colour = if s == "Terminating" {
+        Colour::Red
+    } else if s.contains("NotReady") || o["kind"] != "Pod" && ready_count_short(o) {
+        Colour::Yellow
+    } else {
+        Colour::Green
+    };
+    paint(&s, colour, enabled() && s != "-")
+}
+
+/// A workload with fewer ready replicas than it wants.
+fn ready_count_short(o: &Value) -> bool {
+    matches!(
+        o["kind"].as_str(),
+        Some("Deployment" | "ReplicaSet" | "StatefulSet")
+    ) && o["status"]["readyReplicas"].as_i64().unwrap_or(0)
+        < o["spec"]["replicas"].as_i64().unwrap_or(1)
 }
 
 /// A one-word summary: replicas ready for workloads, phase and readiness for pods.
