@@ -104,6 +104,8 @@ pub enum Command {
     Expose(cmd::expose::Args),
     /// Output shell completion code for bash, zsh or fish (with resource names from the cluster).
     Completion(cmd::completion::Args),
+    /// Get the documentation of a resource type or field (from the server's OpenAPI v3).
+    Explain(cmd::explain::Args),
     /// Show what a resource owns (Deployment → ReplicaSets → Pods), with status and age.
     Tree(cmd::tree::Args),
 }
@@ -186,6 +188,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             cmd::expose::run(&session::Session::open(&flags).await?, args).await
         }
         Command::Cp(args) => cmd::cp::run(&session::Session::open(&flags).await?, args).await,
+        Command::Explain(args) => {
+            cmd::explain::run(&session::Session::open(&flags).await?, args).await
+        }
         Command::Exec(args) => cmd::exec::run(&session::Session::open(&flags).await?, args).await,
     }
 }

@@ -14,6 +14,7 @@ pub mod drain;
 pub mod edit;
 pub mod events;
 pub mod exec;
+pub mod explain;
 pub mod expose;
 pub mod get;
 pub mod info;
