@@ -94,6 +94,27 @@ impl Session {
         .await
     }
 
+    /// GETs `uri` and returns its body as a stream, as it arrives (a watch,
+    /// a followed log); `accept` when the default JSON is not wanted.
+    pub async fn stream(
+        &self,
+        uri: &str,
+        accept: Option<&str>,
+    ) -> Result<impl futures::AsyncBufRead + Unpin + Send + 'static> {
+        let mut req = http::Request::get(uri);
+        if let Some(a) = accept {
+            req = req.header("Accept", a);
+        }
+        let req = req.body(Vec::new()).map_err(|e| usage(e.to_string()))?;
+        let body = self
+            .conn
+            .client
+            .request_stream(req)
+            .await
+            .map_err(|e| from_kube(e, &self.conn.server))?;
+        Ok(Box::pin(body))
+    }
+
     /// The namespace a namespaced resource's request goes to.
     pub fn ns_for<'a>(&'a self, r: &Resource, all: bool) -> Option<&'a str> {
         (r.namespaced && !all).then(|| self.namespace())

@@ -308,34 +308,22 @@ async fn tree_shows_deployment_replicasets_and_pods() {
     );
     // -w: a new tree each time the cluster changes it — a scale to 3 shows
     // up as a tree with a third, then ready, pod; a delete ends it.
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_skiffctl"))
-        .arg("--kubeconfig")
-        .arg(&c.kubeconfig)
-        .args(["tree", "-w", "deploy/web"])
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let text = std::sync::Arc::new(tokio::sync::Mutex::new(String::new()));
-    let reader = {
-        let text = text.clone();
-        tokio::spawn(async move {
-            use tokio::io::AsyncBufReadExt;
-            let mut r = tokio::io::BufReader::new(stdout).lines();
-            while let Ok(Some(l)) = r.next_line().await {
-                let mut t = text.lock().await;
-                t.push_str(&l);
-                t.push('\n');
-            }
-        })
-    };
-    let trees = || {
-        let text = text.clone();
+    let common::Following {
+        mut child,
+        lines,
+        reader,
+    } = common::follow(&c, &["tree", "-w", "deploy/web"]);
+    let text = || {
+        let lines = lines.clone();
         async move {
-            let t = text.lock().await.clone();
-            t.split("\n\n").map(str::to_string).collect::<Vec<_>>()
+            let mut t = lines.lock().await.join("\n");
+            t.push('\n');
+            t
         }
+    };
+    let trees = || async {
+        let t = text().await;
+        t.split("\n\n").map(str::to_string).collect::<Vec<_>>()
     };
     eventually("the first tree", Duration::from_secs(20), || async {
         trees().await[0].contains("2/2 ready").then_some(())
@@ -355,7 +343,7 @@ async fn tree_shows_deployment_replicasets_and_pods() {
         },
     )
     .await;
-    assert!(trees().await.len() >= 2, "{}", text.lock().await);
+    assert!(trees().await.len() >= 2, "{}", text().await);
     let c3 = c.clone();
     blocking(move || c3.kubectl(&["delete", "deploy", "web"]).ok()).await;
     let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
@@ -364,11 +352,8 @@ async fn tree_shows_deployment_replicasets_and_pods() {
         "tree -w ends when its root goes"
     );
     reader.await.unwrap();
-    assert!(
-        text.lock().await.ends_with("deployment.apps/web deleted\n"),
-        "{}",
-        text.lock().await
-    );
+    let all = text().await;
+    assert!(all.ends_with("deployment.apps/web deleted\n"), "{all}");
     node.abort();
     std::sync::Arc::try_unwrap(c).ok().unwrap().stop().await;
 }
@@ -378,26 +363,11 @@ async fn get_watch_prints_rows_as_events_arrive() {
     let cluster = std::sync::Arc::new(TestCluster::start_apiserver().await);
     let c = cluster.clone();
     blocking(move || c.kubectl(&["create", "configmap", "first"]).ok()).await;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_skiffctl"))
-        .arg("--kubeconfig")
-        .arg(&cluster.kubeconfig)
-        .args(["get", "cm", "-w"])
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let lines = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::<String>::new()));
-    let reader = {
-        let lines = lines.clone();
-        tokio::spawn(async move {
-            use tokio::io::AsyncBufReadExt;
-            let mut r = tokio::io::BufReader::new(stdout).lines();
-            while let Ok(Some(l)) = r.next_line().await {
-                lines.lock().await.push(l);
-            }
-        })
-    };
+    let common::Following {
+        mut child,
+        lines,
+        reader,
+    } = common::follow(&cluster, &["get", "cm", "-w"]);
     eventually("the listed row", Duration::from_secs(30), || {
         let lines = lines.clone();
         async move {
@@ -444,26 +414,11 @@ async fn get_watch_diff_shows_the_fields_each_write_changed() {
             .ok()
     })
     .await;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_skiffctl"))
-        .arg("--kubeconfig")
-        .arg(&cluster.kubeconfig)
-        .args(["get", "cm", "-w", "--diff"])
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let lines = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::<String>::new()));
-    let reader = {
-        let lines = lines.clone();
-        tokio::spawn(async move {
-            use tokio::io::AsyncBufReadExt;
-            let mut r = tokio::io::BufReader::new(stdout).lines();
-            while let Ok(Some(l)) = r.next_line().await {
-                lines.lock().await.push(l);
-            }
-        })
-    };
+    let common::Following {
+        mut child,
+        lines,
+        reader,
+    } = common::follow(&cluster, &["get", "cm", "-w", "--diff"]);
     let wait_line = |what: &'static str, want: &'static str| {
         let lines = lines.clone();
         eventually(what, Duration::from_secs(30), move || {

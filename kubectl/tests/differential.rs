@@ -222,6 +222,24 @@ fn compare(cluster: &TestCluster, args: &[&str], how: Compare) -> Vec<String> {
     diffs
 }
 
+/// Runs `args` with skiffctl on `s-obj` and with kubectl on `k-obj` (for
+/// NAME): the same exit code and lines, names swapped, or the difference.
+fn twins(cluster: &TestCluster, args: &[&str]) -> Option<String> {
+    let with =
+        |name: &str| -> Vec<String> { args.iter().map(|a| a.replace("NAME", name)).collect() };
+    let (ours_args, theirs_args) = (with("s-obj"), with("k-obj"));
+    let ours = skiffctl(
+        cluster,
+        &ours_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        None,
+    );
+    let theirs = cluster.kubectl(&theirs_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let swap = |s: &str| s.replace("s-obj", "k-obj");
+    ((ours.code, swap(&ours.stdout), swap(&ours.stderr))
+        != (theirs.code, theirs.stdout.clone(), theirs.stderr.clone()))
+        .then(|| format!("{args:?}:\n  skiffctl {ours:?}\n  kubectl  {theirs:?}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn skiffctl_prints_what_kubectl_prints() {
     let cluster = TestCluster::start().await;
@@ -478,26 +496,7 @@ async fn skiffctl_prints_what_kubectl_prints() {
             &["rollout", "resume", "deploy/NAME"],
         ];
         for args in writes {
-            let with = |name: &str| -> Vec<String> {
-                args.iter().map(|a| a.replace("NAME", name)).collect()
-            };
-            let ours_args = with("s-obj");
-            let theirs_args = with("k-obj");
-            let ours = skiffctl(
-                cluster,
-                &ours_args.iter().map(String::as_str).collect::<Vec<_>>(),
-                None,
-            );
-            let theirs =
-                cluster.kubectl(&theirs_args.iter().map(String::as_str).collect::<Vec<_>>());
-            let swap = |s: &str| s.replace("s-obj", "k-obj");
-            if (ours.code, swap(&ours.stdout), swap(&ours.stderr))
-                != (theirs.code, theirs.stdout.clone(), theirs.stderr.clone())
-            {
-                diffs.push(format!(
-                    "{args:?}:\n  skiffctl {ours:?}\n  kubectl  {theirs:?}"
-                ));
-            }
+            diffs.extend(twins(cluster, args));
         }
         // The generated objects are the same after the server's defaults
         // (before undo, which writes kubectl's serialisation of a template).
@@ -546,26 +545,7 @@ async fn skiffctl_prints_what_kubectl_prints() {
             &["rollout", "undo", "deploy/NAME"],
         ];
         for args in sequence {
-            let with = |name: &str| -> Vec<String> {
-                args.iter().map(|a| a.replace("NAME", name)).collect()
-            };
-            let ours_args = with("s-obj");
-            let theirs_args = with("k-obj");
-            let ours = skiffctl(
-                cluster,
-                &ours_args.iter().map(String::as_str).collect::<Vec<_>>(),
-                None,
-            );
-            let theirs =
-                cluster.kubectl(&theirs_args.iter().map(String::as_str).collect::<Vec<_>>());
-            let swap = |s: &str| s.replace("s-obj", "k-obj");
-            if (ours.code, swap(&ours.stdout), swap(&ours.stderr))
-                != (theirs.code, theirs.stdout.clone(), theirs.stderr.clone())
-            {
-                diffs.push(format!(
-                    "{args:?}:\n  skiffctl {ours:?}\n  kubectl  {theirs:?}"
-                ));
-            }
+            diffs.extend(twins(cluster, args));
         }
         // cordon / uncordon on a Node object: the same four lines from each.
         let node = "apiVersion: v1\nkind: Node\nmetadata:\n  name: diff-node\n";

@@ -7,8 +7,9 @@ use crate::error::{CtlError, Result, usage};
 use crate::manifest::{Manifest, read_all};
 use crate::session::{Session, with_query};
 
+/// What `apply` and `diff` share: the files and how the apply is made.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct Source {
     /// Files, directories or `-` for stdin.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<String>,
@@ -24,6 +25,31 @@ pub struct Args {
     /// Accepted for kubectl compatibility: skiffctl always applies server-side.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub server_side: Option<String>,
+}
+
+impl Source {
+    /// The manifests of the files, in order.
+    pub fn manifests(&self) -> Result<Vec<Manifest>> {
+        read_all(&self.files, self.recursive)
+    }
+
+    /// The server-side apply PATCH URI of `path`, a dry run or not.
+    pub fn apply_uri(&self, path: &str, dry_run: bool) -> String {
+        with_query(
+            path,
+            &[
+                ("fieldManager", Some(&self.field_manager)),
+                ("force", self.force_conflicts.then_some("true")),
+                ("dryRun", dry_run.then_some("All")),
+            ],
+        )
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub source: Source,
     /// none|server|client
     #[arg(long, num_args = 0..=1, default_missing_value = "client", default_value = "none")]
     pub dry_run: String,
@@ -81,7 +107,7 @@ pub async fn run(session: &Session, args: Args) -> Result<()> {
             "all resources selected for prune without explicitly passing --all. To prune all resources, pass the --all flag. If you did not mean to prune all resources, specify a label selector",
         ));
     }
-    let manifests = read_all(&args.files, args.recursive)?;
+    let manifests = args.source.manifests()?;
     if manifests.is_empty() {
         return Err(usage("no objects passed to apply"));
     }
@@ -184,7 +210,7 @@ async fn prune(
                     .unwrap_or_default()
                     .to_string();
                 if applied.contains(&(r.plural_group(), ns.clone(), name.clone()))
-                    || !applied_by(o, &args.field_manager)
+                    || !applied_by(o, &args.source.field_manager)
                 {
                     continue;
                 }
@@ -226,13 +252,9 @@ async fn apply_one(session: &Session, args: &Args, m: &Manifest) -> Result<Strin
     if args.dry_run == "client" {
         return Ok(line(" (dry run)"));
     }
-    let uri = with_query(
+    let uri = args.source.apply_uri(
         &format!("{}/{name}", resource.path(ns.as_deref())),
-        &[
-            ("fieldManager", Some(&args.field_manager)),
-            ("force", args.force_conflicts.then_some("true")),
-            ("dryRun", (args.dry_run == "server").then_some("All")),
-        ],
+        args.dry_run == "server",
     );
     session
         .patch(&uri, "application/apply-patch+yaml", &body)

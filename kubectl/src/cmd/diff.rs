@@ -12,27 +12,14 @@ use serde_json::Value;
 
 use super::apply::locate;
 use crate::error::{CtlError, Result, usage};
-use crate::manifest::read_all;
 use crate::print::yaml;
-use crate::session::{Session, with_query};
+use crate::session::Session;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Files, directories or `-` for stdin.
-    #[arg(short = 'f', long = "filename", required = true)]
-    pub files: Vec<String>,
-    /// Process the directories of -f recursively.
-    #[arg(short = 'R', long)]
-    pub recursive: bool,
-    /// Name of the manager used to track field ownership.
-    #[arg(long, default_value = "skiffctl")]
-    pub field_manager: String,
-    /// Take ownership of fields other managers own.
-    #[arg(long)]
-    pub force_conflicts: bool,
-    /// Accepted for kubectl compatibility: skiffctl always diffs server-side.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    pub server_side: Option<String>,
+    /// The files and how they would be applied (as `apply`).
+    #[command(flatten)]
+    pub source: super::apply::Source,
 }
 
 /// kubectl's file name for an object.
@@ -105,7 +92,7 @@ fn write(dir: &Path, name: &str, object: &Value) -> Result<()> {
 }
 
 pub async fn run(session: &Session, args: Args) -> Result<()> {
-    let manifests = read_all(&args.files, args.recursive)?;
+    let manifests = args.source.manifests()?;
     if manifests.is_empty() {
         return Err(usage("no objects passed to diff"));
     }
@@ -124,14 +111,7 @@ pub async fn run(session: &Session, args: Args) -> Result<()> {
                 Err(CtlError::Server(s)) if s.code == 404 => None,
                 Err(e) => return Err(e),
             };
-            let uri = with_query(
-                &path,
-                &[
-                    ("fieldManager", Some(&args.field_manager)),
-                    ("force", args.force_conflicts.then_some("true")),
-                    ("dryRun", Some("All")),
-                ],
-            );
+            let uri = args.source.apply_uri(&path, true);
             let merged = session
                 .patch(&uri, "application/apply-patch+yaml", &body)
                 .await?;

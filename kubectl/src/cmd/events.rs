@@ -8,7 +8,7 @@ use futures::{AsyncBufReadExt, TryStreamExt};
 use serde_json::Value;
 
 use super::tree::human_duration;
-use crate::error::{Result, from_kube, usage};
+use crate::error::{Result, usage};
 use crate::print::tabwriter;
 use crate::session::{Session, with_query};
 
@@ -184,15 +184,7 @@ pub async fn run(session: &Session, args: Args) -> Result<()> {
             ("watch", Some("true")),
         ],
     );
-    let req = http::Request::get(&uri)
-        .body(Vec::new())
-        .map_err(|e| usage(e.to_string()))?;
-    let stream = session
-        .conn
-        .client
-        .request_stream(req)
-        .await
-        .map_err(|e| from_kube(e, &session.conn.server))?;
+    let stream = session.stream(&uri, None).await?;
     let mut lines = stream.lines();
     let mut header_printed = !table.is_empty();
     while let Some(line) = lines.try_next().await.map_err(|e| usage(e.to_string()))? {

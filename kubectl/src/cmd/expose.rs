@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::targets::parse;
+use super::targets::named;
 use crate::error::{Result, usage};
 use crate::session::Session;
 
@@ -136,31 +136,19 @@ pub fn generate(object: &Value, args: &Args, namespace: &str) -> Result<Value> {
 }
 
 pub async fn run(session: &Session, args: Args) -> Result<()> {
-    let (targets, _) = parse(session, &args.resources)?;
     let services = session.catalog.resolve("services")?.clone();
-    for t in &targets {
-        if t.names.is_empty() {
-            return Err(usage(
-                "resource(s) were provided, but no name was specified",
-            ));
-        }
-        for name in &t.names {
-            let uri = format!(
-                "{}/{name}",
-                t.resource.path(session.ns_for(&t.resource, false))
-            );
-            let object = session.get_json(&uri).await?;
-            let ns = object["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or(session.namespace())
-                .to_string();
-            let service = generate(&object, &args, &ns)?;
-            session.post(&services.path(Some(&ns)), &service).await?;
-            println!(
-                "service/{} exposed",
-                service["metadata"]["name"].as_str().unwrap_or_default()
-            );
-        }
+    for n in named(session, &args.resources)? {
+        let object = session.get_json(&n.uri).await?;
+        let ns = object["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or(session.namespace())
+            .to_string();
+        let service = generate(&object, &args, &ns)?;
+        session.post(&services.path(Some(&ns)), &service).await?;
+        println!(
+            "service/{} exposed",
+            service["metadata"]["name"].as_str().unwrap_or_default()
+        );
     }
     Ok(())
 }

@@ -501,16 +501,7 @@ async fn watch(session: &Session, args: &Args, t: &Target, format: &Format) -> R
             }
         }
     }
-    let req = http::Request::get(&uri)
-        .header("Accept", TABLE_ACCEPT)
-        .body(Vec::new())
-        .unwrap();
-    let stream = session
-        .conn
-        .client
-        .request_stream(req)
-        .await
-        .map_err(|e| crate::error::from_kube(e, &session.conn.server))?;
+    let stream = session.stream(&uri, Some(TABLE_ACCEPT)).await?;
     let mut lines = stream.lines();
     use std::io::Write;
     while let Some(line) = lines.try_next().await.map_err(|e| usage(e.to_string()))? {

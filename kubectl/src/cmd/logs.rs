@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
 use super::targets::parse;
-use crate::error::{Result, from_kube, usage};
+use crate::error::{Result, usage};
 use crate::session::{Session, with_query};
 
 #[derive(Debug, clap::Args)]
@@ -176,24 +176,26 @@ pub fn parse_since(text: &str) -> Result<i64> {
     Ok((d.as_secs() as i64).max(1))
 }
 
+/// The pods of the session's namespace that `selector` selects, in
+/// kubectl's order for logging.
+async fn selected_pods(session: &Session, selector: &str) -> Result<Vec<Value>> {
+    let uri = with_query(
+        &format!("/api/v1/namespaces/{}/pods", session.namespace()),
+        &[("labelSelector", Some(selector))],
+    );
+    let list = session.get_json(&uri).await?;
+    let mut items = list["items"].as_array().cloned().unwrap_or_default();
+    items.sort_by_key(logging_rank);
+    Ok(items)
+}
+
 /// The pods the arguments name (sorted as kubectl sorts them).
 async fn pods(session: &Session, args: &Args) -> Result<(Vec<Value>, Option<String>)> {
-    let ns = session.namespace();
-    let list = |selector: String| async move {
-        let uri = with_query(
-            &format!("/api/v1/namespaces/{ns}/pods"),
-            &[("labelSelector", Some(selector.as_str()))],
-        );
-        let list = session.get_json(&uri).await?;
-        let mut items = list["items"].as_array().cloned().unwrap_or_default();
-        items.sort_by_key(logging_rank);
-        Ok::<_, crate::error::CtlError>(items)
-    };
     if let Some(selector) = &args.selector {
         if !args.args.is_empty() {
             return Err(usage("only a selector (-l) or a POD name is allowed"));
         }
-        let mut items = list(selector.clone()).await?;
+        let mut items = selected_pods(session, selector).await?;
         items.truncate(args.max_log_requests.max(1));
         return Ok((items, args.container.clone()));
     }
@@ -212,7 +214,6 @@ async fn pods(session: &Session, args: &Args) -> Result<(Vec<Value>, Option<Stri
 /// The pod `target` (POD, pod/POD or TYPE/NAME of a workload) stands for,
 /// as kubectl picks it; `Found N pods, using pod/…` on stderr if `say`.
 pub async fn pod_for(session: &Session, target: &str, say: bool) -> Result<Value> {
-    let ns = session.namespace();
     let (kind, name) = match target.split_once('/') {
         Some((_, n)) => {
             let (targets, _) = parse(session, &[target.to_string()])?;
@@ -248,13 +249,7 @@ pub async fn pod_for(session: &Session, target: &str, say: bool) -> Result<Value
                 kind.kind_group()
             ))
         })?;
-    let uri = with_query(
-        &format!("/api/v1/namespaces/{ns}/pods"),
-        &[("labelSelector", Some(selector.as_str()))],
-    );
-    let list = session.get_json(&uri).await?;
-    let mut items = list["items"].as_array().cloned().unwrap_or_default();
-    items.sort_by_key(logging_rank);
+    let items = selected_pods(session, &selector).await?;
     let Some(first) = items.first() else {
         return Err(usage("timed out waiting for the condition"));
     };
@@ -301,15 +296,7 @@ pub async fn run(session: &Session, args: Args) -> Result<()> {
                     ("limitBytes", limit.as_deref()),
                 ],
             );
-            let req = http::Request::get(&uri)
-                .body(Vec::new())
-                .map_err(|e| usage(e.to_string()))?;
-            let mut body = session
-                .conn
-                .client
-                .request_stream(req)
-                .await
-                .map_err(|e| from_kube(e, &session.conn.server))?;
+            let mut body = session.stream(&uri, None).await?;
             let io = |e: std::io::Error| usage(e.to_string());
             if args.prefix {
                 let prefix = format!("[pod/{name}/{c}] ");

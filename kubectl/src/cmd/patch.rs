@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::targets::parse;
+use super::targets::named;
 use crate::error::{Result, usage};
 use crate::session::Session;
 
@@ -43,25 +43,12 @@ pub fn parse_patch(text: &str) -> Result<Value> {
 pub async fn run(session: &Session, args: Args) -> Result<()> {
     let content_type = content_type(&args.patch_type)?;
     let patch = parse_patch(&args.patch)?;
-    let (targets, _) = parse(session, &args.resources)?;
-    for t in &targets {
-        if t.names.is_empty() {
-            return Err(usage(
-                "resource(s) were provided, but no name was specified",
-            ));
-        }
-        for name in &t.names {
-            let uri = format!(
-                "{}/{name}",
-                t.resource.path(session.ns_for(&t.resource, false))
-            );
-            let before = session.get_json(&uri).await?;
-            let after = session.patch(&uri, content_type, &patch).await?;
-            let same =
-                before["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"];
-            let suffix = if same { " (no change)" } else { "" };
-            println!("{}/{name} patched{suffix}", t.resource.kind_group());
-        }
+    for n in named(session, &args.resources)? {
+        let before = session.get_json(&n.uri).await?;
+        let after = session.patch(&n.uri, content_type, &patch).await?;
+        let same = before["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"];
+        let suffix = if same { " (no change)" } else { "" };
+        println!("{}/{} patched{suffix}", n.resource.kind_group(), n.name);
     }
     Ok(())
 }

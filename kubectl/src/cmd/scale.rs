@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::targets::parse;
+use super::targets::named;
 use crate::error::{CtlError, Result, usage};
 use crate::session::Session;
 
@@ -16,34 +16,23 @@ pub struct Args {
 }
 
 pub async fn run(session: &Session, args: Args) -> Result<()> {
-    let (targets, _) = parse(session, &args.resources)?;
-    for t in &targets {
-        if t.names.is_empty() {
-            return Err(usage(
-                "resource(s) were provided, but no name was specified",
-            ));
-        }
-        for name in &t.names {
-            let uri = format!(
-                "{}/{name}/scale",
-                t.resource.path(session.ns_for(&t.resource, false))
-            );
-            session
-                .patch(
-                    &uri,
-                    "application/merge-patch+json",
-                    &json!({"spec": {"replicas": args.replicas}}),
-                )
-                .await
-                .map_err(|e| match e {
-                    // kubectl finds the object first and words a miss so.
-                    CtlError::Server(s) if s.code == 404 => {
-                        usage(format!("no objects passed to scale {}", s.message))
-                    }
-                    other => other,
-                })?;
-            println!("{}/{name} scaled", t.resource.kind_group());
-        }
+    for n in named(session, &args.resources)? {
+        let uri = format!("{}/scale", n.uri);
+        session
+            .patch(
+                &uri,
+                "application/merge-patch+json",
+                &json!({"spec": {"replicas": args.replicas}}),
+            )
+            .await
+            .map_err(|e| match e {
+                // kubectl finds the object first and words a miss so.
+                CtlError::Server(s) if s.code == 404 => {
+                    usage(format!("no objects passed to scale {}", s.message))
+                }
+                other => other,
+            })?;
+        println!("{}/{} scaled", n.resource.kind_group(), n.name);
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use super::targets::parse;
+use super::targets::named;
 use crate::error::{Result, usage};
 use crate::session::Session;
 
@@ -94,26 +94,14 @@ pub async fn run(session: &Session, args: Args) -> Result<()> {
     if images.is_empty() {
         return Err(usage("at least one image update is required"));
     }
-    let (targets, _) = parse(session, &args[..first])?;
-    for t in &targets {
-        if t.names.is_empty() {
-            return Err(usage(
-                "resource(s) were provided, but no name was specified",
-            ));
-        }
-        for name in &t.names {
-            let uri = format!(
-                "{}/{name}",
-                t.resource.path(session.ns_for(&t.resource, false))
-            );
-            let object = session.get_json(&uri).await?;
-            // Nothing to change: kubectl says nothing either.
-            if let Some(patch) = plan(&object, &images)? {
-                session
-                    .patch(&uri, "application/strategic-merge-patch+json", &patch)
-                    .await?;
-                println!("{}/{name} image updated", t.resource.kind_group());
-            }
+    for n in named(session, &args[..first])? {
+        let object = session.get_json(&n.uri).await?;
+        // Nothing to change: kubectl says nothing either.
+        if let Some(patch) = plan(&object, &images)? {
+            session
+                .patch(&n.uri, "application/strategic-merge-patch+json", &patch)
+                .await?;
+            println!("{}/{} image updated", n.resource.kind_group(), n.name);
         }
     }
     Ok(())

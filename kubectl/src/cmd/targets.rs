@@ -72,3 +72,34 @@ pub fn parse(session: &Session, args: &[String]) -> Result<(Vec<Target>, bool)> 
     }
     Ok((targets, false))
 }
+
+/// One object the arguments name: its type, name and URI.
+#[derive(Debug, Clone)]
+pub struct Named {
+    pub resource: Resource,
+    pub name: String,
+    pub uri: String,
+}
+
+/// Every object `args` name, in order; kubectl's error when a type is
+/// given without names (verbs that act on named objects only).
+pub fn named(session: &Session, args: &[String]) -> Result<Vec<Named>> {
+    let (targets, _) = parse(session, args)?;
+    let mut out = Vec::new();
+    for t in targets {
+        if t.names.is_empty() {
+            return Err(usage(
+                "resource(s) were provided, but no name was specified",
+            ));
+        }
+        let base = t.resource.path(session.ns_for(&t.resource, false));
+        for name in &t.names {
+            out.push(Named {
+                resource: t.resource.clone(),
+                name: name.clone(),
+                uri: format!("{base}/{name}"),
+            });
+        }
+    }
+    Ok(out)
+}

@@ -97,15 +97,7 @@ async fn watch(session: &Session, r: &Resource, name: &str, first: Vec<Vec<Strin
             .map(|cr| cr.path(Some(session.namespace()))),
     );
     for path in paths {
-        let req = http::Request::get(format!("{path}?watch=true"))
-            .body(Vec::new())
-            .map_err(|e| usage(e.to_string()))?;
-        let stream = session
-            .conn
-            .client
-            .request_stream(req)
-            .await
-            .map_err(|e| crate::error::from_kube(e, &session.conn.server))?;
+        let stream = session.stream(&format!("{path}?watch=true"), None).await?;
         let tx = tx.clone();
         tokio::spawn(async move {
             let mut lines = stream.lines();
