@@ -3,6 +3,9 @@
 //!
 //! - Namespace lifecycle: objects go only into namespaces that exist and are
 //!   not being deleted.
+//! - DefaultTolerationSeconds: new pods tolerate `not-ready` and
+//!   `unreachable` for `--default-…-toleration-seconds` (300) unless they
+//!   say otherwise.
 //! - Services get a ClusterIP from `--service-cluster-ip-range` and, for
 //!   NodePort and LoadBalancer services, node ports from 30000–32767. Each
 //!   allocation is a "claim" key (`/registry/ipallocations/<ip>`,
@@ -68,9 +71,42 @@ impl Cidr {
 pub struct Admission {
     pub service_range: Cidr,
     pub node_ports: (u16, u16),
+    /// (not-ready, unreachable) seconds of the tolerations new pods get.
+    pub toleration_seconds: (i64, i64),
 }
 
 impl Admission {
+    /// Upstream's DefaultTolerationSeconds admission, on pod creation only (not
+    /// on workload templates): a pod that tolerates neither taint gets
+    /// `node.kubernetes.io/not-ready` and `…/unreachable` NoExecute
+    /// tolerations for `not_ready` and `unreachable` seconds, so it stays bound
+    /// to a failed node that long before the node lifecycle controller evicts
+    /// it (300 s each unless the API server is told otherwise).
+    pub fn default_toleration_seconds(&self, pod: &mut Value) {
+        let (not_ready, unreachable) = self.toleration_seconds;
+        let Some(spec) = pod.get_mut("spec").filter(|s| s.is_object()) else {
+            return;
+        };
+        let mut tolerations = spec
+            .get("tolerations")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for (key, seconds) in [
+            ("node.kubernetes.io/not-ready", not_ready),
+            ("node.kubernetes.io/unreachable", unreachable),
+        ] {
+            let present = tolerations.iter().any(|t| {
+                str_at(t, &["key"]) == Some(key)
+                    || (str_at(t, &["operator"]) == Some("Exists") && t.get("key").is_none())
+            });
+            if !present {
+                tolerations.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds}));
+            }
+        }
+        spec["tolerations"] = Value::Array(tolerations);
+    }
+
     /// The `kubernetes` Service's address: the first of the range.
     pub fn api_service_ip(&self) -> Ipv4Addr {
         self.service_range.nth(1)
@@ -339,5 +375,55 @@ mod tests {
         );
         let headless = json!({"spec": {"clusterIP": "None"}});
         assert!(service_claims(&headless).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod toleration_tests {
+    use super::*;
+
+    #[test]
+    fn new_pods_get_the_configured_toleration_seconds_unless_they_have_their_own() {
+        let a = Admission {
+            service_range: Cidr::parse("10.96.0.0/12").unwrap(),
+            node_ports: (30000, 32767),
+            toleration_seconds: (30, 20),
+        };
+        let mut bare = json!({"spec": {"containers": [{"name": "c"}]}});
+        a.default_toleration_seconds(&mut bare);
+        assert_eq!(
+            bare["spec"]["tolerations"],
+            json!([
+                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30},
+                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 20},
+            ])
+        );
+        // Its own for one key stays; an all-tolerating one needs nothing.
+        let mut own = json!({"spec": {"tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 2}]}});
+        a.default_toleration_seconds(&mut own);
+        let keys: Vec<(&str, i64)> = own["spec"]["tolerations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["key"].as_str().unwrap(),
+                    t["tolerationSeconds"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("node.kubernetes.io/unreachable", 2),
+                ("node.kubernetes.io/not-ready", 30)
+            ]
+        );
+        let mut everything = json!({"spec": {"tolerations": [{"operator": "Exists"}]}});
+        a.default_toleration_seconds(&mut everything);
+        assert_eq!(
+            everything["spec"]["tolerations"].as_array().unwrap().len(),
+            1
+        );
     }
 }

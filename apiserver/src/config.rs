@@ -58,6 +58,15 @@ pub struct Config {
     #[arg(long, default_value = "30000-32767")]
     pub service_node_port_range: String,
 
+    /// Seconds a new pod tolerates its node's `not-ready` NoExecute taint
+    /// (the toleration added to pods that have none: DefaultTolerationSeconds).
+    #[arg(long, default_value_t = 300)]
+    pub default_not_ready_toleration_seconds: i64,
+
+    /// The same for the `unreachable` taint.
+    #[arg(long, default_value_t = 300)]
+    pub default_unreachable_toleration_seconds: i64,
+
     /// Plain-HTTP port on loopback, without authentication (0: off). For
     /// local development only; it refuses any non-loopback address.
     #[arg(long, default_value_t = 0)]
@@ -97,6 +106,8 @@ impl Config {
             token_auth_file: None,
             service_cluster_ip_range: "10.96.0.0/12".into(),
             service_node_port_range: "30000-32767".into(),
+            default_not_ready_toleration_seconds: 300,
+            default_unreachable_toleration_seconds: 300,
             insecure_port: 0,
             insecure_bind_address: IpAddr::from([127, 0, 0, 1]),
             max_requests_inflight: 400,

@@ -153,6 +153,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let admission = Admission {
         service_range,
         node_ports,
+        toleration_seconds: (
+            config.default_not_ready_toleration_seconds,
+            config.default_unreachable_toleration_seconds,
+        ),
     };
     let advertise = config
         .advertise_address

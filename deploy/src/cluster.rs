@@ -47,6 +47,12 @@ pub struct UpArgs {
     /// Stay in the foreground (the supervisor itself); Ctrl-C stops the cluster.
     #[arg(long)]
     pub foreground: bool,
+    /// Short timers for teaching: a silent node is NotReady after 10 s (not
+    /// 40 s) and its pods are evicted 30 s later (not 300 s), a crashing
+    /// container waits at most 20 s between restarts (not 5 min). Applies
+    /// to each `up` (`skiff down` then `skiff up` without it goes back).
+    #[arg(long)]
+    pub demo: bool,
 }
 
 /// The settings a cluster keeps: the first `up`'s, reused by the next.
@@ -58,6 +64,8 @@ pub struct Settings {
     pub name: String,
     pub etcd_servers: Option<String>,
     pub kubelet_port: u16,
+    /// `--demo`: the short timers (taken from each `up`, not kept).
+    pub demo: bool,
 }
 
 impl Settings {
@@ -69,13 +77,14 @@ impl Settings {
             name: a.name.clone(),
             etcd_servers: a.etcd_servers.clone(),
             kubelet_port: a.kubelet_port,
+            demo: a.demo,
         }
     }
 
     pub fn to_json(&self) -> Value {
         json!({"port": self.port, "nodeIP": self.node_ip, "podSubnet": self.pod_subnet,
                "name": self.name, "etcdServers": self.etcd_servers,
-               "kubeletPort": self.kubelet_port})
+               "kubeletPort": self.kubelet_port, "demo": self.demo})
     }
 
     pub fn from_json(v: &Value) -> Option<Settings> {
@@ -89,6 +98,7 @@ impl Settings {
                 .as_u64()
                 .and_then(|p| u16::try_from(p).ok())
                 .unwrap_or(10250),
+            demo: v["demo"].as_bool().unwrap_or(false),
         })
     }
 
@@ -216,6 +226,7 @@ mod tests {
             name: "skiff".into(),
             etcd_servers: None,
             kubelet_port: 10250,
+            demo: false,
         }
     }
 

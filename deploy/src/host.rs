@@ -149,6 +149,7 @@ mod tests {
             name: "lab".into(),
             etcd_servers: None,
             kubelet_port: 10250,
+            demo: false,
         };
         let l = Layout::new(std::path::Path::new("/d")).unwrap();
         let c = conflist(&s, &l);

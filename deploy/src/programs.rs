@@ -33,6 +33,20 @@ pub fn programs(s: &Settings, l: &Layout) -> Vec<Program> {
     if let Some(etcd) = &s.etcd_servers {
         apiserver.extend(["--etcd-servers".into(), etcd.clone()]);
     }
+    let demo = |flags: &[&str]| -> Vec<String> {
+        if s.demo {
+            flags.iter().map(|f| f.to_string()).collect()
+        } else {
+            Vec::new()
+        }
+    };
+    // --demo: evictions 30 s after a node fails instead of 300 s.
+    apiserver.extend(demo(&[
+        "--default-not-ready-toleration-seconds",
+        "30",
+        "--default-unreachable-toleration-seconds",
+        "30",
+    ]));
     let mask = s.pod_subnet.split('/').nth(1).unwrap_or("24").to_string();
     vec![
         Program {
@@ -46,14 +60,24 @@ pub fn programs(s: &Settings, l: &Layout) -> Vec<Program> {
             binary: "skiff-controller-manager",
             // One node: the cluster's pod range is that node's whole block,
             // so its podCIDR is exactly the fenced subnet.
-            args: vec![
-                "--kubeconfig".into(),
-                kubeconfig.clone(),
-                "--cluster-cidr".into(),
-                s.pod_subnet.clone(),
-                "--node-cidr-mask-size".into(),
-                mask,
-            ],
+            args: [
+                vec![
+                    "--kubeconfig".into(),
+                    kubeconfig.clone(),
+                    "--cluster-cidr".into(),
+                    s.pod_subnet.clone(),
+                    "--node-cidr-mask-size".into(),
+                    mask,
+                ],
+                // --demo: a silent node is noticed after 10 s, looked at every second.
+                demo(&[
+                    "--node-monitor-grace-period",
+                    "10s",
+                    "--node-monitor-period",
+                    "1s",
+                ]),
+            ]
+            .concat(),
             optional: false,
         },
         Program {
@@ -81,7 +105,19 @@ pub fn programs(s: &Settings, l: &Layout) -> Vec<Program> {
                 // Pods ask the proxy's cluster DNS (its default address).
                 "--cluster-dns".into(),
                 CLUSTER_DNS.into(),
-            ],
+            ]
+            .into_iter()
+            // --demo: the Lease renewed every 2 s (so 10 s of silence means
+            // something), the status every 2 s, restarts at most 20 s apart.
+            .chain(demo(&[
+                "--node-lease-duration-seconds",
+                "8",
+                "--node-status-update-frequency",
+                "2s",
+                "--max-container-restart-period",
+                "20s",
+            ]))
+            .collect(),
             optional: false,
         },
         Program {
@@ -117,6 +153,7 @@ mod tests {
             name: "lab".into(),
             etcd_servers: Some("http://127.0.0.1:2379".into()),
             kubelet_port: 10250,
+            demo: true,
         };
         let l = Layout::new(std::path::Path::new("/var/lib/skiff")).unwrap();
         let p = programs(&s, &l);
@@ -160,6 +197,21 @@ mod tests {
             p[3].args
                 .windows(2)
                 .any(|w| w == ["--root-dir", "/var/lib/skiff/kubelet"])
+        );
+        // --demo's short timers, in each program that has them; none without.
+        let has =
+            |p: &Program, flag: &str, value: &str| p.args.windows(2).any(|w| w == [flag, value]);
+        assert!(has(&p[0], "--default-unreachable-toleration-seconds", "30"));
+        assert!(has(&p[1], "--node-monitor-grace-period", "10s"));
+        assert!(has(&p[3], "--node-lease-duration-seconds", "8"));
+        assert!(has(&p[3], "--max-container-restart-period", "20s"));
+        let plain = programs(&Settings { demo: false, ..s }, &l);
+        assert!(
+            plain
+                .iter()
+                .all(|p| !p.args.iter().any(|a| a.contains("toleration-seconds")
+                    || a == "--node-monitor-grace-period"
+                    || a == "--max-container-restart-period"))
         );
     }
 }

@@ -339,8 +339,33 @@ spec:
         http_get(&ip).is_some_and(|p| p.contains("Hello from Skiff")),
         "the pod outlives its kubelet"
     );
-    let out = ok(&c.skiff(&["up"]), "skiff up again");
+    // Up again, this time with --demo's short timers: every program takes
+    // its flags, the node comes Ready, and a new pod gets 30 s tolerations.
+    let out = ok(&c.skiff(&["up", "--demo"]), "skiff up --demo");
     assert!(out.contains("is Ready"), "{out}");
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: demo-timers\nspec:\n  containers:\n  - {name: c, image: skiff/httpd:latest, imagePullPolicy: Never}\n";
+    ok(
+        &c.kubectl(&["apply", "-f", "-"], Some(pod)),
+        "a pod under --demo",
+    );
+    let seconds = ok(
+        &c.kubectl(
+            &[
+                "get",
+                "pod",
+                "demo-timers",
+                "-o",
+                "jsonpath={.spec.tolerations[*].tolerationSeconds}",
+            ],
+            None,
+        ),
+        "its tolerations",
+    );
+    assert_eq!(seconds, "30 30");
+    ok(
+        &c.kubectl(&["delete", "pod", "demo-timers", "--wait=false"], None),
+        "delete it",
+    );
     let deploy = ok(
         &c.kubectl(&["get", "deploy", "web", "-o", "name"], None),
         "get deploy",

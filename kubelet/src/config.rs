@@ -42,6 +42,11 @@ pub struct Config {
     #[arg(long, default_value_t = 40)]
     pub node_lease_duration_seconds: i32,
 
+    /// The longest a crashing container waits before its next restart (the
+    /// back-off doubles from 10 s up to this).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub max_container_restart_period: Duration,
+
     /// Pods this node takes at most (its `pods` capacity).
     #[arg(long, default_value_t = 110)]
     pub max_pods: u32,

@@ -398,6 +398,7 @@ pub async fn run_with_runtime<R: runtime::Runtime>(
             servers: config.cluster_dns.clone(),
             domain: config.cluster_domain.clone(),
         },
+        max_restart_period: config.max_container_restart_period,
     });
     let api = tokio::spawn(server::serve(
         listener,

@@ -73,6 +73,9 @@ pub async fn create_object_as(
     if resource.plural == "services" && resource.group.is_empty() {
         api.admission.allocate(&api.storage, &mut obj, None).await?;
     }
+    if resource.plural == "pods" && resource.group.is_empty() {
+        api.admission.default_toleration_seconds(&mut obj);
+    }
     let api_version = resource.api_version();
     let writer = crate::managed::Writer {
         manager: query.manager(),

@@ -42,6 +42,7 @@ pub fn bench() -> Result<ExitCode> {
         etcd_servers: None,
         kubelet_port: 0,
         foreground: false,
+        demo: false,
     };
     let l = Layout::new(&tmp)?;
     let result = (|| -> Result<()> {

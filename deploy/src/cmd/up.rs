@@ -31,8 +31,10 @@ skiff: skiff status | skiff logs <program> | skiff down (keeps the state) | skif
 /// The settings: the existing cluster's (its data dir has them), else the flags'.
 fn settings(a: &UpArgs, l: &Layout) -> Result<Settings> {
     let s = match l.load_settings() {
-        Some(s) => {
+        Some(mut s) => {
             let given = Settings::from_args(a);
+            // --demo is each up's own choice, not a setting of the cluster.
+            s.demo = given.demo;
             if given != s {
                 println!(
                     "skiff: {} holds a cluster started with {}; its settings are kept (skiff reset to start afresh)",
@@ -88,11 +90,13 @@ pub fn up(a: &UpArgs) -> Result<ExitCode> {
     let exe = std::env::current_exe().map_err(Error::io("where is skiff"))?;
     let mut child = {
         use std::os::unix::process::CommandExt;
-        std::process::Command::new(exe)
-            .arg("supervise")
-            .arg("--data-dir")
-            .arg(&l.data)
-            .stdin(Stdio::null())
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg("supervise").arg("--data-dir").arg(&l.data);
+        // The supervisor reads the kept settings; --demo is this up's own.
+        if s.demo {
+            cmd.arg("--demo");
+        }
+        cmd.stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
             // Not in our terminal's process group: closing it does not stop the cluster.

@@ -12,6 +12,10 @@
 //! | 3      | 20 s                 | 3                  |
 //! | 6      | 160 s                | 6                  |
 //! | 7, 8 … | 300 s (the cap)      | 7, 8 …             |
+//!
+//! `--max-container-restart-period` lowers the cap (upstream's kubelet
+//! config has the same knob, alpha in 1.32); `skiff up --demo` uses 20 s so
+//! a class sees a crashing pod come back within the lesson.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -23,12 +27,29 @@ pub const STABLE: Duration = Duration::from_secs(600);
 
 /// Per container name: the delay the next restart waits after the container
 /// finished (none before the first restart).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Backoff {
     delays: HashMap<String, Duration>,
+    /// The cap ([`MAX`] unless `--max-container-restart-period` says less).
+    max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::with_max(MAX)
+    }
 }
 
 impl Backoff {
+    /// Delays doubling up to `max` instead of 5 minutes (at least the
+    /// first 10 s step is kept only if `max` allows it).
+    pub fn with_max(max: Duration) -> Backoff {
+        Backoff {
+            delays: HashMap::new(),
+            max,
+        }
+    }
+
     /// How long container `name`, which finished at `finished_at` (ns), must
     /// still wait at `now` (ns) before it may restart; `None` when it may now.
     pub fn remaining(&self, name: &str, finished_at: i64, now: i64) -> Option<Duration> {
@@ -48,8 +69,8 @@ impl Backoff {
             self.delays.remove(name);
         }
         let next = match self.delays.get(name) {
-            None => INITIAL,
-            Some(d) => (*d * 2).min(MAX),
+            None => INITIAL.min(self.max),
+            Some(d) => (*d * 2).min(self.max),
         };
         self.delays.insert(name.to_string(), next);
     }
@@ -60,6 +81,20 @@ mod tests {
     use super::*;
 
     const S: i64 = 1_000_000_000;
+
+    #[test]
+    fn a_lower_cap_for_demonstrations() {
+        let mut b = Backoff::with_max(Duration::from_secs(20));
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            b.restarted("c", Duration::from_secs(1));
+            seen.push(b.delay("c").as_secs());
+        }
+        assert_eq!(seen, [10, 20, 20, 20]);
+        let mut tiny = Backoff::with_max(Duration::from_secs(5));
+        tiny.restarted("c", Duration::from_secs(1));
+        assert_eq!(tiny.delay("c").as_secs(), 5);
+    }
 
     #[test]
     fn delays_double_to_the_cap_and_reset_after_a_stable_run() {

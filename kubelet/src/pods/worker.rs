@@ -35,6 +35,8 @@ pub struct PodContext<R> {
     /// Per-pod files (termination messages): `<root-dir>/pods/<uid>/…`.
     pub pods_dir: std::path::PathBuf,
     pub dns: DnsSettings,
+    /// The cap of the restart back-off.
+    pub max_restart_period: Duration,
 }
 
 /// A worker's memory between syncs.
@@ -60,7 +62,10 @@ pub async fn run<R: Runtime>(
     mut desired: watch::Receiver<Option<Pod>>,
     stop: CancellationToken,
 ) {
-    let mut state = WorkerState::default();
+    let mut state = WorkerState {
+        backoff: Backoff::with_max(ctx.max_restart_period),
+        ..WorkerState::default()
+    };
     loop {
         let pod = desired.borrow_and_update().clone();
         match pod {

@@ -270,28 +270,6 @@ pub fn default_pod_spec(spec: &mut Value) {
     default(spec, &["serviceAccount"], account);
     default(spec, &["priority"], json!(0));
     default(spec, &["preemptionPolicy"], json!("PreemptLowerPriority"));
-    // Pods stay bound to an unreachable or not-ready node for 5 minutes
-    // before the node lifecycle controller evicts them (upstream's
-    // DefaultTolerationSeconds admission).
-    let tolerations = spec
-        .get("tolerations")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let mut tolerations = tolerations;
-    for key in [
-        "node.kubernetes.io/not-ready",
-        "node.kubernetes.io/unreachable",
-    ] {
-        let present = tolerations.iter().any(|t| {
-            str_at(t, &["key"]) == Some(key)
-                || (str_at(t, &["operator"]) == Some("Exists") && t.get("key").is_none())
-        });
-        if !present {
-            tolerations.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
-        }
-    }
-    spec["tolerations"] = Value::Array(tolerations);
     for list in ["containers", "initContainers", "ephemeralContainers"] {
         if let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) {
             for container in containers {
@@ -573,7 +551,8 @@ mod tests {
             "IfNotPresent"
         );
         assert_eq!(p["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
-        assert_eq!(p["spec"]["tolerations"].as_array().unwrap().len(), 2);
+        // Default tolerations are admission's, on pod creation only.
+        assert!(p["spec"].get("tolerations").is_none());
         // Defaulting twice changes nothing.
         let once = p.clone();
         PodStrategy.default(&mut p);
