@@ -1,6 +1,8 @@
 //! Names outside the cluster domain go to the node's own resolvers: the
 //! `nameserver` lines of `/etc/resolv.conf` (or `--dns-upstream`), asked
 //! over UDP with the client's query as it came, the first to answer wins.
+//! An answer too large for UDP comes back truncated (the TC bit); the same
+//! server is then asked again over TCP, as a stub resolver does.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -74,7 +76,33 @@ async fn ask(query: &[u8], server: SocketAddr) -> Result<Message, String> {
         .await
         .map_err(|_| "timed out".to_string())?
         .map_err(|e| e.to_string())?;
-    Message::from_vec(&buf[..n]).map_err(|e| e.to_string())
+    let answer = Message::from_vec(&buf[..n]).map_err(|e| e.to_string())?;
+    if answer.metadata.truncation {
+        return ask_tcp(query, server).await;
+    }
+    Ok(answer)
+}
+
+/// The query over TCP (two length bytes before each message), 2 s in all.
+async fn ask_tcp(query: &[u8], server: SocketAddr) -> Result<Message, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut tcp = tokio::net::TcpStream::connect(server).await?;
+        let len = u16::try_from(query.len()).map_err(std::io::Error::other)?;
+        let mut out = len.to_be_bytes().to_vec();
+        out.extend_from_slice(query);
+        tcp.write_all(&out).await?;
+        let mut len = [0u8; 2];
+        tcp.read_exact(&mut len).await?;
+        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        tcp.read_exact(&mut buf).await?;
+        Ok::<_, std::io::Error>(buf)
+    };
+    let buf = tokio::time::timeout(Duration::from_secs(2), exchange)
+        .await
+        .map_err(|_| "timed out over TCP".to_string())?
+        .map_err(|e| format!("over TCP: {e}"))?;
+    Message::from_vec(&buf).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -92,6 +120,56 @@ mod tests {
                 "[::1]:53".parse().unwrap()
             ]
         );
+    }
+
+    /// A resolver on loopback whose UDP answers are truncated and whose TCP
+    /// answers are whole: the whole one is what comes back.
+    #[tokio::test]
+    async fn a_truncated_udp_answer_is_asked_again_over_tcp() {
+        use hickory_server::proto::op::{MessageType, OpCode, Query};
+        use hickory_server::proto::rr::{Name, RData, Record, RecordType, rdata::A};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let udp = tokio::net::UdpSocket::bind(addr).await.unwrap();
+        let name = Name::from_ascii("big.example.").unwrap();
+        let mut q = Message::new(7, MessageType::Query, OpCode::Query);
+        q.add_query(Query::query(name.clone(), RecordType::A));
+        let query = q.to_vec().unwrap();
+        let reply = |truncated: bool| {
+            let mut m = Message::new(7, MessageType::Response, OpCode::Query);
+            m.metadata.truncation = truncated;
+            m.add_query(Query::query(name.clone(), RecordType::A));
+            if !truncated {
+                m.add_answer(Record::from_rdata(
+                    name.clone(),
+                    60,
+                    RData::A(A::new(192, 0, 2, 7)),
+                ));
+            }
+            m.to_vec().unwrap()
+        };
+        let (short, whole) = (reply(true), reply(false));
+        let udp_task = tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            let (_, from) = udp.recv_from(&mut buf).await.unwrap();
+            udp.send_to(&short, from).await.unwrap();
+        });
+        let tcp_task = tokio::spawn(async move {
+            let (mut s, _) = tcp.accept().await.unwrap();
+            let mut len = [0u8; 2];
+            s.read_exact(&mut len).await.unwrap();
+            let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            s.read_exact(&mut q).await.unwrap();
+            let mut out = (whole.len() as u16).to_be_bytes().to_vec();
+            out.extend_from_slice(&whole);
+            s.write_all(&out).await.unwrap();
+        });
+        let answer = forward(&query, &[addr]).await.unwrap();
+        assert!(!answer.metadata.truncation);
+        assert_eq!(answer.answers.len(), 1, "{answer:?}");
+        udp_task.await.unwrap();
+        tcp_task.await.unwrap();
     }
 
     #[test]
