@@ -77,6 +77,7 @@ pub use skiff::store;
 pub mod client;
 pub mod kubernetes;
 pub mod leader;
+pub mod spdy;
 pub mod upgrade;
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM: what every program's `main`

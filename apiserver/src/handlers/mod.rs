@@ -10,6 +10,7 @@ mod get;
 pub mod internal;
 mod list;
 mod log;
+mod portforward;
 
 pub mod openapi;
 pub mod patch;
@@ -189,6 +190,12 @@ pub async fn dispatch(State(api): State<SharedApi>, request: Request) -> Respons
             let name = target.name.clone().unwrap_or_default();
             exec::exec(&api, &mut parts, &query, &target, &name).await
         }
+        Some(Route::Objects(target))
+            if target.sub == Some(Sub::PortForward) && target.name.is_some() =>
+        {
+            let name = target.name.clone().unwrap_or_default();
+            portforward::port_forward(&api, &mut parts, &query, &target, &name).await
+        }
         Some(Route::Objects(target)) => {
             objects(&api, &parts.method, &parts.headers, &query, target, body).await
         }
@@ -240,7 +247,7 @@ async fn objects(
         (Method::GET, Some(name), Some(Sub::Log)) => log::log(api, query, &target, &name).await,
         (_, Some(_), Some(Sub::Attach | Sub::PortForward | Sub::Proxy)) => {
             Err(ApiError::service_unavailable(format!(
-                "{} of {} is not served by Skiff yet (exec and log are)",
+                "{} of {} is not served by Skiff yet (exec, log and portforward are)",
                 target.sub.map_or("", Sub::name),
                 resource.plural
             )))

@@ -12,6 +12,7 @@
 
 pub mod exec;
 pub mod logs;
+pub mod portforward;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -137,6 +138,10 @@ pub fn router<R: Runtime>(runtime: Arc<R>) -> Router {
         .route(
             "/exec/{namespace}/{pod}/{container}",
             get(exec::exec::<R>).post(exec::exec::<R>),
+        )
+        .route(
+            "/portForward/{namespace}/{pod}",
+            get(portforward::port_forward::<R>).post(portforward::port_forward::<R>),
         )
         .with_state(runtime)
 }
