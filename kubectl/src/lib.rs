@@ -78,6 +78,8 @@ pub enum Command {
     Logs(cmd::logs::Args),
     /// Copy files and directories to and from containers.
     Cp(cmd::cp::Args),
+    /// Forward one or more local ports to a pod.
+    PortForward(cmd::port_forward::Args),
     /// Execute a command in a container.
     Exec(cmd::exec::Args),
     /// Update fields of a resource (strategic merge, JSON merge or JSON patch).
@@ -190,6 +192,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Cp(args) => cmd::cp::run(&session::Session::open(&flags).await?, args).await,
         Command::Explain(args) => {
             cmd::explain::run(&session::Session::open(&flags).await?, args).await
+        }
+        Command::PortForward(args) => {
+            cmd::port_forward::run(&session::Session::open(&flags).await?, args).await
         }
         Command::Exec(args) => cmd::exec::run(&session::Session::open(&flags).await?, args).await,
     }

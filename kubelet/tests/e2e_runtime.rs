@@ -471,31 +471,7 @@ spec:
     // kubectl port-forward: SPDY/3.1 in a WebSocket, through the API
     // server to this kubelet, which connects to the pod's port 80. Two
     // requests over the same forward, each its own pair of streams.
-    let mut forward = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(["port-forward", "pod/web", ":80"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let fwd_out = forward.stdout.take().unwrap();
-    let (port_tx, port_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(fwd_out)
-            .lines()
-            .map_while(Result::ok)
-        {
-            // "Forwarding from 127.0.0.1:41234 -> 80"
-            if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:")
-                && let Some(port) = rest.split(' ').next().and_then(|p| p.parse::<u16>().ok())
-            {
-                let _ = port_tx.send(port);
-            }
-        }
-    });
-    let local = port_rx.recv_timeout(Duration::from_secs(20));
+    // The same through skiffctl (its own SPDY client over kube-rs's connection).
     let through = |port: u16| {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
@@ -505,50 +481,60 @@ spec:
         s.read_to_string(&mut page).ok()?;
         Some(page)
     };
-    let pages: Vec<Option<String>> = match local {
-        Ok(port) => (0..2).map(|_| through(port)).collect(),
-        Err(_) => vec![],
+    // Starts `program port-forward ARGS`; the local port it reports.
+    let start_forward = |program: &Path, args: &[&str]| {
+        let mut child = Command::new(program)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("port-forward")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                // "Forwarding from 127.0.0.1:41234 -> 80"
+                if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:")
+                    && let Some(port) = rest.split(' ').next().and_then(|p| p.parse::<u16>().ok())
+                {
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        (child, rx.recv_timeout(Duration::from_secs(20)))
     };
-    forward.kill().unwrap();
-    let fwd = forward.wait_with_output().unwrap();
-    assert!(
-        local.is_ok(),
-        "kubectl port-forward never said where: {}",
-        text(&fwd.stderr)
-    );
-    assert_eq!(pages.len(), 2);
-    for page in &pages {
+    for program in [Path::new("kubectl"), skiffctl.as_path()] {
+        let (mut forward, local) = start_forward(program, &["pod/web", ":80"]);
+        let pages: Vec<Option<String>> = match local {
+            Ok(port) => (0..2).map(|_| through(port)).collect(),
+            Err(_) => vec![],
+        };
+        forward.kill().unwrap();
+        let fwd = forward.wait_with_output().unwrap();
         assert!(
-            page.as_ref()
-                .is_some_and(|p| p.contains("Hello from Skiff")),
-            "{page:?} {}",
+            local.is_ok(),
+            "{program:?} port-forward never said where: {}",
             text(&fwd.stderr)
         );
+        assert_eq!(pages.len(), 2);
+        for page in &pages {
+            assert!(
+                page.as_ref()
+                    .is_some_and(|p| p.contains("Hello from Skiff")),
+                "{program:?}: {page:?} {}",
+                text(&fwd.stderr)
+            );
+        }
     }
 
     // A port nothing listens on: the kubelet's reason comes back on the
     // error stream and kubectl shows it.
-    let mut refused = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(["port-forward", "pod/web", ":81"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out81 = refused.stdout.take().unwrap();
-    let (tx81, rx81) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(out81).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:")
-                && let Some(port) = rest.split(' ').next().and_then(|p| p.parse::<u16>().ok())
-            {
-                let _ = tx81.send(port);
-            }
-        }
-    });
-    if let Ok(port) = rx81.recv_timeout(Duration::from_secs(20)) {
+    let (mut refused, port81) = start_forward(Path::new("kubectl"), &["pod/web", ":81"]);
+    if let Ok(port) = port81 {
         let got = through(port);
         assert!(got.as_deref().unwrap_or_default().is_empty(), "{got:?}");
         std::thread::sleep(Duration::from_millis(500));

@@ -21,6 +21,7 @@ pub mod info;
 pub mod label;
 pub mod logs;
 pub mod patch;
+pub mod port_forward;
 pub mod rollout;
 pub mod rollout_history;
 pub mod scale;
