@@ -239,15 +239,15 @@ where
                                 if flags & FLAG_FIN != 0 {
                                     let _ = w.send(None);
                                 }
-                            } else if let Some((data_id, port)) = errors.get(&id).copied() {
-                                if !bytes.is_empty() {
-                                    eprintln!(
-                                        "error: an error occurred forwarding to port {port}: {}",
-                                        String::from_utf8_lossy(&bytes)
-                                    );
-                                    if let Some(w) = data.get(&data_id) {
-                                        let _ = w.send(None);
-                                    }
+                            } else if let Some((data_id, port)) = errors.get(&id).copied()
+                                && !bytes.is_empty()
+                            {
+                                eprintln!(
+                                    "error: an error occurred forwarding to port {port}: {}",
+                                    String::from_utf8_lossy(&bytes)
+                                );
+                                if let Some(w) = data.get(&data_id) {
+                                    let _ = w.send(None);
                                 }
                             }
                         }
