@@ -48,23 +48,36 @@ pub async fn exec(
     if !upgrade::is_websocket(&parts.headers) {
         return Err(ApiError::bad_request(upgrade::WEBSOCKET_ONLY));
     }
+    let path = format!(
+        "/exec/{}/{name}/{container}?{}",
+        target.namespace,
+        parts.uri.query().unwrap_or_default()
+    );
+    to_kubelet(api, parts, node_name, &path).await
+}
+
+/// Passes the request's upgrade on to `node_name`'s kubelet at `path` (with
+/// the API server's kubelet-client certificate) and, once it switches,
+/// answers 101 and splices the connections; the kubelet's refusal as a
+/// Status otherwise. Exec and port-forward both go this way.
+pub async fn to_kubelet(
+    api: &Api,
+    parts: &mut Parts,
+    node_name: &str,
+    path: &str,
+) -> ApiResult<Response> {
     let Some(incoming) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
         return Err(ApiError::bad_request(
             "this connection cannot be upgraded (HTTP/2 has no Upgrade; use HTTP/1.1)",
         ));
     };
     let (address, tls) = kubelet_of(api, node_name).await?;
-    let path = format!(
-        "/exec/{}/{name}/{container}?{}",
-        target.namespace,
-        parts.uri.query().unwrap_or_default()
-    );
     let url = format!("https://{address}{path}");
     let stream = dial(tls, &address, &url).await?;
     match upgrade::forward(
         stream,
         &http::Method::GET,
-        &path,
+        path,
         &address,
         &parts.headers,
         incoming,

@@ -7,9 +7,9 @@
 
 use axum::response::Response;
 use http::request::Parts;
-use skiff_proto::upgrade::{self, Forwarded};
+use skiff_proto::upgrade;
 
-use super::log::{dial, kubelet_of, kubelet_refused, pod};
+use super::log::pod;
 use super::{Api, Query};
 use crate::error::{ApiError, ApiResult};
 use crate::http::request::Target;
@@ -33,31 +33,10 @@ pub async fn port_forward(
             "port-forward is served over WebSocket (SPDY/3.1+portforward.k8s.io) only; this Skiff does not speak plain SPDY/3.1: use kubectl 1.31 or later",
         ));
     }
-    let Some(incoming) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
-        return Err(ApiError::bad_request(
-            "this connection cannot be upgraded (HTTP/2 has no Upgrade; use HTTP/1.1)",
-        ));
-    };
-    let (address, tls) = kubelet_of(api, node_name).await?;
     let path = format!(
         "/portForward/{}/{name}?{}",
         target.namespace,
         parts.uri.query().unwrap_or_default()
     );
-    let url = format!("https://{address}{path}");
-    let stream = dial(tls, &address, &url).await?;
-    match upgrade::forward(
-        stream,
-        &http::Method::GET,
-        &path,
-        &address,
-        &parts.headers,
-        incoming,
-    )
-    .await
-    {
-        Ok(Forwarded::Switched(headers)) => Ok(upgrade::switching_protocols(headers)),
-        Ok(Forwarded::Refused { status, body, .. }) => Err(kubelet_refused(status, &body)),
-        Err(e) => Err(ApiError::internal(format!("error dialing backend: {e}"))),
-    }
+    super::exec::to_kubelet(api, parts, node_name, &path).await
 }
