@@ -3,7 +3,7 @@
 //! # Where to start reading
 //!
 //! - [`Cli`] and [`run`]: the commands — `up`, `down`, `status`, `logs`,
-//!   `reset` (and the hidden `supervise` that `up` starts in the
+//!   `reset`, `doctor` (and the hidden `supervise` that `up` starts in the
 //!   background).
 //! - [`cluster`]: the data dir's layout and the settings a cluster keeps
 //!   between `up`s (`cluster.json`).
@@ -60,6 +60,8 @@ pub enum Command {
     /// Stop the cluster and remove everything it created: containers, mounts, cgroups,
     /// network, nftables table, the data dir.
     Reset(cluster::DataDir),
+    /// Check this machine (and the running cluster) for the usual reasons a node does not work.
+    Doctor(cluster::DataDir),
     /// Time `skiff up` to a Ready node and measure the idle cluster's memory, on a fresh
     /// temporary cluster (as root, with the binaries built in release mode).
     Bench,
@@ -102,6 +104,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => cmd::logs::logs(&data.layout()?, &program, follow),
         Command::Reset(d) => cmd::reset::reset(&d.layout()?),
         Command::Bench => cmd::bench::bench(),
+        Command::Doctor(d) => cmd::doctor::doctor(&d),
     }
 }
 

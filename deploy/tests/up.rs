@@ -231,6 +231,18 @@ fn up_apply_down_up_reset() {
         );
     }
     // A second up finds it running.
+    // doctor on the running cluster: its own ports are its own, the node's
+    // address and clock are fine.
+    let doctor = c.skiff(&["doctor"]);
+    let report = String::from_utf8_lossy(&doctor.stdout).into_owned();
+    assert!(
+        doctor.status.success() && !report.contains("FAIL"),
+        "{report}"
+    );
+    assert!(
+        report.contains("(API server) free or ours") && report.contains("ok    cgroups"),
+        "{report}"
+    );
     let again = ok(&c.skiff(&["up"]), "second skiff up");
     assert!(again.contains("already running"), "{again}");
 

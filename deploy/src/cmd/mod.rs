@@ -1,6 +1,7 @@
 //! One file per `skiff` command.
 
 pub mod bench;
+pub mod doctor;
 pub mod down;
 pub mod logs;
 pub mod pod_startup;
