@@ -343,7 +343,8 @@ mod tests {
     #[test]
     fn each_lab_failure_is_named_with_what_to_do() {
         use Level::*;
-        let cases: Vec<(&str, Box<dyn Fn(&mut Facts)>, Vec<(Level, &str)>)> = vec![
+        type Case = (&'static str, Box<dyn Fn(&mut Facts)>, Vec<(Level, &'static str)>);
+        let cases: Vec<Case> = vec![
             (
                 "no nft",
                 Box::new(|f: &mut Facts| f.programs.retain(|p| p != "nft")),
