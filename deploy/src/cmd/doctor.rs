@@ -343,7 +343,11 @@ mod tests {
     #[test]
     fn each_lab_failure_is_named_with_what_to_do() {
         use Level::*;
-        type Case = (&'static str, Box<dyn Fn(&mut Facts)>, Vec<(Level, &'static str)>);
+        type Case = (
+            &'static str,
+            Box<dyn Fn(&mut Facts)>,
+            Vec<(Level, &'static str)>,
+        );
         let cases: Vec<Case> = vec![
             (
                 "no nft",
