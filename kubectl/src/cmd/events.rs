@@ -7,7 +7,7 @@
 use futures::{AsyncBufReadExt, TryStreamExt};
 use serde_json::Value;
 
-use super::tree::human_duration;
+use super::describe::events::interval;
 use crate::error::{Result, usage};
 use crate::print::tabwriter;
 use crate::session::{Session, with_query};
@@ -31,34 +31,6 @@ pub struct Args {
     pub no_headers: bool,
 }
 
-fn seconds_since(t: &Value, now: i64) -> Option<i64> {
-    let t: jiff::Timestamp = t.as_str()?.parse().ok()?;
-    Some(now - t.as_second())
-}
-
-/// `LAST SEEN` as kubectl words it.
-pub fn interval(e: &Value, now: i64) -> String {
-    let since =
-        |t: &Value| seconds_since(t, now).map_or_else(|| "<unknown>".to_string(), human_duration);
-    let first = if e["eventTime"].is_string() {
-        since(&e["eventTime"])
-    } else {
-        since(&e["firstTimestamp"])
-    };
-    let count = e["count"].as_i64().unwrap_or(0);
-    if e["series"].is_object() {
-        let n = e["series"]["count"].as_i64().unwrap_or(0);
-        format!(
-            "{} (x{n} over {first})",
-            since(&e["series"]["lastObservedTime"])
-        )
-    } else if count > 1 {
-        format!("{} (x{count} over {first})", since(&e["lastTimestamp"]))
-    } else {
-        first
-    }
-}
-
 /// When an event last happened (kubectl's sort key).
 pub fn last_time(e: &Value) -> String {
     let t = if e["series"].is_object() {
@@ -76,7 +48,7 @@ pub fn last_time(e: &Value) -> String {
 }
 
 /// One table row.
-pub fn row(e: &Value, now: i64, all_namespaces: bool) -> Vec<String> {
+pub fn row(e: &Value, now: jiff::Timestamp, all_namespaces: bool) -> Vec<String> {
     let mut row = Vec::new();
     if all_namespaces {
         row.push(
@@ -154,7 +126,7 @@ pub async fn run(session: &Session, args: Args) -> Result<()> {
         .filter(|e| wanted(e))
         .collect();
     items.sort_by_key(last_time);
-    let now = jiff::Timestamp::now().as_second();
+    let now = jiff::Timestamp::now();
     let mut table: Vec<Vec<String>> = Vec::new();
     if !args.no_headers && !items.is_empty() {
         table.push(header(args.all_namespaces));
@@ -198,7 +170,7 @@ pub async fn run(session: &Session, args: Args) -> Result<()> {
         if event["type"] == "DELETED" || !wanted(&event["object"]) {
             continue;
         }
-        let now = jiff::Timestamp::now().as_second();
+        let now = jiff::Timestamp::now();
         let mut rows = Vec::new();
         if !header_printed && !args.no_headers {
             rows.push(header(args.all_namespaces));
@@ -219,6 +191,10 @@ mod tests {
 
     const NOW: i64 = 1_700_000_000;
 
+    fn now() -> jiff::Timestamp {
+        jiff::Timestamp::from_second(NOW).unwrap()
+    }
+
     fn at(secs_ago: i64) -> String {
         jiff::Timestamp::from_second(NOW - secs_ago)
             .unwrap()
@@ -228,13 +204,13 @@ mod tests {
     #[test]
     fn last_seen_reads_like_kubectl() {
         let once = json!({"firstTimestamp": at(45), "lastTimestamp": at(45), "count": 1});
-        assert_eq!(interval(&once, NOW), "45s");
+        assert_eq!(interval(&once, now()), "45s");
         let repeated = json!({"firstTimestamp": at(300), "lastTimestamp": at(5), "count": 3});
-        assert_eq!(interval(&repeated, NOW), "5s (x3 over 5m)");
+        assert_eq!(interval(&repeated, now()), "5s (x3 over 5m)");
         let series =
             json!({"eventTime": at(600), "series": {"count": 4, "lastObservedTime": at(60)}});
-        assert_eq!(interval(&series, NOW), "60s (x4 over 10m)");
-        assert_eq!(interval(&json!({}), NOW), "<unknown>");
+        assert_eq!(interval(&series, now()), "60s (x4 over 10m)");
+        assert_eq!(interval(&json!({}), now()), "<unknown>");
     }
 
     #[test]
@@ -244,7 +220,7 @@ mod tests {
                        "message": "Scaled up replica set web-1 from 0 to 2\n",
                        "firstTimestamp": at(10), "lastTimestamp": at(10), "count": 1});
         assert_eq!(
-            row(&e, NOW, true),
+            row(&e, now(), true),
             [
                 "shop",
                 "10s",

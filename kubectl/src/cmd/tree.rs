@@ -278,65 +278,15 @@ pub fn status(o: &Value) -> String {
     }
 }
 
+/// How old `o` is, as kubectl's AGE column says it.
 fn age(o: &Value, now: &jiff::Timestamp) -> String {
-    o["metadata"]["creationTimestamp"]
-        .as_str()
-        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-        .map(|t| human_duration(now.as_second() - t.as_second()))
-        .unwrap_or_else(|| "<unknown>".into())
-}
-
-/// kubectl's short ages: `45s`, `3m20s`, `12m`, `5h`, `3d4h`, `40d`.
-pub fn human_duration(secs: i64) -> String {
-    let s = secs.max(0);
-    match s {
-        s if s < 120 => format!("{s}s"),
-        s if s < 600 => {
-            if s % 60 == 0 {
-                format!("{}m", s / 60)
-            } else {
-                format!("{}m{}s", s / 60, s % 60)
-            }
-        }
-        s if s < 3 * 3600 => format!("{}m", s / 60),
-        s if s < 8 * 3600 => {
-            let m = (s % 3600) / 60;
-            if m == 0 {
-                format!("{}h", s / 3600)
-            } else {
-                format!("{}h{m}m", s / 3600)
-            }
-        }
-        s if s < 48 * 3600 => format!("{}h", s / 3600),
-        s if s < 8 * 86400 => {
-            let h = (s % 86400) / 3600;
-            if h == 0 {
-                format!("{}d", s / 86400)
-            } else {
-                format!("{}d{h}h", s / 86400)
-            }
-        }
-        s => format!("{}d", s / 86400),
-    }
+    super::describe::events::since(&o["metadata"]["creationTimestamp"], *now)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn ages_read_like_kubectl() {
-        for (s, want) in [
-            (5, "5s"),
-            (200, "3m20s"),
-            (720, "12m"),
-            (5 * 3600 + 60, "5h1m"),
-            (3 * 86400 + 4 * 3600, "3d4h"),
-        ] {
-            assert_eq!(human_duration(s), want);
-        }
-    }
 
     #[test]
     fn children_follow_owner_references() {

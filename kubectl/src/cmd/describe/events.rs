@@ -82,7 +82,8 @@ pub async fn search(session: &Session, r: &Reference) -> Vec<Value> {
         .collect()
 }
 
-/// Go's `duration.HumanDuration` of `secs`.
+/// Go's `duration.HumanDuration` of `secs`: every age and LAST SEEN
+/// skiffctl prints (describe, events, tree).
 pub fn human_duration(secs: i64) -> String {
     if secs < -1 {
         return "<invalid>".into();
@@ -222,6 +223,9 @@ mod tests {
             (119, "119s"),
             (120, "2m"),
             (125, "2m5s"),
+            (200, "3m20s"),
+            (720, "12m"),
+            (5 * 3600 + 60, "5h1m"),
             (700, "11m"),
             (3 * 3600 + 60, "3h1m"),
             (10 * 3600, "10h"),
