@@ -7,11 +7,14 @@
 //! which [`nft::Nft`] loads in one transaction — the table is rebuilt whole
 //! each time, so a sync is atomic and nothing stale survives it. The table
 //! goes on clean shutdown and with `--cleanup`. The same stores feed the
-//! cluster DNS server ([`dns`]), which every node's proxy runs.
+//! cluster DNS server ([`dns`]), which every node's proxy runs. With
+//! `--host-gw` (the default) it also watches Nodes and routes every other
+//! node's pod CIDR through that node's InternalIP ([`routes`]).
 
 pub mod dns;
 pub mod model;
 pub mod nft;
+pub mod routes;
 pub mod rules;
 
 use std::future::Future;
@@ -20,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
@@ -69,7 +72,11 @@ pub struct Config {
     /// The nftables table (family ip) the proxy owns; nothing else touches it.
     #[arg(long, default_value = "skiff_proxy")]
     pub nft_table: String,
-    /// Remove the table and exit.
+    /// Route every other node's pod CIDR through its InternalIP (host-gw:
+    /// the nodes must share one L2 network, as VMs on one virtual switch).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub host_gw: bool,
+    /// Remove the table (and the host-gw routes) and exit.
     #[arg(long)]
     pub cleanup: bool,
 }
@@ -125,21 +132,26 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config,
         Arc::new(nft::RealNft),
         Arc::new(dns::link::IpLink),
+        Arc::new(routes::IpRoutes),
         shutdown,
     )
     .await
 }
 
-/// [`run`] with the caller's `nft` and links (tests: the recording fakes).
+/// [`run`] with the caller's `nft`, links and routes (tests: the recording fakes).
 pub async fn run_with<N: Nft>(
     config: Config,
     nft: Arc<N>,
     links: Arc<dyn dns::link::Links>,
+    host_routes: Arc<dyn routes::Routes>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let dns_settings = config.dns_settings()?;
     if config.cleanup {
         nft.apply(&rules::delete(&config.nft_table))?;
+        if config.host_gw {
+            routes::sync(host_routes.as_ref(), &[]);
+        }
         if let Some(s) = &dns_settings {
             links
                 .remove(&s.interface, s.address)
@@ -182,13 +194,29 @@ pub async fn run_with<N: Nft>(
     .default_backoff()
     .reflect(slice_writer)
     .boxed();
+    let (nodes, node_writer) = reflector::store::<Node>();
+    // Without host-gw the Nodes are not watched at all.
+    let node_events = if config.host_gw {
+        watcher::watcher(Api::<Node>::all(client.clone()), Default::default())
+            .default_backoff()
+            .reflect(node_writer)
+            .map(|e| e.map(|_| ()).map_err(|e| e.to_string()))
+            .boxed()
+    } else {
+        futures::stream::pending().boxed()
+    };
     // Event handlers only say "something changed"; the sync loop reads the stores.
     let notify = changed.clone();
     let watch = tokio::spawn(async move {
-        let mut events = futures::stream::select(
-            svc_events.map(|e| e.map(|_| ()).map_err(|e| e.to_string())),
-            slice_events.map(|e| e.map(|_| ()).map_err(|e| e.to_string())),
-        );
+        let mut events = futures::stream::select_all([
+            svc_events
+                .map(|e| e.map(|_| ()).map_err(|e| e.to_string()))
+                .boxed(),
+            slice_events
+                .map(|e| e.map(|_| ()).map_err(|e| e.to_string()))
+                .boxed(),
+            node_events,
+        ]);
         while let Some(e) = events.next().await {
             match e {
                 Ok(()) => notify.notify_one(),
@@ -200,8 +228,20 @@ pub async fn run_with<N: Nft>(
     let sync = async {
         let _ = services.wait_until_ready().await;
         let _ = slices.wait_until_ready().await;
+        if config.host_gw {
+            let _ = nodes.wait_until_ready().await;
+        }
         let mut last = String::new();
+        let mut last_routes = None;
         loop {
+            if config.host_gw {
+                let want = routes::plan(&snapshot(&nodes), &node);
+                // Again after a failure: the gateway may be reachable now.
+                if last_routes.as_ref() != Some(&want) {
+                    let failed = routes::sync(host_routes.as_ref(), &want);
+                    last_routes = (failed == 0).then_some(want);
+                }
+            }
             let started = Instant::now();
             let ports = model::service_ports(
                 &snapshot(&services),
@@ -229,7 +269,9 @@ pub async fn run_with<N: Nft>(
                     Err(e) => tracing::error!(error = %e, "cannot load the rules"),
                 }
             }
-            changed.notified().await;
+            // Every 30 s without events too: a route the kernel refused
+            // (its gateway not yet reachable) is tried again.
+            let _ = tokio::time::timeout(Duration::from_secs(30), changed.notified()).await;
             // Many events arrive together (a rollout): one sync for them.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -38,7 +38,8 @@ fn host_cidr(address: IpAddr) -> String {
 #[derive(Debug, Default)]
 pub struct IpLink;
 
-fn ip(args: &[&str]) -> Result<String, LinkError> {
+/// Runs `ip` with `args`; its stdout, or its stderr as the error.
+pub(crate) fn ip(args: &[&str]) -> Result<String, LinkError> {
     let out = Command::new("ip")
         .args(args)
         .output()
