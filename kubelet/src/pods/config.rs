@@ -153,6 +153,34 @@ pub struct EnvSources {
     pub secrets: BTreeMap<String, BTreeMap<String, String>>,
 }
 
+impl EnvSources {
+    /// The environment's view of what the worker fetched: ConfigMap `data`,
+    /// Secret `data` decoded as text (and any `stringData`).
+    pub fn from_sources(s: &super::sources::Sources) -> EnvSources {
+        EnvSources {
+            config_maps: s
+                .config_maps
+                .iter()
+                .map(|(name, cm)| (name.clone(), cm.data.clone().unwrap_or_default()))
+                .collect(),
+            secrets: s
+                .secrets
+                .iter()
+                .map(|(name, secret)| {
+                    let mut data: BTreeMap<String, String> = secret
+                        .data
+                        .iter()
+                        .flatten()
+                        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
+                        .collect();
+                    data.extend(secret.string_data.clone().unwrap_or_default());
+                    (name.clone(), data)
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The names of the ConfigMaps and Secrets a container's environment reads.
 pub fn env_references(c: &Container) -> (Vec<String>, Vec<String>) {
     let (mut cms, mut secrets) = (Vec::new(), Vec::new());
@@ -196,7 +224,13 @@ pub enum ConfigError {
     FieldRef(String),
 }
 
-fn field(pod: &Pod, path: &str, host_ip: &str, pod_ip: &str) -> Result<String, ConfigError> {
+/// A `fieldRef`'s value (the environment's and the downward API volume's).
+pub(crate) fn field(
+    pod: &Pod,
+    path: &str,
+    host_ip: &str,
+    pod_ip: &str,
+) -> Result<String, ConfigError> {
     let m = &pod.metadata;
     let spec = pod.spec.clone().unwrap_or_default();
     let map_key = |prefix: &str, map: &Option<BTreeMap<String, String>>| {
@@ -368,7 +402,7 @@ pub fn environment(
                 } else {
                     from.resource_field_ref
                         .as_ref()
-                        .map(|r| resource_field(c, &r.resource))
+                        .map(|r| resource_value(c, &r.resource, r.divisor.as_ref()))
                 }
             }
             (None, None) => Some(String::new()),
@@ -386,21 +420,33 @@ pub fn environment(
         .collect())
 }
 
-/// `limits.cpu` (whole cores, rounded up), `limits.memory` (bytes), and the
-/// requests, as the downward API gives them.
-fn resource_field(c: &Container, resource: &str) -> String {
+/// `limits.cpu`, `limits.memory`, the requests, in units of `divisor`
+/// rounded up (default 1: whole cores, bytes), as the downward API gives
+/// them.
+pub(crate) fn resource_value(
+    c: &Container,
+    resource: &str,
+    divisor: Option<&k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+) -> String {
     let r = c.resources.clone().unwrap_or_default();
     let (map, name) = match resource.split_once('.') {
         Some(("limits", n)) => (r.limits.unwrap_or_default(), n),
         Some(("requests", n)) => (r.requests.unwrap_or_default(), n),
         _ => return String::new(),
     };
+    let divisor = divisor.map(|d| d.0.as_str()).filter(|d| !d.is_empty());
     match (name, map.get(name)) {
-        ("cpu", Some(q)) => parse_cpu(&q.0)
-            .map(|m| m.div_ceil(1000).to_string())
-            .unwrap_or_default(),
+        ("cpu", Some(q)) => {
+            let per = divisor.map_or(Ok(1000), parse_cpu).unwrap_or(1000).max(1);
+            parse_cpu(&q.0)
+                .map(|m| m.div_ceil(per).to_string())
+                .unwrap_or_default()
+        }
         ("memory" | "ephemeral-storage", Some(q)) => {
-            parse_bytes(&q.0).map(|b| b.to_string()).unwrap_or_default()
+            let per = divisor.map_or(Ok(1), parse_bytes).unwrap_or(1).max(1);
+            parse_bytes(&q.0)
+                .map(|b| b.div_ceil(per).to_string())
+                .unwrap_or_default()
         }
         _ => String::new(),
     }

@@ -3,7 +3,8 @@
 //! runtime holds ([`observed`]), acts through the CRI, and posts the
 //! [`status`]. [`config`] builds the CRI configs, [`backoff`] times restarts,
 //! [`probe`] runs startup, liveness and readiness probes, [`hooks`] the
-//! postStart and preStop lifecycle hooks.
+//! postStart and preStop lifecycle hooks, [`volumes`] the pod's volumes
+//! (from the objects [`sources`] fetches, which the environment reads too).
 
 pub mod backoff;
 pub mod config;
@@ -11,8 +12,10 @@ pub mod hooks;
 pub mod observed;
 pub mod plan;
 pub mod probe;
+pub mod sources;
 pub mod status;
 pub mod termination;
+pub mod volumes;
 pub mod worker;
 
 use std::collections::{HashMap, HashSet};
