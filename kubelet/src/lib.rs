@@ -393,12 +393,19 @@ pub async fn run_with_runtime<R: runtime::Runtime>(
         events,
         host_ip,
         log_root: config.root_dir.join("logs").display().to_string(),
-        pods_dir: config.root_dir.join("pods"),
+        // Absolute and without links: volume mounts are found again by
+        // comparing with /proc/self/mountinfo.
+        pods_dir: config
+            .root_dir
+            .canonicalize()
+            .unwrap_or_else(|_| config.root_dir.clone())
+            .join("pods"),
         dns: pods::config::DnsSettings {
             servers: config.cluster_dns.clone(),
             domain: config.cluster_domain.clone(),
         },
         max_restart_period: config.max_container_restart_period,
+        mounter: Arc::new(pods::volumes::mounter::HostMounter),
     });
     let api = tokio::spawn(server::serve(
         listener,

@@ -582,3 +582,149 @@ async fn lifecycle_hooks_run_around_start_and_stop() {
     kubelet.stop().await;
     server.stop().await;
 }
+
+/// Volumes with the fake runtime (no mounts on the machine: emptyDir on
+/// disk, a ConfigMap, the downward API): their directories under
+/// `<root>/pods/<uid>/volumes`, the CRI mounts each container is created
+/// with (API data read-only, a subPath), a ConfigMap change reaching the
+/// file within the re-sync period, a missing ConfigMap holding the pod in
+/// ContainerCreating with upstream's `FailedMount` event until it appears,
+/// and the pod's directory gone with the pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volumes_are_set_up_mounted_refreshed_and_removed() {
+    let TestNode {
+        dir,
+        server,
+        kubeconfig,
+        client,
+        runtime,
+        kubelet,
+    } = node("skiff-kubelet-volumes-").await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm = |name: &str, color: &str| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name}, "data": {"color": color}}))
+            .unwrap()
+    };
+    cms.create(&PostParams::default(), &cm("cfg", "blue"))
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod = |name: &str, container: &str, cm: &str| -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"app": name}},
+            "spec": {"nodeName": NODE, "containers": [{
+                "name": container, "image": "skiff/httpd:1",
+                "volumeMounts": [
+                    {"name": "shared", "mountPath": "/shared"},
+                    {"name": "shared", "mountPath": "/work", "subPath": "work"},
+                    {"name": "cfg", "mountPath": "/etc/cfg"},
+                    {"name": "info", "mountPath": "/etc/info", "readOnly": false}
+                ]
+            }], "volumes": [
+                {"name": "shared", "emptyDir": {}},
+                {"name": "cfg", "configMap": {"name": cm}},
+                {"name": "info", "downwardAPI": {"items": [
+                    {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}
+            ]}
+        }))
+        .unwrap()
+    };
+    pods.create(&PostParams::default(), &pod("vols", "app", "cfg"))
+        .await
+        .unwrap();
+    let uid = wait_for("vols to run", || async {
+        let p = pods.get_opt("vols").await.ok()??;
+        (container_state(&p)?.0 == "running").then_some(p.metadata.uid?)
+    })
+    .await;
+    let root = dir.path().join("kubelet").canonicalize().unwrap();
+    let volumes = root.join("pods").join(&uid).join("volumes");
+    let mounts: Vec<(String, String, bool)> = runtime
+        .config_of("app")
+        .unwrap()
+        .mounts
+        .into_iter()
+        .map(|m| (m.container_path, m.host_path, m.readonly))
+        .collect();
+    let at = |p: &str| volumes.join(p).display().to_string();
+    assert_eq!(
+        mounts[..4],
+        [
+            (
+                "/shared".into(),
+                at("kubernetes.io~empty-dir/shared"),
+                false
+            ),
+            (
+                "/work".into(),
+                at("kubernetes.io~empty-dir/shared/work"),
+                false
+            ),
+            ("/etc/cfg".into(), at("kubernetes.io~configmap/cfg"), true),
+            (
+                "/etc/info".into(),
+                at("kubernetes.io~downward-api/info"),
+                true
+            ),
+        ],
+        "then the termination log: {mounts:?}"
+    );
+    assert_eq!(mounts[4].0, "/dev/termination-log");
+    let color = volumes.join("kubernetes.io~configmap/cfg/color");
+    assert_eq!(std::fs::read_to_string(&color).unwrap(), "blue");
+    assert_eq!(
+        std::fs::read_to_string(volumes.join("kubernetes.io~downward-api/info/labels")).unwrap(),
+        "app=\"vols\""
+    );
+    // A change to the ConfigMap reaches the file (re-sync every 10 s).
+    cms.replace("cfg", &PostParams::default(), &{
+        let mut c = cms.get("cfg").await.unwrap();
+        c.data = Some([("color".to_string(), "green".to_string())].into());
+        c
+    })
+    .await
+    .unwrap();
+    wait_for("the new color in the volume", || async {
+        (std::fs::read_to_string(&color).ok()? == "green").then_some(())
+    })
+    .await;
+
+    // A ConfigMap that does not exist: no sandbox, no container, the
+    // FailedMount event; it appears, the pod starts.
+    pods.create(
+        &PostParams::default(),
+        &pod("blocked", "blocked-app", "later"),
+    )
+    .await
+    .unwrap();
+    let message = "MountVolume.SetUp failed for volume \"cfg\" : configmaps \"later\" not found";
+    wait_for("the FailedMount event", || async {
+        let events = kubectl(&kubeconfig, &["get", "events", "-o", "json"]);
+        let events: serde_json::Value = serde_json::from_str(&events).ok()?;
+        events["items"]
+            .as_array()?
+            .iter()
+            .any(|e| e["reason"] == "FailedMount" && e["message"] == message)
+            .then_some(())
+    })
+    .await;
+    let p = pods.get("blocked").await.unwrap();
+    assert_eq!(container_state(&p).unwrap().0, "ContainerCreating");
+    assert!(runtime.config_of("blocked-app").is_none());
+    cms.create(&PostParams::default(), &cm("later", "red"))
+        .await
+        .unwrap();
+    wait_for("blocked to run once its ConfigMap exists", || async {
+        let p = pods.get_opt("blocked").await.ok()??;
+        (container_state(&p)?.0 == "running").then_some(())
+    })
+    .await;
+
+    kubectl(&kubeconfig, &["delete", "pod", "--all", "--timeout=30s"]);
+    assert!(
+        !root.join("pods").join(&uid).exists(),
+        "the pod's volumes are removed with it"
+    );
+    kubelet.stop().await;
+    server.stop().await;
+}

@@ -83,7 +83,8 @@ pub async fn run<R: Runtime>(ctx: Arc<PodContext<R>>, node: String, stop: Cancel
                         let _ = w.desired.send(None);
                     }
                 }
-                remove_orphans(&ctx, &listed).await;
+                let live: HashSet<String> = workers.keys().cloned().collect();
+                remove_orphans(&ctx, &listed, &live).await;
             }
             Err(e) => tracing::warn!(error = %e, "watching this node's pods"),
         }
@@ -95,8 +96,24 @@ pub async fn run<R: Runtime>(ctx: Arc<PodContext<R>>, node: String, stop: Cancel
 }
 
 /// Sandboxes of pods that no longer exist (deleted while the kubelet was
-/// down) are stopped and removed.
-async fn remove_orphans<R: Runtime>(ctx: &PodContext<R>, pods: &HashSet<String>) {
+/// down) are stopped and removed, and so are their directories (volumes
+/// unmounted first) unless a worker is still tearing the pod down.
+async fn remove_orphans<R: Runtime>(
+    ctx: &PodContext<R>,
+    pods: &HashSet<String>,
+    workers: &HashSet<String>,
+) {
+    for entry in std::fs::read_dir(&ctx.pods_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let uid = entry.file_name().to_string_lossy().into_owned();
+        if !pods.contains(&uid) && !workers.contains(&uid) {
+            tracing::info!(uid = %uid, "removing the files of a pod that is gone");
+            worker::forget_pod(ctx, &uid);
+        }
+    }
     let Ok(sandboxes) = ctx.runtime.list_pod_sandboxes(&[]).await else {
         return;
     };

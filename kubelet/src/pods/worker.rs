@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource};
@@ -20,8 +20,10 @@ use super::hooks;
 use super::observed::{self, Observed};
 use super::plan::{self, Action, Waiting};
 use super::probe::{self, Kind, Tracker};
+use super::sources;
 use super::status::{self, Notes};
 use super::termination;
+use super::volumes::{self, mounter::Mounter};
 use crate::runtime::Runtime;
 
 /// What every worker shares.
@@ -37,6 +39,8 @@ pub struct PodContext<R> {
     pub dns: DnsSettings,
     /// The cap of the restart back-off.
     pub max_restart_period: Duration,
+    /// Volume mounts on the node (tmpfs of emptyDirs and Secrets).
+    pub mounter: Arc<dyn Mounter>,
 }
 
 /// A worker's memory between syncs.
@@ -50,6 +54,13 @@ struct WorkerState {
     last_status: Option<serde_json::Value>,
     /// Each running container's probes, by container name and kind.
     probes: BTreeMap<(String, Kind), Tracker>,
+    /// The pod's volumes that have been set up (at least once), by name.
+    volumes: BTreeMap<String, volumes::Ready>,
+    /// Volumes whose last set-up failed, and why (each new reason is a
+    /// `FailedMount` event).
+    volume_failures: BTreeMap<String, String>,
+    /// When the volumes were last set up.
+    volumes_synced: Option<std::time::Instant>,
 }
 
 fn now_nanos() -> i64 {
@@ -121,7 +132,33 @@ async fn sync<R: Runtime>(
     let observed = observed::observe(ctx.runtime.as_ref(), &uid).await?;
     let p = plan::plan(pod, &observed, &state.backoff, now_nanos());
     let mut sandbox = observed.current_sandbox().cloned();
-    for action in p.actions {
+    let mut actions = p.actions;
+    let starts = |a: &Action| {
+        matches!(
+            a,
+            Action::CreateSandbox { .. } | Action::StartContainer { .. }
+        )
+    };
+    // Volumes before the sandbox, as upstream; then again every RESYNC
+    // while the pod runs (ConfigMap and Secret updates), and at every sync
+    // while one fails.
+    let due = state
+        .volumes_synced
+        .is_none_or(|t| t.elapsed() >= volumes::RESYNC)
+        || !state.volume_failures.is_empty();
+    if due && (actions.iter().any(starts) || sandbox.is_some()) {
+        sync_volumes(ctx, pod, state).await;
+    }
+    // A volume never set up holds every start back (the pod stays
+    // ContainerCreating); one that fails only to refresh keeps its files.
+    if state
+        .volume_failures
+        .keys()
+        .any(|v| !state.volumes.contains_key(v))
+    {
+        actions.retain(|a| !starts(a));
+    }
+    for action in actions {
         match action {
             Action::StopSandbox { id } => ctx.runtime.stop_pod_sandbox(&id).await?,
             Action::RemoveContainer { id } => ctx.runtime.remove_container(&id).await?,
@@ -415,14 +452,17 @@ async fn start<R: Runtime>(
         state.pulls.remove(c);
     }
     let sources = env_sources(ctx, pod, &container).await;
-    let env =
-        config::environment(pod, &container, &sources, &ctx.host_ip, &sandbox.ip).map_err(|e| {
-            Waiting {
-                reason: "CreateContainerConfigError".into(),
-                message: e.to_string(),
-            }
-        })?;
+    let config_error = |message: String| Waiting {
+        reason: "CreateContainerConfigError".into(),
+        message,
+    };
+    let env = config::environment(pod, &container, &sources, &ctx.host_ip, &sandbox.ip)
+        .map_err(|e| config_error(e.to_string()))?;
+    let vars: BTreeMap<String, String> = env.iter().cloned().collect();
+    let mounts = volumes::container_mounts(&container, &state.volumes, &vars)
+        .map_err(|e| config_error(e.to_string()))?;
     let mut config = config::container(pod, &container, attempt, env);
+    config.mounts.extend(mounts);
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let message_file = termination::file(&ctx.pods_dir, uid, c, attempt);
     termination::prepare(&message_file).map_err(|e| Waiting {
@@ -536,29 +576,47 @@ async fn env_sources<R>(
 ) -> EnvSources {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let (cms, secrets) = config::env_references(c);
-    let mut sources = EnvSources::default();
-    let cm_api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-    for name in cms {
-        if let Ok(Some(cm)) = cm_api.get_opt(&name).await {
-            sources
-                .config_maps
-                .insert(name, cm.data.unwrap_or_default());
+    let refs = sources::References {
+        config_maps: cms.into_iter().collect(),
+        secrets: secrets.into_iter().collect(),
+        ..Default::default()
+    };
+    EnvSources::from_sources(&sources::fetch(&ctx.client, &ns, &refs).await)
+}
+
+/// Sets the pod's volumes up (or refreshes their files); each new failure
+/// is a `FailedMount` event in upstream's words.
+async fn sync_volumes<R>(ctx: &PodContext<R>, pod: &Pod, state: &mut WorkerState) {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let fetched = sources::fetch(&ctx.client, &ns, &sources::volume_references(pod)).await;
+    let mut failures = BTreeMap::new();
+    for (volume, planned) in volumes::plan(pod, &fetched, &ctx.pods_dir) {
+        let done = planned.and_then(|v| {
+            let changed = volumes::set_up(ctx.mounter.as_ref(), &v)?;
+            Ok((v, changed))
+        });
+        match done {
+            Ok((v, changed)) => {
+                if changed && state.volumes.contains_key(&volume) {
+                    tracing::info!(pod = %name(pod), %volume, "volume files updated");
+                }
+                state.volumes.insert(volume, volumes::Ready::from(&v));
+            }
+            Err(e) => {
+                failures.insert(volume, e.to_string());
+            }
         }
     }
-    let secret_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    for name in secrets {
-        if let Ok(Some(s)) = secret_api.get_opt(&name).await {
-            let mut data: BTreeMap<String, String> = s
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-                .collect();
-            data.extend(s.string_data.unwrap_or_default());
-            sources.secrets.insert(name, data);
+    for (volume, message) in &failures {
+        if state.volume_failures.get(volume) == Some(message) {
+            continue;
         }
+        let note = format!("MountVolume.SetUp failed for volume \"{volume}\" : {message}");
+        tracing::warn!(pod = %name(pod), "{note}");
+        event(ctx, pod, EventType::Warning, "FailedMount", note).await;
     }
-    sources
+    state.volume_failures = failures;
+    state.volumes_synced = Some(std::time::Instant::now());
 }
 
 async fn post_status<R>(
@@ -636,7 +694,18 @@ async fn teardown<R: Runtime>(ctx: &PodContext<R>, uid: &str, grace: i64, pod: O
         let _ = runtime.stop_pod_sandbox(&s.id).await;
         let _ = runtime.remove_pod_sandbox(&s.id).await;
     }
-    termination::forget(&ctx.pods_dir, uid);
+    forget_pod(ctx, uid);
+}
+
+/// Unmounts the pod's volumes and removes its directory — not while
+/// something is still mounted there.
+pub(super) fn forget_pod<R>(ctx: &PodContext<R>, uid: &str) {
+    match volumes::tear_down(ctx.mounter.as_ref(), &ctx.pods_dir, uid) {
+        Ok(()) => termination::forget(&ctx.pods_dir, uid),
+        Err(e) => {
+            tracing::warn!(uid, error = %e, "cannot unmount the pod's volumes: its directory stays")
+        }
+    }
 }
 
 /// The kubelet ends a graceful deletion once the pod has stopped: delete
