@@ -32,9 +32,21 @@ pub struct UpArgs {
     /// The address the node reports (and its kubelet API listens on).
     #[arg(long, env = "SKIFF_NODE_IP", default_value = "127.0.0.1")]
     pub node_ip: String,
-    /// The pods' addresses: the node's pod CIDR, fenced in on this machine.
-    #[arg(long, env = "SKIFF_POD_SUBNET", default_value = "10.244.0.0/24")]
-    pub pod_subnet: String,
+    /// The pods' addresses, fenced in on this machine: one node's pod CIDR
+    /// (default 10.244.0.0/24), or with --nodes the cluster's range that
+    /// each node gets a /24 of (default 10.244.0.0/16).
+    #[arg(long, env = "SKIFF_POD_SUBNET")]
+    pub pod_subnet: Option<String>,
+    /// How many nodes: 1 runs the kubelet and proxy on this machine; more
+    /// run each node's kubelet and proxy in its own network namespace
+    /// (`node1`, `node2`, …) with its own address on a host bridge — a lab
+    /// of several VMs simulated on one machine (`skiff node stop|start|partition|heal`).
+    #[arg(long, default_value_t = 1)]
+    pub nodes: u32,
+    /// With --nodes: the nodes' network; the host bridge takes its first
+    /// address (the API server listens there), node N takes the 10+N-th.
+    #[arg(long, default_value = "10.245.0.0/24")]
+    pub node_subnet: String,
     /// Names the host objects: bridge `<name>0`, nftables table `inet <name>_up`.
     #[arg(long, default_value = "skiff")]
     pub name: String,
@@ -66,6 +78,29 @@ pub struct Settings {
     pub kubelet_port: u16,
     /// `--demo`: the short timers (taken from each `up`, not kept).
     pub demo: bool,
+    pub nodes: u32,
+    pub node_subnet: String,
+}
+
+/// One node of a `--nodes N` cluster: a network namespace with its own
+/// address, joined to the host bridge by a veth pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimNode {
+    /// The Node's name, `node1`…
+    pub name: String,
+    pub ip: std::net::Ipv4Addr,
+    /// `/run/netns/<netns>`.
+    pub netns: String,
+    /// The veth's end on the host bridge (the node's end is `eth0`).
+    pub veth: String,
+}
+
+/// `a.b.c.d/len` as (address, len).
+fn ipv4_cidr(text: &str) -> Option<(std::net::Ipv4Addr, u8)> {
+    let (ip, len) = text.split_once('/')?;
+    let len: u8 = len.parse().ok()?;
+    (len <= 32).then_some(())?;
+    Some((ip.parse().ok()?, len))
 }
 
 impl Settings {
@@ -73,18 +108,28 @@ impl Settings {
         Settings {
             port: a.port,
             node_ip: a.node_ip.clone(),
-            pod_subnet: a.pod_subnet.clone(),
+            pod_subnet: a.pod_subnet.clone().unwrap_or_else(|| {
+                if a.nodes > 1 {
+                    "10.244.0.0/16"
+                } else {
+                    "10.244.0.0/24"
+                }
+                .into()
+            }),
             name: a.name.clone(),
             etcd_servers: a.etcd_servers.clone(),
             kubelet_port: a.kubelet_port,
             demo: a.demo,
+            nodes: a.nodes,
+            node_subnet: a.node_subnet.clone(),
         }
     }
 
     pub fn to_json(&self) -> Value {
         json!({"port": self.port, "nodeIP": self.node_ip, "podSubnet": self.pod_subnet,
                "name": self.name, "etcdServers": self.etcd_servers,
-               "kubeletPort": self.kubelet_port, "demo": self.demo})
+               "kubeletPort": self.kubelet_port, "demo": self.demo,
+               "nodes": self.nodes, "nodeSubnet": self.node_subnet})
     }
 
     pub fn from_json(v: &Value) -> Option<Settings> {
@@ -99,7 +144,72 @@ impl Settings {
                 .and_then(|p| u16::try_from(p).ok())
                 .unwrap_or(10250),
             demo: v["demo"].as_bool().unwrap_or(false),
+            nodes: v["nodes"]
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(1),
+            node_subnet: v["nodeSubnet"].as_str().unwrap_or("10.245.0.0/24").into(),
         })
+    }
+
+    /// Several nodes, each in its own network namespace.
+    pub fn multi(&self) -> bool {
+        self.nodes > 1
+    }
+
+    /// The size of each node's pod CIDR: the whole subnet for one node; a
+    /// /24 (or smaller, when the subnet is too small for N /24s) for several.
+    pub fn node_mask(&self) -> u8 {
+        let len = ipv4_cidr(&self.pod_subnet).map_or(24, |(_, l)| l);
+        if !self.multi() {
+            return len;
+        }
+        let bits = u32::BITS - (self.nodes - 1).leading_zeros();
+        (len + bits as u8).max(24)
+    }
+
+    /// The host bridge of a --nodes cluster.
+    pub fn nodes_bridge(&self) -> String {
+        let mut b = format!("{}nodes", self.name);
+        b.truncate(15);
+        b
+    }
+
+    /// The host's address on the nodes' bridge (and the API server's, with --nodes).
+    pub fn gateway(&self) -> std::net::Ipv4Addr {
+        let (net, _) = ipv4_cidr(&self.node_subnet).unwrap_or(([10, 245, 0, 0].into(), 24));
+        (u32::from(net) + 1).into()
+    }
+
+    /// The node subnet's prefix length.
+    pub fn node_subnet_len(&self) -> u8 {
+        ipv4_cidr(&self.node_subnet).map_or(24, |(_, l)| l)
+    }
+
+    /// Where the programs reach the API server: 127.0.0.1, or with --nodes
+    /// the bridge address (the nodes' namespaces have their own loopback).
+    pub fn api_host(&self) -> String {
+        if self.multi() {
+            self.gateway().to_string()
+        } else {
+            "127.0.0.1".into()
+        }
+    }
+
+    /// The nodes of a --nodes cluster (none for one node on the host).
+    pub fn sim_nodes(&self) -> Vec<SimNode> {
+        if !self.multi() {
+            return Vec::new();
+        }
+        let gw = u32::from(self.gateway());
+        (1..=self.nodes)
+            .map(|i| SimNode {
+                name: format!("node{i}"),
+                ip: (gw - 1 + 10 + i).into(),
+                netns: format!("{}-node{i}", self.name),
+                veth: format!("{}v{i}", self.name),
+            })
+            .collect()
     }
 
     /// The CNI bridge (at most 15 characters, as Linux requires).
@@ -126,6 +236,39 @@ impl Settings {
                 "--pod-subnet {}: an IPv4 CIDR from /8 to /30",
                 self.pod_subnet
             )));
+        }
+        if !(1..=50).contains(&self.nodes) {
+            return Err(Error::Failed(format!(
+                "--nodes {}: from 1 to 50",
+                self.nodes
+            )));
+        }
+        if self.multi() {
+            let (len, mask) = (
+                ipv4_cidr(&self.pod_subnet).map_or(0, |c| c.1),
+                self.node_mask(),
+            );
+            if mask > 28 || (1u64 << (mask - len)) < u64::from(self.nodes) {
+                return Err(Error::Failed(format!(
+                    "--pod-subnet {}: too small for {} nodes (each takes a /24)",
+                    self.pod_subnet, self.nodes
+                )));
+            }
+            let fits = ipv4_cidr(&self.node_subnet).is_some_and(|(_, l)| {
+                (16..=28).contains(&l) && (1u32 << (32 - l)) > self.nodes + 11
+            });
+            if !fits {
+                return Err(Error::Failed(format!(
+                    "--node-subnet {}: an IPv4 CIDR from /16 to /28 with room for {} nodes (from its 11th address)",
+                    self.node_subnet, self.nodes
+                )));
+            }
+            if self.name.len() > 12 {
+                return Err(Error::Failed(format!(
+                    "--name {:?}: at most 12 characters with --nodes (it names the nodes' interfaces)",
+                    self.name
+                )));
+            }
         }
         if self.node_ip.parse::<std::net::IpAddr>().is_err() {
             return Err(Error::Failed(format!(
@@ -188,6 +331,29 @@ impl Layout {
     pub fn cni_dir(&self) -> PathBuf {
         self.data.join("cni")
     }
+    /// A --nodes node's own data dir (its kubelet root and CNI config).
+    pub fn node_dir(&self, node: &str) -> PathBuf {
+        self.data.join("nodes").join(node)
+    }
+    /// Present while `skiff node stop` holds the node down.
+    pub fn node_stopped(&self, node: &str) -> PathBuf {
+        self.data.join("run").join(format!("{node}.stopped"))
+    }
+    /// Present while `skiff node partition` holds the node off the network.
+    pub fn node_partitioned(&self, node: &str) -> PathBuf {
+        self.data.join("run").join(format!("{node}.partitioned"))
+    }
+    /// Every kubelet root of the cluster: the host's, or each node's.
+    pub fn kubelet_roots(&self, s: &Settings) -> Vec<PathBuf> {
+        if s.multi() {
+            s.sim_nodes()
+                .iter()
+                .map(|n| self.node_dir(&n.name).join("kubelet"))
+                .collect()
+        } else {
+            vec![self.kubelet_root()]
+        }
+    }
 
     /// The settings of an existing cluster.
     pub fn load_settings(&self) -> Option<Settings> {
@@ -227,6 +393,8 @@ mod tests {
             etcd_servers: None,
             kubelet_port: 10250,
             demo: false,
+            nodes: 1,
+            node_subnet: "10.245.0.0/24".into(),
         }
     }
 
@@ -237,6 +405,49 @@ mod tests {
         assert_eq!(s.bridge(), "skiff0");
         assert_eq!(s.fence_table(), "skiff_up");
         assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn several_nodes_get_addresses_interfaces_and_pod_cidr_blocks() {
+        let s = Settings {
+            nodes: 3,
+            pod_subnet: "10.244.0.0/16".into(),
+            ..settings()
+        };
+        assert!(s.validate().is_ok());
+        assert_eq!(s.gateway().to_string(), "10.245.0.1");
+        assert_eq!(s.api_host(), "10.245.0.1");
+        assert_eq!(s.nodes_bridge(), "skiffnodes");
+        assert_eq!(s.node_mask(), 24);
+        let n = s.sim_nodes();
+        assert_eq!(n.len(), 3);
+        assert_eq!(
+            (
+                n[2].name.as_str(),
+                n[2].ip.to_string(),
+                n[2].netns.as_str(),
+                n[2].veth.as_str()
+            ),
+            ("node3", "10.245.0.13".into(), "skiff-node3", "skiffv3")
+        );
+        // One node: on the host, the whole subnet its pod CIDR.
+        assert!(settings().sim_nodes().is_empty());
+        assert_eq!(settings().node_mask(), 24);
+        assert_eq!(settings().api_host(), "127.0.0.1");
+        // A /22 holds four /24s; five nodes get /25s.
+        for (subnet, nodes, mask) in [
+            ("10.250.0.0/22", 4, 24),
+            ("10.250.0.0/22", 5, 25),
+            ("10.244.0.0/16", 2, 24),
+        ] {
+            let s = Settings {
+                nodes,
+                pod_subnet: subnet.into(),
+                ..settings()
+            };
+            assert_eq!(s.node_mask(), mask, "{subnet} {nodes}");
+            assert!(s.validate().is_ok(), "{subnet} {nodes}");
+        }
     }
 
     #[test]
@@ -266,6 +477,39 @@ mod tests {
             (
                 Settings {
                     name: "Skiff-Lab".into(),
+                    ..settings()
+                },
+                "--name",
+            ),
+            (
+                Settings {
+                    nodes: 0,
+                    ..settings()
+                },
+                "--nodes",
+            ),
+            (
+                Settings {
+                    nodes: 3,
+                    pod_subnet: "10.244.0.0/27".into(),
+                    ..settings()
+                },
+                "--pod-subnet",
+            ),
+            (
+                Settings {
+                    nodes: 3,
+                    pod_subnet: "10.244.0.0/16".into(),
+                    node_subnet: "10.245.0.0/30".into(),
+                    ..settings()
+                },
+                "--node-subnet",
+            ),
+            (
+                Settings {
+                    nodes: 2,
+                    pod_subnet: "10.244.0.0/16".into(),
+                    name: "thirteenchars".into(),
                     ..settings()
                 },
                 "--name",

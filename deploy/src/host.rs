@@ -13,6 +13,14 @@ use crate::{Error, Result};
 /// checkout of the repository.
 const BUILD_IMAGES: &str = include_str!("../../kubelet/images/build.sh");
 
+/// The Services' range (the API server's default): with --nodes the host
+/// sends it to the first node, whose proxy translates it.
+pub const SERVICE_RANGE: &str = "10.96.0.0/12";
+
+/// The routing protocol number of the host routes `skiff up --nodes` makes
+/// (as the proxy's host-gw routes: `ip route show proto 115`).
+const PROTO: &str = "static";
+
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
@@ -20,7 +28,7 @@ pub fn is_root() -> bool {
 /// The CNI network list: a bridge, the default route through it, and
 /// host-local addresses from the node's pod CIDR (the `ipRanges` capability; no `ranges` of its own,
 /// host-local would add them to it).
-pub fn conflist(s: &Settings, l: &Layout) -> serde_json::Value {
+pub fn conflist(s: &Settings, ipam: &std::path::Path) -> serde_json::Value {
     serde_json::json!({
         "cniVersion": "1.0.0",
         "name": s.name,
@@ -32,14 +40,39 @@ pub fn conflist(s: &Settings, l: &Layout) -> serde_json::Value {
             {"type": "bridge", "bridge": s.bridge(), "isGateway": true, "isDefaultGateway": true,
              "hairpinMode": true, "ipMasq": false,
              "capabilities": {"ipRanges": true},
-             "ipam": {"type": "host-local", "dataDir": l.cni_dir().join("ipam").display().to_string()}},
+             "ipam": {"type": "host-local", "dataDir": ipam.display().to_string()}},
             {"type": "portmap", "capabilities": {"portMappings": true}},
         ]
     })
 }
 
-/// The fence: pod traffic in and out only over the pods' bridge.
+/// The fence: pod traffic in and out only over the pods' bridge. With
+/// --nodes the pods are behind the nodes' bridge, and the nodes' own
+/// addresses and the Service range never leave through the host either.
 pub fn fence(s: &Settings) -> String {
+    if s.multi() {
+        let (t, b, net, nodes) = (
+            s.fence_table(),
+            s.nodes_bridge(),
+            &s.pod_subnet,
+            &s.node_subnet,
+        );
+        return format!(
+            "table inet {t} {{
+  chain forward {{
+    type filter hook forward priority -10; policy accept;
+    ip saddr {{ {net}, {nodes} }} oifname != \"{b}\" drop
+    ip daddr {{ {net}, {nodes} }} iifname != \"{b}\" drop
+    ip daddr {SERVICE_RANGE} drop
+  }}
+  chain output {{
+    type filter hook output priority -10; policy accept;
+    ip saddr {net} oifname != \"{b}\" drop
+  }}
+}}
+"
+        );
+    }
     let (t, b, net) = (s.fence_table(), s.bridge(), &s.pod_subnet);
     format!(
         "table inet {t} {{
@@ -89,7 +122,17 @@ fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<()> {
 
 /// Images, network and fence; the images only once.
 pub fn prepare(s: &Settings, l: &Layout) -> Result<()> {
-    let images = l.kubelet_root().join("images");
+    if s.multi() {
+        return prepare_nodes(s, l);
+    }
+    build_images(&l.kubelet_root().join("images"), l)?;
+    write_cni(s, &l.cni_dir())?;
+    let _ = run("nft", &["delete", "table", "inet", &s.fence_table()], None);
+    run("nft", &["-f", "-"], Some(&fence(s)))
+}
+
+/// The demo images, built once into `images`.
+fn build_images(images: &std::path::Path, l: &Layout) -> Result<()> {
     if !images.join("skiff-httpd.tar").exists() {
         let script = l.data.join("build-images.sh");
         std::fs::write(&script, BUILD_IMAGES).map_err(Error::io("write build-images.sh"))?;
@@ -100,19 +143,175 @@ pub fn prepare(s: &Settings, l: &Layout) -> Result<()> {
         )
         .map_err(|e| Error::Failed(format!("building the demo images: {e}")))?;
     }
-    std::fs::create_dir_all(l.cni_dir()).map_err(Error::io("the CNI config dir"))?;
+    Ok(())
+}
+
+fn write_cni(s: &Settings, dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(Error::io("the CNI config dir"))?;
     std::fs::write(
-        l.cni_dir().join("10-skiff.conflist"),
-        conflist(s, l).to_string(),
+        dir.join("10-skiff.conflist"),
+        conflist(s, &dir.join("ipam")).to_string(),
     )
-    .map_err(Error::io("the CNI config"))?;
+    .map_err(Error::io("the CNI config"))
+}
+
+/// `ip` with `args`, its stdout (for the checks that read).
+fn ip_out(args: &[&str]) -> Option<String> {
+    let out = Command::new("ip").args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A --nodes cluster's network: the host bridge with the API server's
+/// address; per node a network namespace, a veth pair (`eth0` inside) with
+/// the node's address, forwarding on, and a route for the Service range
+/// through the host (so the node's own connections to a ClusterIP find a
+/// route; its proxy translates them before they leave). No default route:
+/// nothing a node sends can leave the node network. On the host: the
+/// cluster's pod range blackholed (the nodes' blocks get routes once
+/// assigned, [`route_pods`]) and the Service range sent to node1's proxy.
+/// Each step is idempotent: a second `up` finds it all in place.
+fn prepare_nodes(s: &Settings, l: &Layout) -> Result<()> {
+    let shared = l.data.join("images");
+    build_images(&shared, l)?;
+    let br = s.nodes_bridge();
+    let gw = format!("{}/{}", s.gateway(), s.node_subnet_len());
+    if ip_out(&["link", "show", &br]).is_none() {
+        run("ip", &["link", "add", &br, "type", "bridge"], None)?;
+    }
+    run("ip", &["addr", "replace", &gw, "dev", &br], None)?;
+    run("ip", &["link", "set", &br, "up"], None)?;
+    for n in s.sim_nodes() {
+        let dir = l.node_dir(&n.name);
+        // Each kubelet imports the demo images from its own images dir:
+        // hard links to the one built copy.
+        let images = dir.join("kubelet").join("images");
+        std::fs::create_dir_all(&images).map_err(Error::io("a node's images dir"))?;
+        for e in std::fs::read_dir(&shared)
+            .map_err(Error::io("the images"))?
+            .flatten()
+        {
+            let to = images.join(e.file_name());
+            if !to.exists() {
+                std::fs::hard_link(e.path(), &to)
+                    .or_else(|_| std::fs::copy(e.path(), &to).map(drop))
+                    .map_err(Error::io(format!("image {}", to.display())))?;
+            }
+        }
+        write_cni(s, &dir.join("cni"))?;
+        if !std::path::Path::new("/run/netns").join(&n.netns).exists() {
+            run("ip", &["netns", "add", &n.netns], None)?;
+        }
+        if ip_out(&["link", "show", &n.veth]).is_none() {
+            run(
+                "ip",
+                &[
+                    "link", "add", &n.veth, "type", "veth", "peer", "name", "eth0", "netns",
+                    &n.netns,
+                ],
+                None,
+            )?;
+        }
+        run("ip", &["link", "set", &n.veth, "master", &br], None)?;
+        // Up unless `skiff node stop` or `partition` holds it down.
+        if !l.node_stopped(&n.name).exists() && !l.node_partitioned(&n.name).exists() {
+            run("ip", &["link", "set", &n.veth, "up"], None)?;
+        }
+        let addr = format!("{}/{}", n.ip, s.node_subnet_len());
+        for args in [
+            vec!["-n", &n.netns, "link", "set", "lo", "up"],
+            vec!["-n", &n.netns, "addr", "replace", &addr, "dev", "eth0"],
+            vec!["-n", &n.netns, "link", "set", "eth0", "up"],
+        ] {
+            run("ip", &args, None)?;
+        }
+        let gateway = s.gateway().to_string();
+        run(
+            "ip",
+            &[
+                "-n",
+                &n.netns,
+                "route",
+                "replace",
+                SERVICE_RANGE,
+                "via",
+                &gateway,
+                "proto",
+                PROTO,
+            ],
+            None,
+        )?;
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &n.netns,
+                "sh",
+                "-c",
+                "echo 1 > /proc/sys/net/ipv4/ip_forward",
+            ],
+            None,
+        )?;
+    }
+    let first = s.sim_nodes()[0].ip.to_string();
+    for args in [
+        vec![
+            "route",
+            "replace",
+            "blackhole",
+            &s.pod_subnet,
+            "proto",
+            PROTO,
+        ],
+        vec![
+            "route",
+            "replace",
+            SERVICE_RANGE,
+            "via",
+            &first,
+            "proto",
+            PROTO,
+        ],
+    ] {
+        run("ip", &args, None)?;
+    }
     let _ = run("nft", &["delete", "table", "inet", &s.fence_table()], None);
     run("nft", &["-f", "-"], Some(&fence(s)))
 }
 
-/// The bridge and the fence (the pods must be gone first).
+/// With --nodes: the host routes each node's pod CIDR to the node, so
+/// `curl <pod IP>` works from this machine as on a node.
+pub fn route_pods(routes: &[(String, String)]) -> Result<()> {
+    for (cidr, via) in routes {
+        run(
+            "ip",
+            &["route", "replace", cidr, "via", via, "proto", PROTO],
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// The bridge and the fence (the pods must be gone first); with --nodes
+/// the nodes' namespaces (their veths, nftables and routes go with them),
+/// the host bridge and the host routes.
 pub fn remove(s: &Settings) -> Vec<String> {
     let mut done = Vec::new();
+    for n in s.sim_nodes() {
+        if run("ip", &["netns", "del", &n.netns], None).is_ok() {
+            done.push(format!("network namespace {}", n.netns));
+        }
+    }
+    if s.multi() {
+        if run("ip", &["link", "del", &s.nodes_bridge()], None).is_ok() {
+            done.push(format!("bridge {}", s.nodes_bridge()));
+        }
+        for cidr in [s.pod_subnet.as_str(), SERVICE_RANGE] {
+            let _ = run("ip", &["route", "del", cidr, "proto", PROTO], None);
+        }
+    }
     if run("ip", &["link", "del", &s.bridge()], None).is_ok() {
         done.push(format!("bridge {}", s.bridge()));
     }
@@ -150,9 +349,11 @@ mod tests {
             etcd_servers: None,
             kubelet_port: 10250,
             demo: false,
+            nodes: 1,
+            node_subnet: "10.245.0.0/24".into(),
         };
         let l = Layout::new(std::path::Path::new("/d")).unwrap();
-        let c = conflist(&s, &l);
+        let c = conflist(&s, &l.cni_dir().join("ipam"));
         assert_eq!(c["plugins"][0]["bridge"], "lab0");
         assert_eq!(c["plugins"][0]["capabilities"]["ipRanges"], true);
         assert!(c["plugins"][0]["ipam"].get("ranges").is_none());
@@ -160,5 +361,15 @@ mod tests {
         assert!(f.starts_with("table inet lab_up {"));
         assert!(f.contains("ip saddr 10.250.3.0/24 oifname != \"lab0\" drop"));
         assert!(f.contains("ip daddr 10.250.3.0/24 iifname != \"lab0\" drop"));
+        // --nodes: pods and nodes only over the nodes' bridge, Services never forwarded.
+        let f = fence(&Settings {
+            nodes: 3,
+            pod_subnet: "10.250.0.0/16".into(),
+            ..s
+        });
+        assert!(
+            f.contains("ip saddr { 10.250.0.0/16, 10.245.0.0/24 } oifname != \"labnodes\" drop")
+        );
+        assert!(f.contains("ip daddr 10.96.0.0/12 drop"));
     }
 }

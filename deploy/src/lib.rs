@@ -3,7 +3,7 @@
 //! # Where to start reading
 //!
 //! - [`Cli`] and [`run`]: the commands — `up`, `down`, `status`, `logs`,
-//!   `reset`, `doctor` (and the hidden `supervise` that `up` starts in the
+//!   `reset`, `doctor`, `node` (and the hidden `supervise` that `up` starts in the
 //!   background).
 //! - [`cluster`]: the data dir's layout and the settings a cluster keeps
 //!   between `up`s (`cluster.json`).
@@ -60,6 +60,9 @@ pub enum Command {
     /// Stop the cluster and remove everything it created: containers, mounts, cgroups,
     /// network, nftables table, the data dir.
     Reset(cluster::DataDir),
+    /// Do to one node of a `skiff up --nodes N` cluster what happens to a lab VM: stop (power
+    /// off), start (boot), partition (cut off the network), heal (plug back in).
+    Node(cmd::node::NodeArgs),
     /// Check this machine (and the running cluster) for the usual reasons a node does not work.
     Doctor(cluster::DataDir),
     /// Time `skiff up` to a Ready node and measure the idle cluster's memory, on a fresh
@@ -103,6 +106,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             data,
         } => cmd::logs::logs(&data.layout()?, &program, follow),
         Command::Reset(d) => cmd::reset::reset(&d.layout()?),
+        Command::Node(a) => cmd::node::node(&a),
         Command::Bench => cmd::bench::bench(),
         Command::Doctor(d) => cmd::doctor::doctor(&d),
     }

@@ -10,36 +10,36 @@ pub const CLUSTER_DNS: &str = "10.96.0.10";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Program {
-    /// Its short name: log `<data>/<name>.log`, `skiff logs <name>`.
-    pub name: &'static str,
+    /// Its short name: log `<data>/<name>.log`, `skiff logs <name>`
+    /// (`kubelet-node2` for a --nodes cluster's node).
+    pub name: String,
     pub binary: &'static str,
     pub args: Vec<String>,
     /// Started only when its binary exists (programs still to come).
     pub optional: bool,
+    /// The node it belongs to, with --nodes: it runs in that node's network
+    /// namespace and stays down while `skiff node stop` holds the node.
+    pub node: Option<crate::cluster::SimNode>,
 }
 
 /// Every program, the API server first: the others need its kubeconfig.
 pub fn programs(s: &Settings, l: &Layout) -> Vec<Program> {
     let data = l.data.display().to_string();
     let kubeconfig = l.kubeconfig().display().to_string();
+    // With --nodes, the nodes reach it on the host bridge (their own
+    // loopback is theirs); that address goes in every kubeconfig.
     let mut apiserver = vec![
         "--data-dir".into(),
         data,
         "--bind-address".into(),
-        "127.0.0.1".into(),
+        s.api_host(),
         "--secure-port".into(),
         s.port.to_string(),
     ];
     if let Some(etcd) = &s.etcd_servers {
         apiserver.extend(["--etcd-servers".into(), etcd.clone()]);
     }
-    let demo = |flags: &[&str]| -> Vec<String> {
-        if s.demo {
-            flags.iter().map(|f| f.to_string()).collect()
-        } else {
-            Vec::new()
-        }
-    };
+    let demo = |flags: &[&str]| demo_flags(s, flags);
     // --demo: evictions 30 s after a node fails instead of 300 s.
     apiserver.extend(demo(&[
         "--default-not-ready-toleration-seconds",
@@ -47,19 +47,21 @@ pub fn programs(s: &Settings, l: &Layout) -> Vec<Program> {
         "--default-unreachable-toleration-seconds",
         "30",
     ]));
-    let mask = s.pod_subnet.split('/').nth(1).unwrap_or("24").to_string();
-    vec![
+    let mask = s.node_mask().to_string();
+    let mut all = vec![
         Program {
-            name: "apiserver",
+            name: "apiserver".into(),
             binary: "skiff-apiserver",
             args: apiserver,
             optional: false,
+            node: None,
         },
         Program {
-            name: "controller-manager",
+            name: "controller-manager".into(),
             binary: "skiff-controller-manager",
             // One node: the cluster's pod range is that node's whole block,
-            // so its podCIDR is exactly the fenced subnet.
+            // so its podCIDR is exactly the fenced subnet; with --nodes each
+            // node gets a /24 of it.
             args: [
                 vec![
                     "--kubeconfig".into(),
@@ -79,29 +81,78 @@ pub fn programs(s: &Settings, l: &Layout) -> Vec<Program> {
             ]
             .concat(),
             optional: false,
+            node: None,
         },
         Program {
-            name: "scheduler",
+            name: "scheduler".into(),
             binary: "skiff-scheduler",
             args: vec!["--kubeconfig".into(), kubeconfig.clone()],
             optional: false,
+            node: None,
         },
+    ];
+    if s.multi() {
+        for n in s.sim_nodes() {
+            let dir = l.node_dir(&n.name);
+            let ip = n.ip.to_string();
+            let mut kubelet =
+                node_programs(s, &kubeconfig, &ip, &dir.join("kubelet"), &dir.join("cni"));
+            for p in kubelet.iter_mut() {
+                p.name = format!("{}-{}", p.name, n.name);
+                p.node = Some(n.clone());
+                p.args
+                    .extend(["--hostname-override".into(), n.name.clone()]);
+            }
+            all.extend(kubelet);
+        }
+    } else {
+        let node = s.node_ip.clone();
+        all.extend(node_programs(
+            s,
+            &kubeconfig,
+            &node,
+            &l.kubelet_root(),
+            &l.cni_dir(),
+        ));
+    }
+    all
+}
+
+/// `flags` under --demo, else none.
+fn demo_flags(s: &Settings, flags: &[&str]) -> Vec<String> {
+    if s.demo {
+        flags.iter().map(|f| f.to_string()).collect()
+    } else {
+        Vec::new()
+    }
+}
+
+/// A node's kubelet and proxy.
+fn node_programs(
+    s: &Settings,
+    kubeconfig: &str,
+    ip: &str,
+    root: &std::path::Path,
+    cni: &std::path::Path,
+) -> Vec<Program> {
+    let demo = |flags: &[&str]| demo_flags(s, flags);
+    vec![
         Program {
-            name: "kubelet",
+            name: "kubelet".into(),
             binary: "skiff-kubelet",
             args: vec![
                 "--kubeconfig".into(),
-                kubeconfig.clone(),
+                kubeconfig.into(),
                 "--root-dir".into(),
-                l.kubelet_root().display().to_string(),
+                root.display().to_string(),
                 "--node-ip".into(),
-                s.node_ip.clone(),
+                ip.into(),
                 "--address".into(),
-                s.node_ip.clone(),
+                ip.into(),
                 "--port".into(),
                 s.kubelet_port.to_string(),
                 "--cni-conf-dir".into(),
-                l.cni_dir().display().to_string(),
+                cni.display().to_string(),
                 // Pods ask the proxy's cluster DNS (its default address).
                 "--cluster-dns".into(),
                 CLUSTER_DNS.into(),
@@ -119,13 +170,14 @@ pub fn programs(s: &Settings, l: &Layout) -> Vec<Program> {
             ]))
             .collect(),
             optional: false,
+            node: None,
         },
         Program {
-            name: "proxy",
+            name: "proxy".into(),
             binary: "skiff-proxy",
             args: vec![
                 "--kubeconfig".into(),
-                kubeconfig,
+                kubeconfig.into(),
                 "--cluster-cidr".into(),
                 s.pod_subnet.clone(),
                 // Named after the cluster: two clusters (or a test) on one
@@ -136,6 +188,7 @@ pub fn programs(s: &Settings, l: &Layout) -> Vec<Program> {
                 CLUSTER_DNS.into(),
             ],
             optional: true,
+            node: None,
         },
     ]
 }
@@ -154,10 +207,12 @@ mod tests {
             etcd_servers: Some("http://127.0.0.1:2379".into()),
             kubelet_port: 10250,
             demo: true,
+            nodes: 1,
+            node_subnet: "10.245.0.0/24".into(),
         };
         let l = Layout::new(std::path::Path::new("/var/lib/skiff")).unwrap();
         let p = programs(&s, &l);
-        let names: Vec<_> = p.iter().map(|p| p.name).collect();
+        let names: Vec<_> = p.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(
             names,
             [
@@ -205,7 +260,13 @@ mod tests {
         assert!(has(&p[1], "--node-monitor-grace-period", "10s"));
         assert!(has(&p[3], "--node-lease-duration-seconds", "8"));
         assert!(has(&p[3], "--max-container-restart-period", "20s"));
-        let plain = programs(&Settings { demo: false, ..s }, &l);
+        let plain = programs(
+            &Settings {
+                demo: false,
+                ..s.clone()
+            },
+            &l,
+        );
         assert!(
             plain
                 .iter()
@@ -213,5 +274,49 @@ mod tests {
                     || a == "--node-monitor-grace-period"
                     || a == "--max-container-restart-period"))
         );
+    }
+
+    #[test]
+    fn several_nodes_each_get_a_kubelet_and_proxy_in_their_namespace() {
+        let s = Settings {
+            port: 6443,
+            node_ip: "127.0.0.1".into(),
+            pod_subnet: "10.244.0.0/16".into(),
+            name: "lab".into(),
+            etcd_servers: None,
+            kubelet_port: 10250,
+            demo: false,
+            nodes: 2,
+            node_subnet: "10.245.0.0/24".into(),
+        };
+        let l = Layout::new(std::path::Path::new("/var/lib/skiff")).unwrap();
+        let p = programs(&s, &l);
+        let names: Vec<_> = p.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "apiserver",
+                "controller-manager",
+                "scheduler",
+                "kubelet-node1",
+                "proxy-node1",
+                "kubelet-node2",
+                "proxy-node2"
+            ]
+        );
+        let has =
+            |p: &Program, flag: &str, value: &str| p.args.windows(2).any(|w| w == [flag, value]);
+        // The API server on the bridge, where the nodes reach it.
+        assert!(has(&p[0], "--bind-address", "10.245.0.1"));
+        assert!(has(&p[1], "--node-cidr-mask-size", "24"));
+        assert!(p[..3].iter().all(|p| p.node.is_none()));
+        let k2 = &p[5];
+        assert_eq!(k2.node.as_ref().unwrap().netns, "lab-node2");
+        assert!(has(k2, "--node-ip", "10.245.0.12"));
+        assert!(has(k2, "--hostname-override", "node2"));
+        assert!(has(k2, "--root-dir", "/var/lib/skiff/nodes/node2/kubelet"));
+        assert!(has(k2, "--cni-conf-dir", "/var/lib/skiff/nodes/node2/cni"));
+        assert!(has(&p[6], "--hostname-override", "node2"));
+        assert!(has(&p[6], "--cluster-cidr", "10.244.0.0/16"));
     }
 }

@@ -5,6 +5,12 @@
 //! reverse order (SIGTERM, SIGKILL after 10 s). Pods' containers are not
 //! stopped: they outlive their kubelet, as upstream's do, and the next
 //! kubelet adopts them.
+//!
+//! With --nodes, each node's kubelet and proxy start inside the node's
+//! network namespace (`setns` between fork and exec), and while
+//! `skiff node stop` holds a node down (its marker in `run/`) its programs
+//! are not restarted; `skiff node start` removes the marker and they come
+//! back within a tick.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -37,10 +43,31 @@ fn spawn(p: &Program, bin: &Path, l: &Layout) -> Result<Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(l.log(p.name))
+        .open(l.log(&p.name))
         .map_err(Error::io(format!("{}'s log", p.name)))?;
     let err = log.try_clone().map_err(Error::io("the log"))?;
-    let child = Command::new(bin.join(p.binary))
+    let mut cmd = Command::new(bin.join(p.binary));
+    // Opened here, entered in the child: only the network namespace (the
+    // node shares this machine's mounts, so `skiff reset` finds them).
+    let netns = match &p.node {
+        Some(n) => Some(
+            std::fs::File::open(Path::new("/run/netns").join(&n.netns))
+                .map_err(Error::io(format!("{}'s network namespace", n.name)))?,
+        ),
+        None => None,
+    };
+    if let Some(ns) = netns {
+        // SAFETY: the closure makes one system call (setns) on a file
+        // opened before the fork: nothing that allocates or locks.
+        #[allow(unsafe_code)]
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(std::io::Error::from)
+            });
+        }
+    }
+    let child = cmd
         .args(&p.args)
         .stdin(Stdio::null())
         .stdout(log)
@@ -51,13 +78,13 @@ fn spawn(p: &Program, bin: &Path, l: &Layout) -> Result<Child> {
         .spawn()
         .map_err(Error::io(format!("start {}", bin.join(p.binary).display())))?;
     if let Some(pid) = child.id() {
-        let _ = std::fs::write(l.program_pid(p.name), pid.to_string());
+        let _ = std::fs::write(l.program_pid(&p.name), pid.to_string());
     }
     say(format!(
         "started {} (pid {}, log {})",
         p.name,
         child.id().unwrap_or(0),
-        l.log(p.name).display()
+        l.log(&p.name).display()
     ));
     Ok(child)
 }
@@ -68,7 +95,7 @@ async fn api_ready(s: &Settings, l: &Layout, apiserver: &mut Child) -> Result<()
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if l.kubeconfig().exists()
-            && tokio::net::TcpStream::connect(("127.0.0.1", s.port))
+            && tokio::net::TcpStream::connect((s.api_host(), s.port))
                 .await
                 .is_ok()
         {
@@ -82,7 +109,8 @@ async fn api_ready(s: &Settings, l: &Layout, apiserver: &mut Child) -> Result<()
         }
         if Instant::now() > deadline {
             return Err(Error::Failed(format!(
-                "skiff-apiserver did not serve on 127.0.0.1:{} within 60 s; see {}",
+                "skiff-apiserver did not serve on {}:{} within 60 s; see {}",
+                s.api_host(),
                 s.port,
                 l.log("apiserver").display()
             )));
@@ -128,13 +156,20 @@ pub async fn run(s: &Settings, l: &Layout, bin: &Path) -> Result<()> {
                     bin.display()
                 )));
             }
-            let mut child = spawn(&p, bin, l)?;
-            if p.name == "apiserver" {
-                api_ready(s, l, &mut child).await?;
+            // A node `skiff node stop` holds down stays down (parked).
+            let held = p
+                .node
+                .as_ref()
+                .is_some_and(|n| l.node_stopped(&n.name).exists());
+            let mut child = if held { None } else { Some(spawn(&p, bin, l)?) };
+            if p.name == "apiserver"
+                && let Some(child) = &mut child
+            {
+                api_ready(s, l, child).await?;
             }
             all.push(Supervised {
                 program: p,
-                child: Some(child),
+                child,
                 started: Instant::now(),
                 backoff: Duration::from_secs(1),
                 restart_at: None,
@@ -147,9 +182,23 @@ pub async fn run(s: &Settings, l: &Layout, bin: &Path) -> Result<()> {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
             for sup in all.iter_mut() {
+                let held = sup
+                    .program
+                    .node
+                    .as_ref()
+                    .is_some_and(|n| l.node_stopped(&n.name).exists());
                 if let Some(child) = &mut sup.child
                     && let Ok(Some(status)) = child.try_wait()
                 {
+                    if held {
+                        say(format!(
+                            "{} stopped with its node ({status})",
+                            sup.program.name
+                        ));
+                        sup.child = None;
+                        sup.restart_at = None;
+                        continue;
+                    }
                     if sup.started.elapsed() > Duration::from_secs(60) {
                         sup.backoff = Duration::from_secs(1);
                     }
@@ -157,13 +206,21 @@ pub async fn run(s: &Settings, l: &Layout, bin: &Path) -> Result<()> {
                         "{} exited ({status}); restarting in {} s (log: {})",
                         sup.program.name,
                         sup.backoff.as_secs(),
-                        l.log(sup.program.name).display()
+                        l.log(&sup.program.name).display()
                     ));
                     sup.child = None;
                     sup.restart_at = Some(Instant::now() + sup.backoff);
                     sup.backoff = (sup.backoff * 2).min(Duration::from_secs(30));
                 }
-                if sup.child.is_none() && sup.restart_at.is_some_and(|t| Instant::now() >= t) {
+                // A parked program whose node was started again: now.
+                if sup.child.is_none() && sup.restart_at.is_none() && !held {
+                    sup.restart_at = Some(Instant::now());
+                    sup.backoff = Duration::from_secs(1);
+                }
+                if sup.child.is_none()
+                    && !held
+                    && sup.restart_at.is_some_and(|t| Instant::now() >= t)
+                {
                     match spawn(&sup.program, bin, l) {
                         Ok(c) => {
                             sup.child = Some(c);
@@ -183,9 +240,9 @@ pub async fn run(s: &Settings, l: &Layout, bin: &Path) -> Result<()> {
     .await;
     for sup in all.iter_mut().rev() {
         if let Some(child) = &mut sup.child {
-            stop(child, sup.program.name).await;
+            stop(child, &sup.program.name).await;
         }
-        let _ = std::fs::remove_file(l.program_pid(sup.program.name));
+        let _ = std::fs::remove_file(l.program_pid(&sup.program.name));
     }
     let _ = std::fs::remove_file(l.supervisor_pid());
     result

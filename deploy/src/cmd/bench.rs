@@ -37,12 +37,14 @@ pub fn bench() -> Result<ExitCode> {
         },
         port,
         node_ip: "127.0.0.1".into(),
-        pod_subnet: format!("10.248.{}.0/24", std::process::id() % 250),
+        pod_subnet: Some(format!("10.248.{}.0/24", std::process::id() % 250)),
         name: format!("sb{}", std::process::id() % 100000),
         etcd_servers: None,
         kubelet_port: 0,
         foreground: false,
         demo: false,
+        nodes: 1,
+        node_subnet: "10.245.0.0/24".into(),
     };
     let l = Layout::new(&tmp)?;
     let result = (|| -> Result<()> {
@@ -70,7 +72,7 @@ pub fn bench() -> Result<ExitCode> {
         );
         let mut total = 0;
         for p in programs(&s, &l) {
-            if let Some(kib) = crate::cluster::alive(&l.program_pid(p.name)).and_then(rss_kib) {
+            if let Some(kib) = crate::cluster::alive(&l.program_pid(&p.name)).and_then(rss_kib) {
                 total += kib;
                 println!(
                     "{:<44} {:>10}",

@@ -7,20 +7,20 @@ use std::time::Duration;
 use crate::cluster::Layout;
 use crate::{Error, Result};
 
-const PROGRAMS: [&str; 6] = [
-    "apiserver",
-    "controller-manager",
-    "scheduler",
-    "kubelet",
-    "proxy",
-    "skiff",
-];
-
 pub fn logs(l: &Layout, program: &str, follow: bool) -> Result<ExitCode> {
-    if !PROGRAMS.contains(&program) {
+    // The cluster's own programs (`kubelet-node2` with --nodes), and the supervisor.
+    let mut names: Vec<String> = match l.load_settings() {
+        Some(s) => crate::programs::programs(&s, l)
+            .into_iter()
+            .map(|p| p.name)
+            .collect(),
+        None => Vec::new(),
+    };
+    names.push("skiff".into());
+    if !names.iter().any(|n| n == program) {
         return Err(Error::Failed(format!(
             "no program {program:?}: one of {}",
-            PROGRAMS.join(", ")
+            names.join(", ")
         )));
     }
     let path = l.log(program);

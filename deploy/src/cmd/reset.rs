@@ -1,6 +1,8 @@
 //! `skiff reset`: stop the cluster and remove everything it created — the
 //! pods' containers (they outlive the kubelet), their mounts, network
-//! namespaces and cgroups, the bridge, the nftables fence, the data dir.
+//! namespaces and cgroups, the bridge, the nftables fence, the data dir;
+//! with --nodes each node's (and the nodes' network namespaces, the host
+//! bridge and routes).
 
 use std::process::ExitCode;
 
@@ -12,12 +14,22 @@ pub fn reset(l: &Layout) -> Result<ExitCode> {
         super::down::stop_supervisor(l, pid)?;
         println!("skiff: stopped");
     }
-    let removed = skiff_runtime::cleanup::remove_all(&l.kubelet_root());
-    println!(
-        "skiff: removed {} processes, {} mounts, {} pod cgroups",
-        removed.processes, removed.mounts, removed.cgroups
-    );
-    if let Some(s) = l.load_settings() {
+    let settings = l.load_settings();
+    let roots = match &settings {
+        Some(s) => l.kubelet_roots(s),
+        None => vec![l.kubelet_root()],
+    };
+    for root in roots {
+        let removed = skiff_runtime::cleanup::remove_all(&root);
+        println!(
+            "skiff: removed {} processes, {} mounts, {} pod cgroups ({})",
+            removed.processes,
+            removed.mounts,
+            removed.cgroups,
+            root.display()
+        );
+    }
+    if let Some(s) = settings {
         for what in host::remove(&s) {
             println!("skiff: removed {what}");
         }

@@ -26,7 +26,7 @@ pub fn status(l: &Layout) -> Result<ExitCode> {
     );
     println!("{:<20} {:>8}  {:<10} LOG", "PROGRAM", "PID", "STATE");
     for p in programs(&s, l) {
-        let (pid, state) = match alive(&l.program_pid(p.name)) {
+        let (pid, state) = match alive(&l.program_pid(&p.name)) {
             Some(pid) => (pid.to_string(), "running"),
             None if p.optional && !crate::bin_dir()?.join(p.binary).exists() => {
                 ("-".into(), "not built")
@@ -38,7 +38,7 @@ pub fn status(l: &Layout) -> Result<ExitCode> {
             p.name,
             pid,
             state,
-            l.log(p.name).display()
+            l.log(&p.name).display()
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -15,15 +15,25 @@ use crate::{Error, Result, host, supervise};
 
 fn usage(s: &Settings, l: &Layout) -> String {
     let k = l.kubeconfig().display().to_string();
+    let nodes = if s.multi() {
+        format!(
+            "\nskiff: nodes node1…node{n} on bridge {br}: skiff node stop|start|partition|heal <node>; skiff logs kubelet-node1",
+            n = s.nodes,
+            br = s.nodes_bridge()
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "skiff: the API server is https://127.0.0.1:{port}; use it with kubectl (or skiffctl):
+        "skiff: the API server is https://{host}:{port}; use it with kubectl (or skiffctl):
     export KUBECONFIG={k}
     kubectl get nodes -o wide
     kubectl run web --image=skiff/httpd --image-pull-policy=Never
     kubectl get pods -o wide                   # then: curl http://<pod IP>/
     kubectl logs -f web
 skiff: images: skiff/busybox, skiff/httpd, skiff/layers (built here; no public registry is reached)
-skiff: skiff status | skiff logs <program> | skiff down (keeps the state) | skiff reset (removes it all)",
+skiff: skiff status | skiff logs <program> | skiff down (keeps the state) | skiff reset (removes it all){nodes}",
+        host = s.api_host(),
         port = s.port
     )
 }
@@ -110,13 +120,26 @@ pub fn up(a: &UpArgs) -> Result<ExitCode> {
         l.log("skiff").display()
     );
     let rt = tokio::runtime::Runtime::new().map_err(Error::io("tokio"))?;
-    let node = rt.block_on(wait_ready(
+    let ready = rt.block_on(wait_ready(
         &l,
+        &s,
         &mut child,
         k8s_openapi::jiff::Timestamp::now(),
     ))?;
+    if s.multi() && host::is_root() {
+        host::route_pods(
+            &ready
+                .iter()
+                .map(|n| (n.pod_cidr.clone(), n.ip.clone()))
+                .collect::<Vec<_>>(),
+        )?;
+    }
+    let names: Vec<&str> = ready.iter().map(|n| n.name.as_str()).collect();
     println!(
-        "skiff: node {node} is Ready, {:.1} s after `skiff up`",
+        "skiff: node{} {} {} Ready, {:.1} s after `skiff up`",
+        if names.len() > 1 { "s" } else { "" },
+        names.join(", "),
+        if names.len() > 1 { "are" } else { "is" },
         started.elapsed().as_secs_f64()
     );
     println!("{}", usage(&s, &l));
@@ -136,14 +159,31 @@ fn supervise_with(s: &Settings, l: &Layout) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Waits for a Ready Node whose kubelet has posted since `since` (after a
-/// `down`, the Node still says Ready from before until the node lifecycle
-/// controller notices), or for the supervisor to fail.
+/// A Node `up` waited for.
+pub struct ReadyNode {
+    pub name: String,
+    /// Its pod CIDR and InternalIP (with --nodes, where the host routes it).
+    pub pod_cidr: String,
+    pub ip: String,
+}
+
+/// Waits for the cluster's Ready Nodes (one, or each of --nodes N, with its
+/// pod CIDR) whose kubelets have posted since `since` (after a `down`, a
+/// Node still says Ready from before until the node lifecycle controller
+/// notices), or for the supervisor to fail. A node `skiff node stop` holds
+/// down is not waited for.
 async fn wait_ready(
     l: &Layout,
+    s: &Settings,
     supervisor: &mut std::process::Child,
     since: k8s_openapi::jiff::Timestamp,
-) -> Result<String> {
+) -> Result<Vec<ReadyNode>> {
+    let want: Vec<String> = s
+        .sim_nodes()
+        .into_iter()
+        .filter(|n| !l.node_stopped(&n.name).exists())
+        .map(|n| n.name)
+        .collect();
     // Ready heartbeats have whole seconds: one from the second `up` started
     // in may be the old kubelet's (a `down` just before). The node's Lease
     // has microseconds: renewed after `since`, it is this kubelet's.
@@ -164,7 +204,7 @@ async fn wait_ready(
         }
         if Instant::now() > deadline {
             return Err(Error::Failed(format!(
-                "no Ready node within 120 s (the cluster keeps trying; skiff status, skiff logs kubelet):\n{}",
+                "not every node Ready within 120 s (the cluster keeps trying; skiff status, skiff logs kubelet):\n{}",
                 tail()
             )));
         }
@@ -176,23 +216,28 @@ async fn wait_ready(
         if let Some(c) = &client {
             let nodes: Api<Node> = Api::all(c.clone());
             if let Ok(list) = nodes.list(&ListParams::default()).await {
-                let ready = list.items.iter().find(|n| {
-                    n.status
-                        .as_ref()
-                        .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|cs| {
-                            cs.iter().any(|c| {
-                                c.type_ == "Ready"
-                                    && c.status == "True"
-                                    && c.last_heartbeat_time
-                                        .as_ref()
-                                        .is_some_and(|t| t.0 >= heartbeat_since)
+                let fresh: Vec<&Node> = list
+                    .items
+                    .iter()
+                    .filter(|n| {
+                        n.status
+                            .as_ref()
+                            .and_then(|s| s.conditions.as_ref())
+                            .is_some_and(|cs| {
+                                cs.iter().any(|c| {
+                                    c.type_ == "Ready"
+                                        && c.status == "True"
+                                        && c.last_heartbeat_time
+                                            .as_ref()
+                                            .is_some_and(|t| t.0 >= heartbeat_since)
+                                })
                             })
-                        })
-                });
-                if let Some(n) = ready {
+                    })
+                    .collect();
+                let leases: Api<Lease> = Api::namespaced(c.clone(), "kube-node-lease");
+                let mut ready = Vec::new();
+                for n in fresh {
                     let name = n.metadata.name.clone().unwrap_or_default();
-                    let leases: Api<Lease> = Api::namespaced(c.clone(), "kube-node-lease");
                     let renewed = leases
                         .get_opt(&name)
                         .await
@@ -200,9 +245,29 @@ async fn wait_ready(
                         .flatten()
                         .and_then(|l| l.spec?.renew_time)
                         .is_some_and(|t| t.0 > since);
+                    let pod_cidr = n.spec.as_ref().and_then(|s| s.pod_cidr.clone());
+                    let ip = n
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.addresses.as_ref())
+                        .and_then(|a| a.iter().find(|a| a.type_ == "InternalIP"))
+                        .map(|a| a.address.clone());
                     if renewed {
-                        return Ok(name);
+                        ready.push(ReadyNode {
+                            name,
+                            pod_cidr: pod_cidr.unwrap_or_default(),
+                            ip: ip.unwrap_or_default(),
+                        });
                     }
+                }
+                if want.is_empty() && !ready.is_empty() {
+                    ready.truncate(1);
+                    return Ok(ready);
+                }
+                // --nodes: each one, with the pod CIDR the host routes to it.
+                ready.retain(|n| want.contains(&n.name) && !n.pod_cidr.is_empty());
+                if !want.is_empty() && ready.len() == want.len() {
+                    return Ok(ready);
                 }
             }
         }
