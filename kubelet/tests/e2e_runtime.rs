@@ -80,100 +80,172 @@ fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// One node on this machine with its API server: test images imported,
+/// a fenced CNI network (`tag` distinct per test), the kubelet binary
+/// (with its embedded runtime) registered and Ready with a pod CIDR.
+/// Dropped (also on a panic): the kubelet, then what it left on the
+/// machine, then the network and the files.
+struct Cluster {
+    kubelet: Kubelet,
+    _cleanup: NodeCleanup,
+    server: skiff_apiserver::Running,
+    net: TestNet,
+    dir: tempfile::TempDir,
+    root: std::path::PathBuf,
+    kubeconfig: std::path::PathBuf,
+    client: kube::Client,
+    /// `10.244.N.` of the test subnet.
+    prefix: String,
+    pod_cidr: String,
+}
+
+impl Cluster {
+    async fn start(tag: u32) -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("skiff-kubelet-e2e-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().join("kubelet");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("images/build.sh");
+        let built = Command::new("bash")
+            .arg(&script)
+            .arg(root.join("images"))
+            .output()
+            .unwrap();
+        assert!(
+            built.status.success(),
+            "{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        let net = TestNet::new(dir.path(), tag).expect("fence and CNI config");
+        let cleanup = NodeCleanup { root: root.clone() };
+        net.take_ranges_from_pod_cidr()
+            .expect("CNI config from the pod CIDR");
+
+        let server =
+            skiff_apiserver::start(skiff_apiserver::Config::for_dir(dir.path().join("data")))
+                .await
+                .expect("start skiff-apiserver");
+        let kubeconfig = server.admin_kubeconfig.clone();
+        let kubelet = start_kubelet(&kubeconfig, &root, &net.conf_dir);
+        let client = skiff_proto::client::connect(Some(&kubeconfig))
+            .await
+            .unwrap();
+        let nodes: Api<Node> = Api::all(client.clone());
+        // The test's CNI network takes addresses from the node's pod CIDR
+        // (ipRanges): until the Node has one, the runtime's network is not
+        // ready and neither is the Node. Node IPAM would assign it; here the
+        // test does, the upper half of the test subnet.
+        let prefix = net.subnet.trim_end_matches("0/24").to_string();
+        let pod_cidr = format!("{prefix}128/25");
+        wait_for("the Node to register", 30, || async {
+            nodes.get_opt("e2e-node").await.ok()?.map(|_| ())
+        })
+        .await;
+        let n = nodes.get("e2e-node").await.unwrap();
+        let not_ready = n
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.type_ == "Ready");
+        assert!(
+            not_ready.as_ref().is_none_or(|c| c.status != "True"),
+            "Ready before it has a pod CIDR: {not_ready:?}"
+        );
+        kubectl(
+            &kubeconfig,
+            &[
+                "patch",
+                "node",
+                "e2e-node",
+                "-p",
+                &format!(r#"{{"spec":{{"podCIDR":"{pod_cidr}","podCIDRs":["{pod_cidr}"]}}}}"#),
+            ],
+            None,
+        );
+        wait_for("the Node to be Ready", 30, || async {
+            let n = nodes.get_opt("e2e-node").await.ok()??;
+            let ready = n
+                .status?
+                .conditions?
+                .into_iter()
+                .find(|c| c.type_ == "Ready")?;
+            (ready.status == "True").then_some(())
+        })
+        .await;
+        Cluster {
+            kubelet,
+            _cleanup: cleanup,
+            server,
+            net,
+            dir,
+            root,
+            kubeconfig,
+            client,
+            prefix,
+            pod_cidr,
+        }
+    }
+
+    /// A kubelet again (after the test killed it).
+    fn restart_kubelet(&mut self) {
+        self.kubelet = start_kubelet(&self.kubeconfig, &self.root, &self.net.conf_dir);
+    }
+
+    /// Stops the kubelet and the API server, and checks that the kubelet
+    /// itself left no mount behind (before the clean-up would remove it).
+    async fn stop(self) {
+        let Cluster {
+            kubelet,
+            _cleanup,
+            server,
+            net,
+            dir,
+            ..
+        } = self;
+        drop(kubelet);
+        server.stop().await;
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !mounts.contains(&dir.path().display().to_string()),
+            "no mount left: {mounts}"
+        );
+        drop(_cleanup);
+        drop(net);
+    }
+}
+
+fn start_kubelet(kubeconfig: &Path, root: &Path, cni_conf_dir: &Path) -> Kubelet {
+    Kubelet(
+        Command::new(env!("CARGO_BIN_EXE_skiff-kubelet"))
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--hostname-override", "e2e-node", "--node-ip", "127.0.0.1"])
+            .arg("--root-dir")
+            .arg(root)
+            .arg("--cni-conf-dir")
+            .arg(cni_conf_dir)
+            .arg("--node-status-update-frequency=1s")
+            .args(["--port=0", "--address=127.0.0.1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start skiff-kubelet"),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs root: namespaces, overlayfs, cgroups, CNI, nftables"]
 async fn kubectl_apply_runs_a_pod_that_answers_http() {
-    let dir = tempfile::Builder::new()
-        .prefix("skiff-kubelet-e2e-")
-        .tempdir()
-        .unwrap();
-    let root = dir.path().join("kubelet");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("images/build.sh");
-    let built = Command::new("bash")
-        .arg(&script)
-        .arg(root.join("images"))
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
+    let mut cluster = Cluster::start(3).await;
+    let (root, kubeconfig, client, prefix, pod_cidr) = (
+        cluster.root.clone(),
+        cluster.kubeconfig.clone(),
+        cluster.client.clone(),
+        cluster.prefix.clone(),
+        cluster.pod_cidr.clone(),
     );
-    let net = TestNet::new(dir.path(), 3).expect("fence and CNI config");
-    // Dropped before `net` and `dir`: processes and mounts go first.
-    let _cleanup = NodeCleanup { root: root.clone() };
-    net.take_ranges_from_pod_cidr()
-        .expect("CNI config from the pod CIDR");
-
-    let server = skiff_apiserver::start(skiff_apiserver::Config::for_dir(dir.path().join("data")))
-        .await
-        .expect("start skiff-apiserver");
-    let kubeconfig = server.admin_kubeconfig.clone();
-    let start_kubelet = || {
-        Kubelet(
-            Command::new(env!("CARGO_BIN_EXE_skiff-kubelet"))
-                .arg("--kubeconfig")
-                .arg(&kubeconfig)
-                .args(["--hostname-override", "e2e-node", "--node-ip", "127.0.0.1"])
-                .arg("--root-dir")
-                .arg(&root)
-                .arg("--cni-conf-dir")
-                .arg(&net.conf_dir)
-                .arg("--node-status-update-frequency=1s")
-                .args(["--port=0", "--address=127.0.0.1"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("start skiff-kubelet"),
-        )
-    };
-    let mut kubelet = start_kubelet();
-    let client = skiff_proto::client::connect(Some(&kubeconfig))
-        .await
-        .unwrap();
-    let nodes: Api<Node> = Api::all(client.clone());
-    // The test's CNI network takes addresses from the node's pod CIDR
-    // (ipRanges): until the Node has one, the runtime's network is not ready
-    // and neither is the Node. Node IPAM would assign it; here the test does,
-    // the upper half of the test subnet.
-    let prefix = net.subnet.trim_end_matches("0/24").to_string();
-    let pod_cidr = format!("{prefix}128/25");
-    wait_for("the Node to register", 30, || async {
-        nodes.get_opt("e2e-node").await.ok()?.map(|_| ())
-    })
-    .await;
-    let n = nodes.get("e2e-node").await.unwrap();
-    let not_ready = n
-        .status
-        .and_then(|s| s.conditions)
-        .unwrap_or_default()
-        .into_iter()
-        .find(|c| c.type_ == "Ready");
-    assert!(
-        not_ready.as_ref().is_none_or(|c| c.status != "True"),
-        "Ready before it has a pod CIDR: {not_ready:?}"
-    );
-    kubectl(
-        &kubeconfig,
-        &[
-            "patch",
-            "node",
-            "e2e-node",
-            "-p",
-            &format!(r#"{{"spec":{{"podCIDR":"{pod_cidr}","podCIDRs":["{pod_cidr}"]}}}}"#),
-        ],
-        None,
-    );
-    wait_for("the Node to be Ready", 30, || async {
-        let n = nodes.get_opt("e2e-node").await.ok()??;
-        let ready = n
-            .status?
-            .conditions?
-            .into_iter()
-            .find(|c| c.type_ == "Ready")?;
-        (ready.status == "True").then_some(())
-    })
-    .await;
 
     let manifest = r#"
 apiVersion: v1
@@ -629,13 +701,13 @@ spec:
             .count()
     };
     assert_eq!(containers(), 1);
-    kubelet.0.kill().unwrap();
-    kubelet.0.wait().unwrap();
+    cluster.kubelet.0.kill().unwrap();
+    cluster.kubelet.0.wait().unwrap();
     assert!(
         get().await.is_some_and(|p| p.contains("Hello from Skiff")),
         "serving while no kubelet runs"
     );
-    kubelet = start_kubelet();
+    cluster.restart_kubelet();
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(containers(), 1, "nothing started twice");
     let p = pods.get("web").await.unwrap();
@@ -657,11 +729,262 @@ spec:
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!((containers, sandboxes), (0, 0), "the runtime is left empty");
-    drop(kubelet);
-    server.stop().await;
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(
-        !mounts.contains(&dir.path().display().to_string()),
-        "no mount left"
+    cluster.stop().await;
+}
+
+/// Pod volumes for real: two containers sharing an emptyDir (one writes,
+/// the other reads), a ConfigMap volume that follows `kubectl apply` of a
+/// changed ConfigMap, a Secret volume with `items` and `defaultMode: 0400`
+/// (on a tmpfs), an emptyDir `medium: Memory` (a tmpfs in the container's
+/// /proc/mounts), a downward API labels file and a hostPath Directory; a
+/// hostPath of the wrong type is a FailedMount event. Deleting the pod
+/// unmounts and removes its volumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: namespaces, overlayfs, cgroups, CNI, nftables, tmpfs mounts"]
+async fn volumes_are_shared_projected_updated_and_removed() {
+    let cluster = Cluster::start(4).await;
+    let kubeconfig = cluster.kubeconfig.clone();
+    let host_dir = cluster.dir.path().join("from-the-host");
+    std::fs::create_dir(&host_dir).unwrap();
+    std::fs::write(host_dir.join("hello.txt"), "hello from the node\n").unwrap();
+    let not_a_dir = cluster.dir.path().join("a-file");
+    std::fs::write(&not_a_dir, "").unwrap();
+    let config = |color: &str| {
+        format!(
+            r#"
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: app-config
+data:
+  color: {color}
+"#
+        )
+    };
+    kubectl(&kubeconfig, &["apply", "-f", "-"], Some(&config("blue")));
+    let manifest = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata:
+  name: app-secret
+data:
+  token: dDBrM24=
+  unused: eA==
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: vols
+  labels: {{app: vols, tier: demo}}
+spec:
+  nodeName: e2e-node
+  containers:
+  - name: writer
+    image: skiff/busybox:latest
+    imagePullPolicy: Never
+    command: [sh, -c, "echo hello from writer > /shared/note; exec sleep 3600"]
+    volumeMounts:
+    - {{name: shared, mountPath: /shared}}
+    - {{name: config, mountPath: /etc/config}}
+    - {{name: secret, mountPath: /etc/secret}}
+    - {{name: ram, mountPath: /ram}}
+    - {{name: info, mountPath: /etc/info}}
+    - {{name: host, mountPath: /host, readOnly: true}}
+  - name: reader
+    image: skiff/busybox:latest
+    imagePullPolicy: Never
+    command: [sh, -c, "until [ -f /in/note ]; do sleep 0.2; done; cat /in/note; exec sleep 3600"]
+    volumeMounts:
+    - {{name: shared, mountPath: /in}}
+  volumes:
+  - name: shared
+    emptyDir: {{}}
+  - name: config
+    configMap: {{name: app-config}}
+  - name: secret
+    secret:
+      secretName: app-secret
+      defaultMode: 0400
+      items:
+      - {{key: token, path: auth/token}}
+  - name: ram
+    emptyDir: {{medium: Memory, sizeLimit: 16Mi}}
+  - name: info
+    downwardAPI:
+      items:
+      - {{path: labels, fieldRef: {{fieldPath: metadata.labels}}}}
+  - name: host
+    hostPath: {{path: {host}, type: Directory}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: wrong-type
+spec:
+  nodeName: e2e-node
+  containers:
+  - name: app
+    image: skiff/busybox:latest
+    imagePullPolicy: Never
+    command: [sleep, "3600"]
+    volumeMounts:
+    - {{name: host, mountPath: /host}}
+  volumes:
+  - name: host
+    hostPath: {{path: {file}, type: Directory}}
+"#,
+        host = host_dir.display(),
+        file = not_a_dir.display(),
     );
+    kubectl(&kubeconfig, &["apply", "-f", "-"], Some(&manifest));
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), "default");
+    let uid = wait_for("vols to run", 60, || async {
+        let p = pods.get_opt("vols").await.ok()??;
+        (p.status?.phase.as_deref() == Some("Running")).then_some(p.metadata.uid?)
+    })
+    .await;
+    let exec = |container: &str, cmd: &str| {
+        kubectl(
+            &kubeconfig,
+            &["exec", "vols", "-c", container, "--", "sh", "-c", cmd],
+            None,
+        )
+    };
+
+    // The emptyDir is the same directory in both containers.
+    let logs = wait_for("the reader to read the writer's note", 30, || async {
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["logs", "vols", "-c", "reader"])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("hello from writer").then_some(text)
+    })
+    .await;
+    assert_eq!(logs, "hello from writer\n");
+    assert_eq!(exec("reader", "cat /in/note"), "hello from writer\n");
+
+    // The ConfigMap's file, read-only, and its update.
+    assert_eq!(exec("writer", "cat /etc/config/color"), "blue");
+    let refused = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["exec", "vols", "-c", "writer", "--"])
+        .args(["sh", "-c", "echo x > /etc/config/new"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("Read-only file system"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    kubectl(&kubeconfig, &["apply", "-f", "-"], Some(&config("green")));
+    let started = Instant::now();
+    wait_for("the ConfigMap change in the container", 40, || async {
+        (exec("writer", "cat /etc/config/color") == "green").then_some(())
+    })
+    .await;
+    eprintln!("the ConfigMap change arrived after {:?}", started.elapsed());
+    assert_eq!(
+        exec(
+            "writer",
+            "readlink /etc/config/color; ls -a /etc/config | grep -c '^\\.\\.2'"
+        ),
+        "..data/color\n1\n",
+        "the atomic writer's link, one version left"
+    );
+
+    // The Secret: only the item asked for, mode 0400, on a tmpfs.
+    assert_eq!(exec("writer", "cat /etc/secret/auth/token"), "t0k3n");
+    assert_eq!(exec("writer", "stat -c %a /etc/secret/auth/token"), "400\n");
+    assert_eq!(exec("writer", "ls /etc/secret"), "auth\n");
+    let proc_mounts = exec("writer", "cat /proc/mounts");
+    let mount_of = |at: &str| {
+        proc_mounts
+            .lines()
+            .find(|l| l.split(' ').nth(1) == Some(at))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(mount_of("/etc/secret").contains(" tmpfs "), "{proc_mounts}");
+    // medium: Memory, sizeLimit 16Mi.
+    let ram = mount_of("/ram");
+    assert!(ram.starts_with("tmpfs /ram tmpfs "), "{proc_mounts}");
+    assert!(ram.contains("size=16384k"), "{ram}");
+    exec("writer", "echo in memory > /ram/x");
+
+    // The downward API and the hostPath.
+    assert_eq!(
+        exec("writer", "cat /etc/info/labels"),
+        "app=\"vols\"\ntier=\"demo\""
+    );
+    assert_eq!(
+        exec("writer", "cat /host/hello.txt"),
+        "hello from the node\n"
+    );
+    assert!(mount_of("/host").contains(" ro,"), "{}", mount_of("/host"));
+
+    // The hostPath that is a file: the pod waits, the event says why.
+    let message = format!(
+        "MountVolume.SetUp failed for volume \"host\" : hostPath type check failed: {} is not a directory",
+        not_a_dir.display()
+    );
+    wait_for("the FailedMount event", 30, || async {
+        let events = kubectl(&kubeconfig, &["get", "events", "-o", "json"], None);
+        let events: serde_json::Value = serde_json::from_str(&events).ok()?;
+        events["items"]
+            .as_array()?
+            .iter()
+            .any(|e| e["reason"] == "FailedMount" && e["message"] == message.as_str())
+            .then_some(())
+    })
+    .await;
+    let waiting = pods.get("wrong-type").await.unwrap();
+    let state = waiting.status.unwrap().container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap();
+    assert_eq!(
+        state.waiting.unwrap().reason.as_deref(),
+        Some("ContainerCreating")
+    );
+
+    // On the node, while it runs: the two tmpfs mounts of the pod.
+    let volumes = cluster
+        .root
+        .canonicalize()
+        .unwrap()
+        .join("pods")
+        .join(&uid)
+        .join("volumes");
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&volumes.display().to_string()))
+            .count()
+    };
+    assert_eq!(mounted(), 2, "the Secret's and the Memory emptyDir's tmpfs");
+    kubectl(
+        &kubeconfig,
+        &[
+            "delete",
+            "pod",
+            "vols",
+            "wrong-type",
+            "--grace-period=1",
+            "--timeout=60s",
+        ],
+        None,
+    );
+    assert_eq!(mounted(), 0, "unmounted with the pod");
+    assert!(!volumes.exists(), "removed with the pod");
+    assert!(
+        host_dir.join("hello.txt").exists(),
+        "a hostPath is the node's: kept"
+    );
+    cluster.stop().await;
 }
