@@ -14,6 +14,23 @@
 //! - [`runtime`]: the CRI calls as a trait, the client over the runtime's
 //!   socket, and the in-memory fake the pod tests run on.
 //!
+//! # Volumes
+//!
+//! [`pods::volumes`] gives pods their `spec.volumes`: `emptyDir` (on disk,
+//! or a tmpfs for `medium: Memory`, `size=` from `sizeLimit`), `hostPath`
+//! (with upstream's `type` checks), `configMap`, `secret` (on a tmpfs),
+//! `downwardAPI` and `projected` (files written atomically, a `..data` link
+//! swapped by rename, as upstream's AtomicWriter), and
+//! `persistentVolumeClaim` (the bound PersistentVolume, when it is
+//! `hostPath` or `local`). They live in
+//! `<root-dir>/pods/<uid>/volumes/<plugin>/<name>` and reach containers as
+//! CRI mounts per `volumeMounts` (`readOnly`, `subPath`, `subPathExpr`),
+//! which the runtime bind-mounts. The worker sets them up before the
+//! sandbox — a volume that cannot be set up holds the pod in
+//! ContainerCreating with a `FailedMount` event — and again every 10 s
+//! while the pod runs, which is how ConfigMap and Secret changes reach the
+//! files; they are unmounted and removed with the pod.
+//!
 //! The Node is `Ready` when the runtime answers `Status` with RuntimeReady
 //! and NetworkReady; otherwise `Ready=False` says why (no runtime on the
 //! socket yet: the embedded runtime of issue 6 does not serve the CRI yet).

@@ -988,3 +988,29 @@ spec:
     );
     cluster.stop().await;
 }
+
+/// `skiff reset`'s clean-up (`skiff_runtime::cleanup::remove_all`) also
+/// undoes the kubelet's own volume mounts: a tmpfs mounted as an emptyDir
+/// `medium: Memory` (and a Secret's) under `<root>/pods/<uid>/volumes` is
+/// unmounted with everything else under the root dir.
+#[test]
+#[ignore = "needs root: tmpfs mounts"]
+fn reset_unmounts_the_tmpfs_of_pod_volumes() {
+    use skiff_kubelet::pods::volumes::{self, mounter::HostMounter, mounter::Mounter};
+    let dir = tempfile::Builder::new()
+        .prefix("skiff-kubelet-reset-")
+        .tempdir()
+        .unwrap();
+    let root = dir.path().canonicalize().unwrap().join("kubelet");
+    let pods = root.join("pods");
+    let ram = volumes::volume_dir(&pods, "u1", volumes::EMPTY_DIR, "ram");
+    let secret = volumes::volume_dir(&pods, "u1", volumes::SECRET, "creds");
+    for d in [&ram, &secret] {
+        std::fs::create_dir_all(d).unwrap();
+        HostMounter.mount_tmpfs(d, Some(1 << 20)).unwrap();
+    }
+    assert_eq!(HostMounter.mounts_under(&pods).len(), 2);
+    let removed = skiff_runtime::cleanup::remove_all(&root);
+    assert_eq!(removed.mounts, 2);
+    assert!(HostMounter.mounts_under(&pods).is_empty());
+}

@@ -6,8 +6,10 @@
 //! their network namespaces and veths) and the pods' cgroups. Only what
 //! belongs to `root` is touched: Skiff's own processes (`skiff*`) whose
 //! command line names it,
-//! pids from its containers' pid files, mounts under it, cgroups of the
-//! pods whose log dirs are in it.
+//! pids from its containers' pid files, mounts under it (the sandboxes'
+//! namespaces, the containers' rootfs, and the kubelet's tmpfs volumes in
+//! `<root>/pods/<uid>/volumes`), cgroups of the pods whose log dirs are in
+//! it.
 
 use std::path::Path;
 use std::time::Duration;
