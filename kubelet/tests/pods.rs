@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::api::{Api, PostParams};
 use serde_json::json;
 use skiff_kubelet::runtime::fake::FakeRuntime;
@@ -586,10 +586,11 @@ async fn lifecycle_hooks_run_around_start_and_stop() {
 /// Volumes with the fake runtime (no mounts on the machine: emptyDir on
 /// disk, a ConfigMap, the downward API): their directories under
 /// `<root>/pods/<uid>/volumes`, the CRI mounts each container is created
-/// with (API data read-only, a subPath), a ConfigMap change reaching the
-/// file within the re-sync period, a missing ConfigMap holding the pod in
-/// ContainerCreating with upstream's `FailedMount` event until it appears,
-/// and the pod's directory gone with the pod.
+/// with (API data read-only, a subPath, a claim bound to a hostPath PV), a
+/// ConfigMap change reaching the file within the re-sync period, a missing
+/// ConfigMap holding the pod in ContainerCreating with upstream's
+/// `FailedMount` event until it appears, and the pod's directory gone with
+/// the pod.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn volumes_are_set_up_mounted_refreshed_and_removed() {
     let TestNode {
@@ -608,6 +609,33 @@ async fn volumes_are_set_up_mounted_refreshed_and_removed() {
     cms.create(&PostParams::default(), &cm("cfg", "blue"))
         .await
         .unwrap();
+    // A claim bound to a hostPath PersistentVolume (made on first use).
+    let pv_path = dir.path().join("pv-data");
+    let pvs: Api<PersistentVolume> = Api::all(client.clone());
+    pvs.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "metadata": {"name": "pv-data"},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                     "hostPath": {"path": pv_path.display().to_string(), "type": "DirectoryOrCreate"}}
+        }))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    claims
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "data"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "volumeName": "pv-data",
+                         "resources": {"requests": {"storage": "1Gi"}}}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let pod = |name: &str, container: &str, cm: &str| -> Pod {
         serde_json::from_value(json!({
@@ -618,13 +646,15 @@ async fn volumes_are_set_up_mounted_refreshed_and_removed() {
                     {"name": "shared", "mountPath": "/shared"},
                     {"name": "shared", "mountPath": "/work", "subPath": "work"},
                     {"name": "cfg", "mountPath": "/etc/cfg"},
-                    {"name": "info", "mountPath": "/etc/info", "readOnly": false}
+                    {"name": "info", "mountPath": "/etc/info", "readOnly": false},
+                    {"name": "data", "mountPath": "/data"}
                 ]
             }], "volumes": [
                 {"name": "shared", "emptyDir": {}},
                 {"name": "cfg", "configMap": {"name": cm}},
                 {"name": "info", "downwardAPI": {"items": [
-                    {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}
+                    {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+                {"name": "data", "persistentVolumeClaim": {"claimName": "data", "readOnly": true}}
             ]}
         }))
         .unwrap()
@@ -648,7 +678,7 @@ async fn volumes_are_set_up_mounted_refreshed_and_removed() {
         .collect();
     let at = |p: &str| volumes.join(p).display().to_string();
     assert_eq!(
-        mounts[..4],
+        mounts[..5],
         [
             (
                 "/shared".into(),
@@ -666,10 +696,12 @@ async fn volumes_are_set_up_mounted_refreshed_and_removed() {
                 at("kubernetes.io~downward-api/info"),
                 true
             ),
+            ("/data".into(), pv_path.display().to_string(), true),
         ],
         "then the termination log: {mounts:?}"
     );
-    assert_eq!(mounts[4].0, "/dev/termination-log");
+    assert_eq!(mounts[5].0, "/dev/termination-log");
+    assert!(pv_path.is_dir(), "DirectoryOrCreate made it");
     let color = volumes.join("kubernetes.io~configmap/cfg/color");
     assert_eq!(std::fs::read_to_string(&color).unwrap(), "blue");
     assert_eq!(
