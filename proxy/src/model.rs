@@ -20,6 +20,19 @@ pub fn parts(svc: &Service) -> Option<(&str, &str, &ServiceSpec)> {
 
 /// The IPv4 EndpointSlices of Service `ns/name` (by their service-name label).
 pub fn slices_of<'a>(slices: &'a [EndpointSlice], ns: &str, name: &str) -> Vec<&'a EndpointSlice> {
+    all_slices_of(slices, ns, name)
+        .into_iter()
+        .filter(|s| s.address_type == "IPv4")
+        .collect()
+}
+
+/// The EndpointSlices of Service `ns/name` of every address type (DNS
+/// answers AAAA from the IPv6 ones).
+pub fn all_slices_of<'a>(
+    slices: &'a [EndpointSlice],
+    ns: &str,
+    name: &str,
+) -> Vec<&'a EndpointSlice> {
     slices
         .iter()
         .filter(|s| {
@@ -30,7 +43,6 @@ pub fn slices_of<'a>(slices: &'a [EndpointSlice], ns: &str, name: &str) -> Vec<&
                     .and_then(|l| l.get(SERVICE_NAME))
                     .map(String::as_str)
                     == Some(name)
-                && s.address_type == "IPv4"
         })
         .collect()
 }

@@ -1,5 +1,5 @@
 //! The cluster DNS server on loopback (no root needed): hickory-server
-//! answering from a zone of a ClusterIP and a headless Service, over UDP
+//! answering from a zone of a ClusterIP, a dual-stack (AAAA) and a headless Service, over UDP
 //! and TCP; NXDOMAIN in the cluster domain; other names forwarded to an
 //! upstream — a fake resolver on 127.0.0.1 made by this test — and its
 //! answer passed back; SERVFAIL when the upstream is silent.
@@ -105,6 +105,8 @@ async fn answers_the_cluster_domain_and_forwards_the_rest() {
         {"metadata": {"name": "web", "namespace": "default"},
          "spec": {"clusterIP": "10.96.0.20", "ports": [{"name": "http", "port": 80}]}},
         {"metadata": {"name": "db", "namespace": "default"}, "spec": {"clusterIP": "None"}},
+        {"metadata": {"name": "dual", "namespace": "default"},
+         "spec": {"clusterIP": "10.96.0.30", "clusterIPs": ["10.96.0.30", "fd00:96::30"]}},
     ]))
     .unwrap();
     let slices: Vec<EndpointSlice> = serde_json::from_value(json!([
@@ -151,6 +153,17 @@ async fn answers_the_cluster_domain_and_forwards_the_rest() {
         (nodata.metadata.response_code, nodata.answers.len()),
         (ResponseCode::NoError, 0)
     );
+    // IPv6: AAAA records over the wire.
+    let dual = tcp(server, "dual.default.svc.cluster.local.", RecordType::AAAA).await;
+    let six: Vec<std::net::Ipv6Addr> = dual
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::AAAA(a) => Some(a.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(six, ["fd00:96::30".parse::<std::net::Ipv6Addr>().unwrap()]);
     // Outside the domain: the upstream's answer, passed back.
     let outside = udp(server, "example.test.", RecordType::A).await;
     assert_eq!(outside.metadata.response_code, ResponseCode::NoError);

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Metadata, ResponseCode};
-use hickory_server::proto::rr::rdata::{A, CNAME, PTR, SRV};
+use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, PTR, SRV};
 use hickory_server::proto::rr::{Name, RData, Record};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
@@ -28,6 +28,7 @@ fn record(name: &str, data: &Data) -> Option<Record> {
     let fqdn = |n: &str| Name::from_ascii(format!("{n}.")).ok();
     let rdata = match data {
         Data::A(ip) => RData::A(A(*ip)),
+        Data::Aaaa(ip) => RData::AAAA(AAAA(*ip)),
         Data::Cname(target) => RData::CNAME(CNAME(fqdn(target)?)),
         Data::Ptr(target) => RData::PTR(PTR(fqdn(target)?)),
         Data::Srv {

@@ -4,11 +4,16 @@
 //!
 //! | name | answer |
 //! |---|---|
-//! | `<svc>.<ns>.svc.<domain>` | A: the ClusterIP; headless: one A per ready endpoint; ExternalName: CNAME |
-//! | `<host>.<svc>.<ns>.svc.<domain>` | A of a headless Service's endpoint, by its `hostname` or its dashed IP (`10-244-0-5`) |
+//! | `<svc>.<ns>.svc.<domain>` | A/AAAA: the ClusterIPs; headless: one per ready endpoint; ExternalName: CNAME |
+//! | `<host>.<svc>.<ns>.svc.<domain>` | A/AAAA of a headless Service's endpoint, by its `hostname` or its dashed IP (`10-244-0-5`, `fd00-10-244--5`) |
 //! | `_<port>._<proto>.<svc>.<ns>.svc.<domain>` | SRV for a named port (headless: one per endpoint) |
-//! | `<a-b-c-d>.<ns>.pod.<domain>` | A `a.b.c.d` |
-//! | `<d>.<c>.<b>.<a>.in-addr.arpa` of a ClusterIP | PTR `<svc>.<ns>.svc.<domain>` |
+//! | `<a-b-c-d>.<ns>.pod.<domain>` | A `a.b.c.d` (AAAA for a dashed IPv6 address) |
+//! | `<d>.<c>.<b>.<a>.in-addr.arpa` / `….ip6.arpa` of a ClusterIP | PTR `<svc>.<ns>.svc.<domain>` |
+//!
+//! IPv6: a dual-stack or IPv6 Service's `spec.clusterIPs` and the endpoints
+//! of its `addressType: IPv6` slices answer AAAA, the IPv4 ones A; a name
+//! with only A records asked for AAAA (or the reverse) gets the empty
+//! answer, so a resolver asking both at once is not held up.
 //!
 //! Another name in the domain is NXDOMAIN; a known name without records
 //! of the asked type is an empty answer (NOERROR); names outside the domain
@@ -17,17 +22,18 @@
 //! such: the pods' `resolv.conf` search path turns them into FQDNs.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
-use crate::model::{parts, slices_of};
+use crate::model::{all_slices_of, parts};
 
 /// Record data, free of any DNS library's types.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Data {
     A(Ipv4Addr),
+    Aaaa(Ipv6Addr),
     Cname(String),
     Srv {
         priority: u16,
@@ -39,10 +45,19 @@ pub enum Data {
 }
 
 impl Data {
-    /// The DNS type name (`A`, `CNAME`, `SRV`, `PTR`).
+    /// An address record of `ip`'s family.
+    pub fn address(ip: IpAddr) -> Data {
+        match ip {
+            IpAddr::V4(ip) => Data::A(ip),
+            IpAddr::V6(ip) => Data::Aaaa(ip),
+        }
+    }
+
+    /// The DNS type name (`A`, `AAAA`, `CNAME`, `SRV`, `PTR`).
     pub fn kind(&self) -> &'static str {
         match self {
             Data::A(_) => "A",
+            Data::Aaaa(_) => "AAAA",
             Data::Cname(_) => "CNAME",
             Data::Srv { .. } => "SRV",
             Data::Ptr(_) => "PTR",
@@ -69,14 +84,14 @@ pub enum Resolution {
 
 #[derive(Debug, Clone)]
 struct Endpoint {
-    ip: Ipv4Addr,
+    ip: IpAddr,
     hostname: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
 struct Entry {
-    /// `None`: headless.
-    cluster_ip: Option<Ipv4Addr>,
+    /// `spec.clusterIPs` (IPv4, IPv6 or both); empty: headless.
+    cluster_ips: Vec<IpAddr>,
     external_name: Option<String>,
     /// (name, protocol lower-case, port): the Service's ports, or for a
     /// headless Service its slices' ports.
@@ -92,8 +107,59 @@ pub struct Zone {
     services: BTreeMap<(String, String), Entry>,
 }
 
-fn dashed(ip: Ipv4Addr) -> String {
-    ip.to_string().replace('.', "-")
+/// An address as a DNS label, as CoreDNS makes it: `10-244-0-5`;
+/// IPv6 `fd00::5` → `fd00--5` (a leading or trailing `-` gets a `0`, a
+/// label cannot begin or end with one).
+fn dashed(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(ip) => ip.to_string().replace('.', "-"),
+        IpAddr::V6(ip) => {
+            let mut s = ip.to_string().replace(':', "-");
+            if s.starts_with('-') {
+                s.insert(0, '0');
+            }
+            if s.ends_with('-') {
+                s.push('0');
+            }
+            s
+        }
+    }
+}
+
+/// The address a dashed label stands for (IPv4 or IPv6).
+fn undashed(label: &str) -> Option<IpAddr> {
+    label
+        .replace('-', ".")
+        .parse::<Ipv4Addr>()
+        .map(IpAddr::V4)
+        .or_else(|_| label.replace('-', ":").parse::<Ipv6Addr>().map(IpAddr::V6))
+        .ok()
+}
+
+/// The address of a reverse name (`…in-addr.arpa`, `…ip6.arpa`).
+fn reverse_address(qname: &str) -> Option<IpAddr> {
+    if let Some(reversed) = qname.strip_suffix(".in-addr.arpa") {
+        let octets: Vec<u8> = reversed
+            .split('.')
+            .map(|o| o.parse().ok())
+            .collect::<Option<_>>()?;
+        if let [d, c, b, a] = octets[..] {
+            return Some(IpAddr::V4(Ipv4Addr::new(a, b, c, d)));
+        }
+    } else if let Some(reversed) = qname.strip_suffix(".ip6.arpa") {
+        let nibbles: Vec<u8> = reversed
+            .split('.')
+            .map(|n| u8::from_str_radix(n, 16).ok().filter(|_| n.len() == 1))
+            .collect::<Option<_>>()?;
+        if nibbles.len() == 32 {
+            let bits = nibbles
+                .iter()
+                .rev()
+                .fold(0u128, |acc, n| (acc << 4) | u128::from(*n));
+            return Some(IpAddr::V6(Ipv6Addr::from(bits)));
+        }
+    }
+    None
 }
 
 impl Zone {
@@ -114,19 +180,23 @@ impl Zone {
                     .as_ref()
                     .map(|n| n.trim_end_matches('.').to_ascii_lowercase());
             } else {
-                entry.cluster_ip = spec
-                    .cluster_ip
-                    .as_deref()
-                    .filter(|ip| *ip != "None")
-                    .and_then(|ip| ip.parse().ok());
-                if entry.cluster_ip.is_none() && spec.cluster_ip.as_deref() != Some("None") {
-                    // No address yet (or IPv6 only): nothing to say about it.
+                // clusterIPs (dual-stack) when set, else the single clusterIP.
+                let listed: Vec<&str> = match &spec.cluster_ips {
+                    Some(ips) if !ips.is_empty() => ips.iter().map(String::as_str).collect(),
+                    _ => spec.cluster_ip.as_deref().into_iter().collect(),
+                };
+                entry.cluster_ips = listed.iter().filter_map(|ip| ip.parse().ok()).collect();
+                if entry.cluster_ips.is_empty() && !listed.contains(&"None") {
+                    // No address yet: nothing to say about it.
                     continue;
                 }
             }
-            let headless = entry.cluster_ip.is_none() && entry.external_name.is_none();
+            let headless = entry.cluster_ips.is_empty() && entry.external_name.is_none();
             if headless {
-                for slice in slices_of(slices, ns, name) {
+                for slice in all_slices_of(slices, ns, name)
+                    .into_iter()
+                    .filter(|s| s.address_type == "IPv4" || s.address_type == "IPv6")
+                {
                     for p in slice.ports.iter().flatten() {
                         if let (Some(n), Some(port)) = (&p.name, p.port) {
                             let proto = p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase();
@@ -171,12 +241,10 @@ impl Zone {
     /// Every record `qname` has (`qname` lower-case, trailing dot or not).
     fn records(&self, qname: &str) -> Resolution {
         let qname = qname.trim_end_matches('.').to_ascii_lowercase();
-        if let Some(reversed) = qname.strip_suffix(".in-addr.arpa") {
-            let octets: Vec<u8> = reversed.split('.').filter_map(|o| o.parse().ok()).collect();
-            if let [d, c, b, a] = octets[..] {
-                let ip = Ipv4Addr::new(a, b, c, d);
+        if qname.ends_with(".in-addr.arpa") || qname.ends_with(".ip6.arpa") {
+            if let Some(ip) = reverse_address(&qname) {
                 for ((ns, name), e) in &self.services {
-                    if e.cluster_ip == Some(ip) {
+                    if e.cluster_ips.contains(&ip) {
                         let data = Data::Ptr(self.fqdn(ns, name));
                         return Resolution::Records(vec![Answer { name: qname, data }]);
                     }
@@ -216,9 +284,9 @@ impl Zone {
                     Resolution::NxDomain
                 }
             }
-            [ip, _ns, "pod"] => match ip.replace('-', ".").parse::<Ipv4Addr>() {
-                Ok(ip) => answer(vec![Data::A(ip)]),
-                Err(_) => Resolution::NxDomain,
+            [ip, _ns, "pod"] => match undashed(ip) {
+                Some(ip) => answer(vec![Data::address(ip)]),
+                None => Resolution::NxDomain,
             },
             [name, ns, "svc"] => {
                 let Some(e) = self.services.get(&(ns.to_string(), name.to_string())) else {
@@ -227,9 +295,10 @@ impl Zone {
                 if let Some(target) = &e.external_name {
                     return answer(vec![Data::Cname(target.clone())]);
                 }
-                match e.cluster_ip {
-                    Some(ip) => answer(vec![Data::A(ip)]),
-                    None => answer(e.endpoints.iter().map(|ep| Data::A(ep.ip)).collect()),
+                if e.cluster_ips.is_empty() {
+                    answer(e.endpoints.iter().map(|ep| Data::address(ep.ip)).collect())
+                } else {
+                    answer(e.cluster_ips.iter().map(|ip| Data::address(*ip)).collect())
                 }
             }
             [port, proto, name, ns, "svc"] if port.starts_with('_') && proto.starts_with('_') => {
@@ -250,9 +319,9 @@ impl Zone {
                     port: *number,
                     target,
                 };
-                match e.cluster_ip {
-                    Some(_) => answer(vec![srv(service)]),
-                    None => answer(
+                match e.cluster_ips.is_empty() {
+                    false => answer(vec![srv(service)]),
+                    true => answer(
                         e.endpoints
                             .iter()
                             .map(|ep| {
@@ -271,7 +340,7 @@ impl Zone {
                     .endpoints
                     .iter()
                     .filter(|ep| ep.hostname.as_deref() == Some(host) || dashed(ep.ip) == host)
-                    .map(|ep| Data::A(ep.ip))
+                    .map(|ep| Data::address(ep.ip))
                     .collect();
                 if found.is_empty() {
                     Resolution::NxDomain
@@ -320,6 +389,13 @@ mod tests {
             {"metadata": {"name": "ext", "namespace": "shop"},
              "spec": {"type": "ExternalName", "externalName": "example.org."}},
             {"metadata": {"name": "pending", "namespace": "shop"}, "spec": {}},
+            {"metadata": {"name": "dual", "namespace": "shop"},
+             "spec": {"clusterIP": "10.96.0.30", "clusterIPs": ["10.96.0.30", "fd00:96::30"],
+                      "ipFamilies": ["IPv4", "IPv6"], "ports": [{"name": "http", "port": 80}]}},
+            {"metadata": {"name": "six", "namespace": "shop"},
+             "spec": {"clusterIP": "fd00:96::40", "clusterIPs": ["fd00:96::40"], "ipFamilies": ["IPv6"]}},
+            {"metadata": {"name": "db6", "namespace": "shop"},
+             "spec": {"clusterIP": "None", "clusterIPs": ["None"], "ipFamilies": ["IPv4", "IPv6"]}},
         ]))
         .unwrap();
         let slices: Vec<EndpointSlice> = serde_json::from_value(json!([
@@ -331,6 +407,21 @@ mod tests {
                 {"addresses": ["10.244.0.8"], "conditions": {"ready": true}},
                 {"addresses": ["10.244.0.9"], "hostname": "db-2", "conditions": {"ready": false}},
              ]},
+            // A dual-stack headless Service: one slice per family.
+            {"metadata": {"name": "db6-v4", "namespace": "shop", "labels": {"kubernetes.io/service-name": "db6"}},
+             "addressType": "IPv4",
+             "endpoints": [{"addresses": ["10.244.0.17"], "hostname": "db6-0"}]},
+            {"metadata": {"name": "db6-v6", "namespace": "shop", "labels": {"kubernetes.io/service-name": "db6"}},
+             "addressType": "IPv6",
+             "endpoints": [
+                {"addresses": ["fd00:244::17"], "hostname": "db6-0", "conditions": {"ready": true}},
+                {"addresses": ["fd00:244::18"], "conditions": {"ready": true}},
+                {"addresses": ["fd00:244::19"], "conditions": {"ready": false}},
+             ]},
+            // FQDN slices are not addresses.
+            {"metadata": {"name": "db6-fqdn", "namespace": "shop", "labels": {"kubernetes.io/service-name": "db6"}},
+             "addressType": "FQDN",
+             "endpoints": [{"addresses": ["example.org"]}]},
         ]))
         .unwrap();
         Zone::build("cluster.local", &services, &slices)
@@ -341,6 +432,120 @@ mod tests {
             name: name.into(),
             data: Data::A(ip.parse().unwrap()),
         }
+    }
+
+    fn aaaa(name: &str, ip: &str) -> Answer {
+        Answer {
+            name: name.into(),
+            data: Data::Aaaa(ip.parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn ipv6_addresses_answer_aaaa() {
+        let z = zone();
+        let records = |v: Vec<Answer>| Resolution::Records(v);
+        let dual = "dual.shop.svc.cluster.local";
+        let six = "six.shop.svc.cluster.local";
+        let db6 = "db6.shop.svc.cluster.local";
+        let cases: Vec<(&str, &str, Resolution)> = vec![
+            // Dual-stack: A for the IPv4 ClusterIP, AAAA for the IPv6 one.
+            (dual, "A", records(vec![a(dual, "10.96.0.30")])),
+            (dual, "AAAA", records(vec![aaaa(dual, "fd00:96::30")])),
+            (
+                dual,
+                "ANY",
+                records(vec![a(dual, "10.96.0.30"), aaaa(dual, "fd00:96::30")]),
+            ),
+            // IPv6 only: asked for A, the name exists without A records.
+            (six, "AAAA", records(vec![aaaa(six, "fd00:96::40")])),
+            (six, "A", Resolution::NoData),
+            // IPv4 only: an empty answer for AAAA, not NXDOMAIN.
+            ("web.shop.svc.cluster.local", "AAAA", Resolution::NoData),
+            // Headless dual-stack: the ready endpoints of each family.
+            (db6, "A", records(vec![a(db6, "10.244.0.17")])),
+            (
+                db6,
+                "AAAA",
+                records(vec![aaaa(db6, "fd00:244::17"), aaaa(db6, "fd00:244::18")]),
+            ),
+            (
+                "db6-0.db6.shop.svc.cluster.local",
+                "AAAA",
+                records(vec![aaaa(
+                    "db6-0.db6.shop.svc.cluster.local",
+                    "fd00:244::17",
+                )]),
+            ),
+            (
+                "db6-0.db6.shop.svc.cluster.local",
+                "A",
+                records(vec![a("db6-0.db6.shop.svc.cluster.local", "10.244.0.17")]),
+            ),
+            // An IPv6 endpoint without hostname: its dashed address.
+            (
+                "fd00-244--18.db6.shop.svc.cluster.local",
+                "AAAA",
+                records(vec![aaaa(
+                    "fd00-244--18.db6.shop.svc.cluster.local",
+                    "fd00:244::18",
+                )]),
+            ),
+            (
+                "fd00-244--19.db6.shop.svc.cluster.local",
+                "AAAA",
+                Resolution::NxDomain,
+            ),
+            // A pod by its dashed IPv6 address; a leading "::" gets its "0".
+            (
+                "fd00-244--5.shop.pod.cluster.local",
+                "AAAA",
+                records(vec![aaaa(
+                    "fd00-244--5.shop.pod.cluster.local",
+                    "fd00:244::5",
+                )]),
+            ),
+            (
+                "fd00-244--5.shop.pod.cluster.local",
+                "A",
+                Resolution::NoData,
+            ),
+            // Reverse of an IPv6 ClusterIP.
+            (
+                "0.3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.0.d.f.ip6.arpa",
+                "PTR",
+                records(vec![Answer {
+                    name:
+                        "0.3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.0.d.f.ip6.arpa"
+                            .into(),
+                    data: Data::Ptr(dual.into()),
+                }]),
+            ),
+            (
+                "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",
+                "PTR",
+                Resolution::Outside,
+            ),
+        ];
+        for (name, qtype, want) in cases {
+            assert_eq!(z.resolve(name, qtype), want, "{name} {qtype}");
+        }
+    }
+
+    #[test]
+    fn addresses_as_labels() {
+        let cases = [
+            ("10.244.0.5", "10-244-0-5"),
+            ("fd00:244::5", "fd00-244--5"),
+            ("::1", "0--1"),
+            ("fd00::", "fd00--0"),
+        ];
+        for (ip, label) in cases {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(dashed(ip), label);
+            assert_eq!(undashed(label), Some(ip), "{label}");
+        }
+        assert_eq!(undashed("not-an-ip"), None);
     }
 
     #[test]
