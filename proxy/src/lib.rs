@@ -10,12 +10,17 @@
 //! cluster DNS server ([`dns`]), which every node's proxy runs. With
 //! `--host-gw` (the default) it also watches Nodes and routes every other
 //! node's pod CIDR through that node's InternalIP ([`routes`]).
+//!
+//! `--mode userspace` replaces the rules with the proxy's own listeners on
+//! every ClusterIP and NodePort ([`userspace`]), for machines without
+//! nftables; the rest (model, DNS, routes) is the same.
 
 pub mod dns;
 pub mod model;
 pub mod nft;
 pub mod routes;
 pub mod rules;
+pub mod userspace;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -31,9 +36,29 @@ use kube::runtime::{WatchStreamExt, watcher};
 
 use crate::nft::Nft;
 
+/// How Services are implemented on the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Kernel rules (DNAT): no copy of the data through the proxy.
+    Nftables,
+    /// The proxy listens on every ClusterIP and NodePort and relays.
+    Userspace,
+}
+
 /// Command-line flags of `skiff-proxy` (kube-proxy's names where it has one).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
+    /// nftables (kernel rules) or userspace (the proxy relays; for machines without nftables).
+    #[arg(
+        long,
+        visible_alias = "proxy-mode",
+        value_enum,
+        default_value = "nftables"
+    )]
+    pub mode: Mode,
+    /// Userspace mode: how long a UDP session with no datagram either way is kept.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub udp_timeout: Duration,
     /// Kubeconfig to reach the API server; default: in-cluster or ~/.kube/config.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
@@ -148,7 +173,12 @@ pub async fn run_with<N: Nft>(
 ) -> Result<(), Error> {
     let dns_settings = config.dns_settings()?;
     if config.cleanup {
-        nft.apply(&rules::delete(&config.nft_table))?;
+        // The table may be left over from the other mode: try it in both,
+        // but only the nftables mode needs nft to be there.
+        match nft.apply(&rules::delete(&config.nft_table)) {
+            Err(e) if config.mode == Mode::Nftables => return Err(e.into()),
+            _ => {}
+        }
         if config.host_gw {
             routes::sync(host_routes.as_ref(), &[]);
         }
@@ -225,6 +255,17 @@ pub async fn run_with<N: Nft>(
         }
     });
     let settings = config.settings();
+    let mut relay = match config.mode {
+        Mode::Nftables => None,
+        Mode::Userspace => {
+            // A table left by an earlier nftables run would catch the
+            // packets before our sockets do.
+            if let Err(e) = nft.apply(&rules::delete(&config.nft_table)) {
+                tracing::debug!(error = %e, "no nftables table to remove");
+            }
+            Some(userspace::Userspace::new(links.clone(), config.udp_timeout))
+        }
+    };
     let sync = async {
         let _ = services.wait_until_ready().await;
         let _ = slices.wait_until_ready().await;
@@ -255,18 +296,32 @@ pub async fn run_with<N: Nft>(
                     &snapshot(&slices),
                 ));
             }
-            let ruleset = rules::ruleset(&ports, &settings);
-            if ruleset != last {
-                match nft.apply(&ruleset) {
-                    Ok(()) => {
-                        tracing::info!(
-                            service_ports = ports.len(),
-                            ms = started.elapsed().as_secs_f64() * 1000.0,
-                            "rules synced"
-                        );
-                        last = ruleset;
+            if let Some(relay) = relay.as_mut() {
+                let done = relay.sync(&ports, settings.cluster_dns.as_deref()).await;
+                if done != userspace::Synced::default() {
+                    tracing::info!(
+                        service_ports = ports.len(),
+                        opened = done.opened,
+                        closed = done.closed,
+                        failed = done.failed,
+                        ms = started.elapsed().as_secs_f64() * 1000.0,
+                        "listeners synced"
+                    );
+                }
+            } else {
+                let ruleset = rules::ruleset(&ports, &settings);
+                if ruleset != last {
+                    match nft.apply(&ruleset) {
+                        Ok(()) => {
+                            tracing::info!(
+                                service_ports = ports.len(),
+                                ms = started.elapsed().as_secs_f64() * 1000.0,
+                                "rules synced"
+                            );
+                            last = ruleset;
+                        }
+                        Err(e) => tracing::error!(error = %e, "cannot load the rules"),
                     }
-                    Err(e) => tracing::error!(error = %e, "cannot load the rules"),
                 }
             }
             // Every 30 s without events too: a route the kernel refused
@@ -283,6 +338,11 @@ pub async fn run_with<N: Nft>(
     watch.abort();
     if let Some(dns) = dns {
         dns.stop().await;
+    }
+    if let Some(relay) = relay {
+        relay.stop().await;
+        tracing::info!("stopped; listeners closed, ClusterIPs off lo");
+        return Ok(());
     }
     nft.apply(&rules::delete(&config.nft_table))?;
     tracing::info!(table = %config.nft_table, "stopped; table removed");
