@@ -8,95 +8,11 @@
 //! Everything is named per test run (port, bridge, table, pod subnet) and
 //! fenced: pod packets stay on this machine.
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
-struct Cluster {
-    data: PathBuf,
-    port: u16,
-    name: String,
-    subnet: String,
-}
-
-impl Cluster {
-    fn skiff(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_skiff"));
-        cmd.args(args).arg("--data-dir").arg(&self.data);
-        if args[0] == "up" {
-            cmd.args(["--port", &self.port.to_string()])
-                .args(["--name", &self.name])
-                .args(["--pod-subnet", &self.subnet])
-                // Another cluster (a developer's) may hold 10250.
-                .args(["--kubelet-port", "0"]);
-        }
-        cmd.output().expect("run skiff")
-    }
-
-    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(self.data.join("admin.kubeconfig"))
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("run kubectl");
-        if let Some(text) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
-        }
-        drop(child.stdin.take());
-        child.wait_with_output().unwrap()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        // Whatever happened: nothing of this run may stay on the machine.
-        let _ = self.skiff(&["reset"]);
-    }
-}
-
-fn ok(out: &Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn eventually<T>(what: &str, secs: u64, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn http_get(ip: &str) -> Option<String> {
-    let mut s = std::net::TcpStream::connect_timeout(
-        &format!("{ip}:80").parse().ok()?,
-        Duration::from_secs(2),
-    )
-    .ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    Some(body)
-}
+mod common;
+use common::{Cluster, eventually, http_get, leftovers, ok};
 
 fn web_pod_ip(c: &Cluster) -> Option<String> {
     let out = c.kubectl(
@@ -110,68 +26,6 @@ fn web_pod_ip(c: &Cluster) -> Option<String> {
     let line = text.lines().next()?;
     let f: Vec<&str> = line.split(' ').collect();
     (f.len() == 3 && f[0] == "Running" && f[2] == "true").then(|| f[1].to_string())
-}
-
-fn leftovers(c: &Cluster) -> Vec<String> {
-    let mut found = Vec::new();
-    let data = c.data.display().to_string();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if e.file_name().to_string_lossy().parse::<u32>().is_err() {
-            continue;
-        }
-        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmd).contains(&data) {
-            found.push(format!("process {}", e.file_name().to_string_lossy()));
-        }
-    }
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    found.extend(
-        mounts
-            .lines()
-            .filter(|l| l.contains(&data))
-            .map(|l| format!("mount {l}")),
-    );
-    let proxy_table = format!("{}_proxy", c.name);
-    if Command::new("nft")
-        .args(["list", "table", "ip", &proxy_table])
-        .output()
-        .unwrap()
-        .status
-        .success()
-    {
-        found.push(format!("table {proxy_table}"));
-    }
-    let lo = Command::new("ip")
-        .args(["-o", "addr", "show", "dev", "lo"])
-        .output()
-        .unwrap();
-    if String::from_utf8_lossy(&lo.stdout).contains(" 10.96.0.10/32 ") {
-        found.push("address 10.96.0.10/32 on lo".into());
-    }
-    let bridge = format!("{}0", c.name);
-    if Command::new("ip")
-        .args(["link", "show", &bridge])
-        .output()
-        .unwrap()
-        .status
-        .success()
-    {
-        found.push(format!("bridge {bridge}"));
-    }
-    let table = format!("{}_up", c.name);
-    if Command::new("nft")
-        .args(["list", "table", "inet", &table])
-        .output()
-        .unwrap()
-        .status
-        .success()
-    {
-        found.push(format!("table {table}"));
-    }
-    if c.data.exists() {
-        found.push(format!("dir {data}"));
-    }
-    found
 }
 
 #[test]
@@ -208,6 +62,7 @@ fn up_apply_down_up_reset() {
         port,
         name: format!("sut{}", std::process::id() % 100000),
         subnet: format!("10.249.{id}.0/24"),
+        up_flags: Vec::new(),
     };
 
     // up: Ready, and how to use it.
