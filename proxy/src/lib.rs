@@ -16,6 +16,7 @@
 //! nftables; the rest (model, DNS, routes) is the same.
 
 pub mod dns;
+pub mod metrics;
 pub mod model;
 pub mod nft;
 pub mod routes;
@@ -25,7 +26,7 @@ pub mod userspace;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Service};
@@ -101,6 +102,9 @@ pub struct Config {
     /// the nodes must share one L2 network, as VMs on one virtual switch).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub host_gw: bool,
+    /// Where /metrics is served (`host:port`; port 0: any free port; empty: off).
+    #[arg(long, default_value = "127.0.0.1:10249")]
+    pub metrics_bind_address: String,
     /// Remove the table (and the host-gw routes) and exit.
     #[arg(long)]
     pub cleanup: bool,
@@ -191,6 +195,22 @@ pub async fn run_with<N: Nft>(
         return Ok(());
     }
     let client = skiff_proto::client::connect(config.kubeconfig.as_deref()).await?;
+    let metrics = Arc::new(metrics::Metrics::default());
+    // Like DNS: no metrics (port taken) leaves Services working.
+    let metrics_server = if config.metrics_bind_address.is_empty() {
+        None
+    } else {
+        match metrics::serve(&config.metrics_bind_address, metrics.clone()).await {
+            Ok((local, task)) => {
+                tracing::info!(%local, "serving /metrics");
+                Some(task)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "metrics are not served");
+                None
+            }
+        }
+    };
     // DNS trouble (port 53 taken, no root) leaves Services working.
     let dns = match &dns_settings {
         Some(s) => match dns::Dns::start(s, links.clone()).await {
@@ -223,6 +243,16 @@ pub async fn run_with<N: Nft>(
     )
     .default_backoff()
     .reflect(slice_writer)
+    .map({
+        let metrics = metrics.clone();
+        move |e| {
+            // Changes only: the initial list has nothing to program yet.
+            if let Ok(watcher::Event::Apply(s) | watcher::Event::Delete(s)) = &e {
+                metrics.note_change(s, SystemTime::now());
+            }
+            e
+        }
+    })
     .boxed();
     let (nodes, node_writer) = reflector::store::<Node>();
     // Without host-gw the Nodes are not watched at all.
@@ -283,6 +313,8 @@ pub async fn run_with<N: Nft>(
                     last_routes = (failed == 0).then_some(want);
                 }
             }
+            // Before the snapshot: each change noted is in the stores already.
+            let changes = metrics.take_pending();
             let started = Instant::now();
             let ports = model::service_ports(
                 &snapshot(&services),
@@ -296,7 +328,7 @@ pub async fn run_with<N: Nft>(
                     &snapshot(&slices),
                 ));
             }
-            if let Some(relay) = relay.as_mut() {
+            let programmed = if let Some(relay) = relay.as_mut() {
                 let done = relay.sync(&ports, settings.cluster_dns.as_deref()).await;
                 if done != userspace::Synced::default() {
                     tracing::info!(
@@ -308,9 +340,12 @@ pub async fn run_with<N: Nft>(
                         "listeners synced"
                     );
                 }
+                done.failed == 0
             } else {
                 let ruleset = rules::ruleset(&ports, &settings);
-                if ruleset != last {
+                if ruleset == last {
+                    true
+                } else {
                     match nft.apply(&ruleset) {
                         Ok(()) => {
                             tracing::info!(
@@ -319,10 +354,20 @@ pub async fn run_with<N: Nft>(
                                 "rules synced"
                             );
                             last = ruleset;
+                            true
                         }
-                        Err(e) => tracing::error!(error = %e, "cannot load the rules"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot load the rules");
+                            false
+                        }
                     }
                 }
+            };
+            if programmed {
+                metrics.observe_sync(started.elapsed(), SystemTime::now(), Some(&changes));
+            } else {
+                metrics.observe_sync(started.elapsed(), SystemTime::now(), None);
+                metrics.restore_pending(changes);
             }
             // Every 30 s without events too: a route the kernel refused
             // (its gateway not yet reachable) is tried again.
@@ -336,6 +381,9 @@ pub async fn run_with<N: Nft>(
         _ = shutdown => {}
     }
     watch.abort();
+    if let Some(task) = metrics_server {
+        task.abort();
+    }
     if let Some(dns) = dns {
         dns.stop().await;
     }

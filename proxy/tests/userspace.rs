@@ -89,7 +89,7 @@ async fn userspace_mode_relays_cluster_ips_and_node_ports() {
             .arg(&cluster.kubeconfig)
             .args(["--mode", "userspace", "--nft-table", &table])
             .args(["--hostname-override", "n1", "--host-gw=false"])
-            .arg("--serve-dns=false")
+            .args(["--serve-dns=false", "--metrics-bind-address", ""])
             .args(["--cluster-cidr", &format!("{}.0/24", net.subnet())])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
