@@ -317,6 +317,24 @@ impl Pki {
         Ok((cert_pem, key.serialize_pem()))
     }
 
+    /// A server configuration that sends the cluster CA's certificate after
+    /// the serving chain, and asks for no client certificate: for a service
+    /// whose clients pin the CA by its hash (a join token) and find it in
+    /// the handshake before they trust anything.
+    pub fn pinning_server_config(&self) -> Result<ServerConfig, PkiError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut chain = self.serving_chain.clone();
+        if let Some(ca) = self.client_cas.first()
+            && !chain.contains(ca)
+        {
+            chain.push(ca.clone());
+        }
+        Ok(ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(chain, self.serving_key.clone_key())?)
+    }
+
     /// The rustls server configuration for the API server: ALPN `h2` and
     /// `http/1.1`, and optional client certificates verified against the
     /// cluster CA plus `extra_client_cas` (`--client-ca-file`). Clients

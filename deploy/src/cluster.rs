@@ -65,6 +65,9 @@ pub struct UpArgs {
     /// to each `up` (`skiff down` then `skiff up` without it goes back).
     #[arg(long)]
     pub demo: bool,
+    /// Set by `skiff server` (not a flag of `up`).
+    #[arg(skip)]
+    pub server: bool,
 }
 
 /// The settings a cluster keeps: the first `up`'s, reused by the next.
@@ -80,6 +83,14 @@ pub struct Settings {
     pub demo: bool,
     pub nodes: u32,
     pub node_subnet: String,
+    /// `skiff server`: the API on every address, advertised at --node-ip,
+    /// and the join service for workers.
+    pub server: bool,
+    /// `skiff join`: this machine is a worker of the server at this API URL
+    /// (only its kubelet and proxy run here).
+    pub join: Option<String>,
+    /// The worker's Node name (`skiff join --node-name`).
+    pub node_name: Option<String>,
 }
 
 /// One node of a `--nodes N` cluster: a network namespace with its own
@@ -109,7 +120,7 @@ impl Settings {
             port: a.port,
             node_ip: a.node_ip.clone(),
             pod_subnet: a.pod_subnet.clone().unwrap_or_else(|| {
-                if a.nodes > 1 {
+                if a.nodes > 1 || a.server {
                     "10.244.0.0/16"
                 } else {
                     "10.244.0.0/24"
@@ -122,6 +133,9 @@ impl Settings {
             demo: a.demo,
             nodes: a.nodes,
             node_subnet: a.node_subnet.clone(),
+            server: a.server,
+            join: None,
+            node_name: None,
         }
     }
 
@@ -129,7 +143,8 @@ impl Settings {
         json!({"port": self.port, "nodeIP": self.node_ip, "podSubnet": self.pod_subnet,
                "name": self.name, "etcdServers": self.etcd_servers,
                "kubeletPort": self.kubelet_port, "demo": self.demo,
-               "nodes": self.nodes, "nodeSubnet": self.node_subnet})
+               "nodes": self.nodes, "nodeSubnet": self.node_subnet,
+               "server": self.server, "join": self.join, "nodeName": self.node_name})
     }
 
     pub fn from_json(v: &Value) -> Option<Settings> {
@@ -149,7 +164,16 @@ impl Settings {
                 .and_then(|n| u32::try_from(n).ok())
                 .unwrap_or(1),
             node_subnet: v["nodeSubnet"].as_str().unwrap_or("10.245.0.0/24").into(),
+            server: v["server"].as_bool().unwrap_or(false),
+            join: v["join"].as_str().map(String::from),
+            node_name: v["nodeName"].as_str().map(String::from),
         })
+    }
+
+    /// Several machines share the pod range (--nodes, or a server with
+    /// workers): each node gets a block of it.
+    fn shares_pod_range(&self) -> bool {
+        self.multi() || self.server || self.join.is_some()
     }
 
     /// Several nodes, each in its own network namespace.
@@ -161,7 +185,7 @@ impl Settings {
     /// /24 (or smaller, when the subnet is too small for N /24s) for several.
     pub fn node_mask(&self) -> u8 {
         let len = ipv4_cidr(&self.pod_subnet).map_or(24, |(_, l)| l);
-        if !self.multi() {
+        if !self.shares_pod_range() {
             return len;
         }
         let bits = u32::BITS - (self.nodes - 1).leading_zeros();
@@ -270,6 +294,17 @@ impl Settings {
                 )));
             }
         }
+        if (self.server || self.join.is_some())
+            && self
+                .node_ip
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+        {
+            return Err(Error::Failed(format!(
+                "--node-ip {}: a server and its workers need the address they reach each other at (this machine's address on the lab network)",
+                self.node_ip
+            )));
+        }
         if self.node_ip.parse::<std::net::IpAddr>().is_err() {
             return Err(Error::Failed(format!(
                 "--node-ip {}: not an IP address",
@@ -324,6 +359,19 @@ impl Layout {
     }
     pub fn kubeconfig(&self) -> PathBuf {
         self.data.join("admin.kubeconfig")
+    }
+    /// A worker's node credentials (`skiff join`).
+    pub fn node_kubeconfig(&self) -> PathBuf {
+        self.data.join("kubelet.kubeconfig")
+    }
+    /// The kubeconfig this machine's programs use: the admin's, or on a
+    /// worker the node's.
+    pub fn client_kubeconfig(&self, s: &Settings) -> PathBuf {
+        if s.join.is_some() {
+            self.node_kubeconfig()
+        } else {
+            self.kubeconfig()
+        }
     }
     pub fn kubelet_root(&self) -> PathBuf {
         self.data.join("kubelet")
@@ -395,6 +443,9 @@ mod tests {
             demo: false,
             nodes: 1,
             node_subnet: "10.245.0.0/24".into(),
+            server: false,
+            join: None,
+            node_name: None,
         }
     }
 

@@ -127,6 +127,11 @@ pub fn prepare(s: &Settings, l: &Layout) -> Result<()> {
     }
     build_images(&l.kubelet_root().join("images"), l)?;
     write_cni(s, &l.cni_dir())?;
+    // A server's and its workers' pods talk across machines: no fence (the
+    // lab's network is the boundary; see deploy/LAB.md).
+    if s.server || s.join.is_some() {
+        return Ok(());
+    }
     let _ = run("nft", &["delete", "table", "inet", &s.fence_table()], None);
     run("nft", &["-f", "-"], Some(&fence(s)))
 }
@@ -351,6 +356,9 @@ mod tests {
             demo: false,
             nodes: 1,
             node_subnet: "10.245.0.0/24".into(),
+            server: false,
+            join: None,
+            node_name: None,
         };
         let l = Layout::new(std::path::Path::new("/d")).unwrap();
         let c = conflist(&s, &l.cni_dir().join("ipam"));

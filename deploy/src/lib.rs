@@ -3,7 +3,7 @@
 //! # Where to start reading
 //!
 //! - [`Cli`] and [`run`]: the commands — `up`, `down`, `status`, `logs`,
-//!   `reset`, `doctor`, `node` (and the hidden `supervise` that `up` starts in the
+//!   `reset`, `doctor`, `node`, `server`, `join`, `token` (and the hidden `supervise` that `up` starts in the
 //!   background).
 //! - [`cluster`]: the data dir's layout and the settings a cluster keeps
 //!   between `up`s (`cluster.json`).
@@ -14,11 +14,14 @@
 //!   on SIGTERM.
 //! - [`host`]: the node's host set-up: demo images, the CNI network, the
 //!   nftables fence that keeps pod packets on this machine.
+//! - [`join`]: join tokens, the server's join service and the worker's
+//!   side (CA pinned by the token's hash).
 //! - [`cmd`]: one file per command.
 
 pub mod cluster;
 pub mod cmd;
 pub mod host;
+pub mod join;
 pub mod programs;
 pub mod supervise;
 
@@ -63,6 +66,15 @@ pub enum Command {
     /// Do to one node of a `skiff up --nodes N` cluster what happens to a lab VM: stop (power
     /// off), start (boot), partition (cut off the network), heal (plug back in).
     Node(cmd::node::NodeArgs),
+    /// Start the control plane of a lab of several machines (and this machine's node): the API
+    /// on every address, advertised at --node-ip, and a join service; prints the join command.
+    Server(cluster::UpArgs),
+    /// Make this machine a worker of a `skiff server`: verify the server by the token's CA
+    /// hash, get a node certificate, run the kubelet and proxy.
+    Join(cmd::join::JoinArgs),
+    /// The server's join tokens: create (printed once), list, delete (revoke).
+    #[command(subcommand)]
+    Token(cmd::token::TokenCommand),
     /// Check this machine (and the running cluster) for the usual reasons a node does not work.
     Doctor(cluster::DataDir),
     /// Time `skiff up` to a Ready node and measure the idle cluster's memory, on a fresh
@@ -107,6 +119,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => cmd::logs::logs(&data.layout()?, &program, follow),
         Command::Reset(d) => cmd::reset::reset(&d.layout()?),
         Command::Node(a) => cmd::node::node(&a),
+        Command::Server(a) => cmd::server::server(&a),
+        Command::Join(a) => cmd::join::join(&a),
+        Command::Token(t) => cmd::token::token(&t),
         Command::Bench => cmd::bench::bench(),
         Command::Doctor(d) => cmd::doctor::doctor(&d),
     }

@@ -25,7 +25,18 @@ pub struct Program {
 /// Every program, the API server first: the others need its kubeconfig.
 pub fn programs(s: &Settings, l: &Layout) -> Vec<Program> {
     let data = l.data.display().to_string();
-    let kubeconfig = l.kubeconfig().display().to_string();
+    let kubeconfig = l.client_kubeconfig(s).display().to_string();
+    // A worker (`skiff join`): its kubelet and proxy, nothing else; the
+    // Node's name is the one it joined with.
+    if s.join.is_some() {
+        let mut node = node_programs(s, &kubeconfig, &s.node_ip, &l.kubelet_root(), &l.cni_dir());
+        if let Some(name) = &s.node_name {
+            for p in node.iter_mut() {
+                p.args.extend(["--hostname-override".into(), name.clone()]);
+            }
+        }
+        return node;
+    }
     // With --nodes, the nodes reach it on the host bridge (their own
     // loopback is theirs); that address goes in every kubeconfig.
     let mut apiserver = vec![
@@ -36,6 +47,12 @@ pub fn programs(s: &Settings, l: &Layout) -> Vec<Program> {
         "--secure-port".into(),
         s.port.to_string(),
     ];
+    // `skiff server`: on every address, advertised (in kubeconfigs and the
+    // `kubernetes` Service) at the address workers reach.
+    if s.server {
+        apiserver[3] = "0.0.0.0".into();
+        apiserver.extend(["--advertise-address".into(), s.node_ip.clone()]);
+    }
     if let Some(etcd) = &s.etcd_servers {
         apiserver.extend(["--etcd-servers".into(), etcd.clone()]);
     }
@@ -209,6 +226,9 @@ mod tests {
             demo: true,
             nodes: 1,
             node_subnet: "10.245.0.0/24".into(),
+            server: false,
+            join: None,
+            node_name: None,
         };
         let l = Layout::new(std::path::Path::new("/var/lib/skiff")).unwrap();
         let p = programs(&s, &l);
@@ -288,6 +308,9 @@ mod tests {
             demo: false,
             nodes: 2,
             node_subnet: "10.245.0.0/24".into(),
+            server: false,
+            join: None,
+            node_name: None,
         };
         let l = Layout::new(std::path::Path::new("/var/lib/skiff")).unwrap();
         let p = programs(&s, &l);

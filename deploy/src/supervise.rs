@@ -119,6 +119,24 @@ async fn api_ready(s: &Settings, l: &Layout, apiserver: &mut Child) -> Result<()
     }
 }
 
+/// `skiff server`'s join service on the API port + 1, every address.
+async fn start_join_service(s: &Settings, l: &Layout) -> Result<tokio::task::JoinHandle<()>> {
+    // The API server made the CA and its serving certificate; loaded as they are.
+    let pki = skiff_apiserver::pki::Pki::load_or_create(&l.data.join("pki"), &[])
+        .map_err(|e| Error::Failed(format!("the join service: {e}")))?;
+    let port = crate::join::join_port(s.port);
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
+        .await
+        .map_err(Error::io(format!("the join port {port}")))?;
+    say(format!("join service on port {port}"));
+    let service = std::sync::Arc::new(crate::join::service::Service {
+        pki,
+        tokens: crate::join::token::Store::new(&l.data),
+        pod_subnet: s.pod_subnet.clone(),
+    });
+    Ok(tokio::spawn(crate::join::service::serve(listener, service)))
+}
+
 async fn stop(child: &mut Child, name: &str) {
     let Some(pid) = child.id() else { return };
     let _ = nix::sys::signal::kill(
@@ -143,6 +161,7 @@ pub async fn run(s: &Settings, l: &Layout, bin: &Path) -> Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(Error::io("SIGTERM handler"))?;
     let mut all: Vec<Supervised> = Vec::new();
+    let mut join_service: Option<tokio::task::JoinHandle<()>> = None;
     let result = async {
         for p in programs(s, l) {
             if !bin.join(p.binary).exists() {
@@ -166,6 +185,9 @@ pub async fn run(s: &Settings, l: &Layout, bin: &Path) -> Result<()> {
                 && let Some(child) = &mut child
             {
                 api_ready(s, l, child).await?;
+                if s.server {
+                    join_service = Some(start_join_service(s, l).await?);
+                }
             }
             all.push(Supervised {
                 program: p,
@@ -238,6 +260,9 @@ pub async fn run(s: &Settings, l: &Layout, bin: &Path) -> Result<()> {
         Ok(())
     }
     .await;
+    if let Some(task) = join_service {
+        task.abort();
+    }
     for sup in all.iter_mut().rev() {
         if let Some(child) = &mut sup.child {
             stop(child, &sup.program.name).await;

@@ -45,6 +45,7 @@ pub fn bench() -> Result<ExitCode> {
         demo: false,
         nodes: 1,
         node_subnet: "10.245.0.0/24".into(),
+        server: false,
     };
     let l = Layout::new(&tmp)?;
     let result = (|| -> Result<()> {

@@ -14,7 +14,19 @@ use crate::cluster::{Layout, Settings, UpArgs};
 use crate::{Error, Result, host, supervise};
 
 fn usage(s: &Settings, l: &Layout) -> String {
+    if let Some(server) = &s.join {
+        return format!(
+            "skiff: this machine is node {} of the cluster at {server} (its kubelet and proxy run here; use kubectl with the server's admin kubeconfig)
+skiff: skiff status | skiff logs kubelet | skiff down | skiff reset (leaves the cluster: delete the Node there too)",
+            s.node_name.as_deref().unwrap_or("?")
+        );
+    }
     let k = l.kubeconfig().display().to_string();
+    let host = if s.server {
+        s.node_ip.clone()
+    } else {
+        s.api_host()
+    };
     let nodes = if s.multi() {
         format!(
             "\nskiff: nodes node1…node{n} on bridge {br}: skiff node stop|start|partition|heal <node>; skiff logs kubelet-node1",
@@ -33,7 +45,6 @@ fn usage(s: &Settings, l: &Layout) -> String {
     kubectl logs -f web
 skiff: images: skiff/busybox, skiff/httpd, skiff/layers (built here; no public registry is reached)
 skiff: skiff status | skiff logs <program> | skiff down (keeps the state) | skiff reset (removes it all){nodes}",
-        host = s.api_host(),
         port = s.port
     )
 }
@@ -42,9 +53,16 @@ skiff: skiff status | skiff logs <program> | skiff down (keeps the state) | skif
 fn settings(a: &UpArgs, l: &Layout) -> Result<Settings> {
     let s = match l.load_settings() {
         Some(mut s) => {
-            let given = Settings::from_args(a);
-            // --demo is each up's own choice, not a setting of the cluster.
+            let mut given = Settings::from_args(a);
+            // --demo is each up's own choice, not a setting of the cluster;
+            // a worker's or server's role is the data dir's.
             s.demo = given.demo;
+            given.server = s.server;
+            given.join = s.join.clone();
+            given.node_name = s.node_name.clone();
+            if s.join.is_some() {
+                given = s.clone();
+            }
             if given != s {
                 println!(
                     "skiff: {} holds a cluster started with {}; its settings are kept (skiff reset to start afresh)",
@@ -62,8 +80,15 @@ fn settings(a: &UpArgs, l: &Layout) -> Result<Settings> {
 
 pub fn up(a: &UpArgs) -> Result<ExitCode> {
     let l = a.data.layout()?;
+    let s = settings(a, &l)?;
+    start(&s, &l, a.foreground)
+}
+
+/// Starts (or finds running) the cluster — or the worker — of `l` with
+/// settings `s`, and waits for its nodes.
+pub fn start(s: &Settings, l: &Layout, foreground: bool) -> Result<ExitCode> {
+    let (s, l) = (s.clone(), l.clone());
     if let Some(pid) = l.running() {
-        let s = settings(a, &l)?;
         println!(
             "skiff: already running (supervisor pid {pid}, data in {})",
             l.data.display()
@@ -71,8 +96,7 @@ pub fn up(a: &UpArgs) -> Result<ExitCode> {
         println!("{}", usage(&s, &l));
         return Ok(ExitCode::SUCCESS);
     }
-    let s = settings(a, &l)?;
-    if std::net::TcpStream::connect(("127.0.0.1", s.port)).is_ok() {
+    if s.join.is_none() && std::net::TcpStream::connect(("127.0.0.1", s.port)).is_ok() {
         return Err(Error::Failed(format!(
             "something already listens on 127.0.0.1:{}; choose another port: skiff up --port 16443",
             s.port
@@ -86,7 +110,7 @@ pub fn up(a: &UpArgs) -> Result<ExitCode> {
             "skiff: not root: the kubelet registers the Node but cannot run pods (its runtime needs root)"
         );
     }
-    if a.foreground {
+    if foreground {
         println!("{}", usage(&s, &l));
         return supervise_with(&s, &l);
     }
@@ -178,12 +202,14 @@ async fn wait_ready(
     supervisor: &mut std::process::Child,
     since: k8s_openapi::jiff::Timestamp,
 ) -> Result<Vec<ReadyNode>> {
-    let want: Vec<String> = s
+    let mut want: Vec<String> = s
         .sim_nodes()
         .into_iter()
         .filter(|n| !l.node_stopped(&n.name).exists())
         .map(|n| n.name)
         .collect();
+    // A worker waits for its own Node, not the server's.
+    want.extend(s.join.as_ref().and(s.node_name.clone()));
     // Ready heartbeats have whole seconds: one from the second `up` started
     // in may be the old kubelet's (a `down` just before). The node's Lease
     // has microseconds: renewed after `since`, it is this kubelet's.
@@ -208,8 +234,8 @@ async fn wait_ready(
                 tail()
             )));
         }
-        if client.is_none() && l.kubeconfig().exists() {
-            client = skiff_proto::client::connect(Some(&l.kubeconfig()))
+        if client.is_none() && l.client_kubeconfig(s).exists() {
+            client = skiff_proto::client::connect(Some(&l.client_kubeconfig(s)))
                 .await
                 .ok();
         }
