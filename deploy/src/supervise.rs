@@ -122,7 +122,8 @@ async fn api_ready(s: &Settings, l: &Layout, apiserver: &mut Child) -> Result<()
 /// `skiff server`'s join service on the API port + 1, every address.
 async fn start_join_service(s: &Settings, l: &Layout) -> Result<tokio::task::JoinHandle<()>> {
     // The API server made the CA and its serving certificate; loaded as they are.
-    let pki = skiff_apiserver::pki::Pki::load_or_create(&l.data.join("pki"), &[])
+    // (127.0.0.1 is in its certificate already: nothing is re-issued.)
+    let pki = skiff_apiserver::pki::Pki::load_or_create(&l.data.join("pki"), &["127.0.0.1".into()])
         .map_err(|e| Error::Failed(format!("the join service: {e}")))?;
     let port = crate::join::join_port(s.port);
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
@@ -180,15 +181,10 @@ pub async fn run(s: &Settings, l: &Layout, bin: &Path) -> Result<()> {
                 .node
                 .as_ref()
                 .is_some_and(|n| l.node_stopped(&n.name).exists());
-            let mut child = if held { None } else { Some(spawn(&p, bin, l)?) };
-            if p.name == "apiserver"
-                && let Some(child) = &mut child
-            {
-                api_ready(s, l, child).await?;
-                if s.server {
-                    join_service = Some(start_join_service(s, l).await?);
-                }
-            }
+            let child = if held { None } else { Some(spawn(&p, bin, l)?) };
+            let is_apiserver = p.name == "apiserver";
+            // Supervised from here on: stopped at the end even if what
+            // follows fails (an API server that never serves, a join port taken).
             all.push(Supervised {
                 program: p,
                 child,
@@ -196,6 +192,12 @@ pub async fn run(s: &Settings, l: &Layout, bin: &Path) -> Result<()> {
                 backoff: Duration::from_secs(1),
                 restart_at: None,
             });
+            if is_apiserver && let Some(child) = all.last_mut().and_then(|sup| sup.child.as_mut()) {
+                api_ready(s, l, child).await?;
+                if s.server {
+                    join_service = Some(start_join_service(s, l).await?);
+                }
+            }
         }
         loop {
             tokio::select! {

@@ -7,8 +7,10 @@
 //! memory and pids controllers (v2, or v1 hierarchies: the runtime drives
 //! both), overlayfs, IP forwarding, and the API and
 //! kubelet ports (free, or held by this data dir's running cluster). With
-//! the cluster running: nodes sharing an address, and node clocks ahead of
-//! this one (a Lease renewed "in the future" by more than 2 s).
+//! the cluster running: nodes sharing an address, node clocks ahead of
+//! this one (a Lease renewed "in the future" by more than 2 s), and for
+//! every node on another machine: its pod CIDR routed via its address
+//! (host-gw) and its kubelet port answering (a firewall between VMs).
 //!
 //! The facts are gathered into [`Facts`] (paths passed in, so the checks
 //! are table-tested on made-up machines) and judged by the pure [`checks`].
@@ -41,6 +43,20 @@ pub struct Facts {
     pub node_addresses: Vec<(String, String)>,
     /// With the cluster running: (node, seconds its Lease's renewTime is ahead of now).
     pub lease_ahead: Vec<(String, f64)>,
+    /// With the cluster running: how this machine routes each other node's pods.
+    pub pod_routes: Vec<PodRoute>,
+    /// With the cluster running: (node, its kubelet's address:port, answered).
+    pub kubelets: Vec<(String, String, bool)>,
+}
+
+/// How this machine reaches another node's pods.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PodRoute {
+    pub node: String,
+    pub pod_cidr: String,
+    pub internal_ip: String,
+    /// `ip route get <first pod address>`.
+    pub route: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +200,34 @@ pub fn checks(f: &Facts) -> Vec<Check> {
             ));
         }
     }
+    for r in &f.pod_routes {
+        out.push(if r.route.contains(&format!(" via {} ", r.internal_ip)) {
+            check(Ok, "routes", format!("pods of {} ({}) via {}", r.node, r.pod_cidr, r.internal_ip))
+        } else {
+            check(
+                Fail,
+                "routes",
+                format!(
+                    "pods of {} ({}) are not routed via its address {}: {}; is skiff-proxy running here (host-gw), and are the nodes on one L2 network?",
+                    r.node,
+                    r.pod_cidr,
+                    r.internal_ip,
+                    r.route.trim()
+                ),
+            )
+        });
+    }
+    for (node, addr, answered) in &f.kubelets {
+        out.push(if *answered {
+            check(Ok, "kubelets", format!("{node}'s kubelet answers on {addr}"))
+        } else {
+            check(
+                Fail,
+                "kubelets",
+                format!("{node}'s kubelet does not answer on {addr}: a firewall between the machines? (logs, exec and port-forward need it)"),
+            )
+        });
+    }
     for (node, ahead) in &f.lease_ahead {
         if *ahead > 2.0 {
             out.push(check(Warn, "clock", format!("node {node}'s clock is {ahead:.0} s ahead of this machine's: run NTP (heartbeats are timed when seen, but certificates and logs are not)")));
@@ -253,16 +297,58 @@ async fn cluster_facts(l: &Layout, f: &mut Facts) {
     use k8s_openapi::api::coordination::v1::Lease;
     use k8s_openapi::api::core::v1::Node;
     use kube::api::{Api, ListParams};
-    let Ok(client) = skiff_proto::client::connect(Some(&l.kubeconfig())).await else {
+    let kubeconfig = match l.load_settings() {
+        Some(s) => l.client_kubeconfig(&s),
+        None => l.kubeconfig(),
+    };
+    let Ok(client) = skiff_proto::client::connect(Some(&kubeconfig)).await else {
         return;
     };
+    let local = local_addresses();
     let nodes: Api<Node> = Api::all(client.clone());
     if let Ok(list) = nodes.list(&ListParams::default()).await {
         for n in list.items {
             let name = n.metadata.name.clone().unwrap_or_default();
-            for a in n.status.and_then(|s| s.addresses).unwrap_or_default() {
-                if a.type_ == "InternalIP" {
-                    f.node_addresses.push((name.clone(), a.address));
+            let pod_cidr = n.spec.as_ref().and_then(|s| s.pod_cidr.clone());
+            let status = n.status.unwrap_or_default();
+            let port = status
+                .daemon_endpoints
+                .and_then(|d| d.kubelet_endpoint)
+                .map_or(10250, |e| e.port);
+            for a in status.addresses.unwrap_or_default() {
+                if a.type_ != "InternalIP" {
+                    continue;
+                }
+                f.node_addresses.push((name.clone(), a.address.clone()));
+                let Ok(ip) = a.address.parse::<std::net::IpAddr>() else {
+                    continue;
+                };
+                // Nodes on this machine's own addresses are not across a network.
+                if ip.is_loopback() || local.contains(&ip) {
+                    continue;
+                }
+                let addr = std::net::SocketAddr::new(ip, port as u16);
+                let answered = tokio::time::timeout(
+                    std::time::Duration::from_secs(2),
+                    tokio::net::TcpStream::connect(addr),
+                )
+                .await
+                .is_ok_and(|c| c.is_ok());
+                f.kubelets.push((name.clone(), addr.to_string(), answered));
+                if let Some(cidr) = &pod_cidr
+                    && let Some(first) = first_address(cidr)
+                {
+                    let route = std::process::Command::new("ip")
+                        .args(["route", "get", &first])
+                        .output()
+                        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                        .unwrap_or_default();
+                    f.pod_routes.push(PodRoute {
+                        node: name.clone(),
+                        pod_cidr: cidr.clone(),
+                        internal_ip: a.address.clone(),
+                        route: format!("{} ", route.trim()),
+                    });
                 }
             }
         }
@@ -278,6 +364,29 @@ async fn cluster_facts(l: &Layout, f: &mut Facts) {
             }
         }
     }
+}
+
+/// This machine's addresses (`ip -o addr`).
+fn local_addresses() -> Vec<std::net::IpAddr> {
+    let out = std::process::Command::new("ip")
+        .args(["-o", "addr", "show"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    out.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let at = w.iter().position(|x| *x == "inet" || *x == "inet6")?;
+            w.get(at + 1)?.split('/').next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// The first host address of an IPv4 CIDR (`10.244.1.0/24` → `10.244.1.1`).
+fn first_address(cidr: &str) -> Option<String> {
+    let (ip, _) = cidr.split_once('/')?;
+    let ip: std::net::Ipv4Addr = ip.parse().ok()?;
+    Some(std::net::Ipv4Addr::from(u32::from(ip) + 1).to_string())
 }
 
 pub fn doctor(d: &DataDir) -> Result<ExitCode> {
@@ -324,6 +433,8 @@ mod tests {
                 ("b".into(), "10.0.0.2".into()),
             ],
             lease_ahead: vec![("a".into(), -3.0), ("b".into(), 0.5)],
+            pod_routes: vec![],
+            kubelets: vec![],
         }
     }
 
@@ -423,6 +534,53 @@ mod tests {
                 .contains("apt-get install containernetworking-plugins"),
             "{}",
             cni.detail
+        );
+    }
+
+    #[test]
+    fn routes_to_other_nodes_pods_and_their_kubelets_are_checked() {
+        let f = Facts {
+            pod_routes: vec![
+                PodRoute {
+                    node: "vm2".into(),
+                    pod_cidr: "10.244.1.0/24".into(),
+                    internal_ip: "192.168.56.11".into(),
+                    route: "10.244.1.1 via 192.168.56.11 dev enp0s8 src 192.168.56.10 uid 0 "
+                        .into(),
+                },
+                // The classic: no host-gw route, so pods go to the default gateway.
+                PodRoute {
+                    node: "vm3".into(),
+                    pod_cidr: "10.244.2.0/24".into(),
+                    internal_ip: "192.168.56.12".into(),
+                    route: "10.244.2.1 via 10.0.2.2 dev enp0s3 src 10.0.2.15 uid 0 ".into(),
+                },
+            ],
+            kubelets: vec![
+                ("vm2".into(), "192.168.56.11:10250".into(), true),
+                ("vm3".into(), "192.168.56.12:10250".into(), false),
+            ],
+            ..good()
+        };
+        let found: Vec<(Level, String)> = checks(&f)
+            .into_iter()
+            .filter(|c| c.name == "routes" || c.name == "kubelets")
+            .map(|c| (c.level, c.detail))
+            .collect();
+        assert_eq!(found.len(), 4);
+        assert_eq!(found[0].0, Level::Ok);
+        assert!(
+            found[1].0 == Level::Fail && found[1].1.contains("via 10.0.2.2"),
+            "{found:?}"
+        );
+        assert_eq!(found[2].0, Level::Ok);
+        assert!(
+            found[3].0 == Level::Fail && found[3].1.contains("firewall"),
+            "{found:?}"
+        );
+        assert_eq!(
+            first_address("10.244.1.0/24").as_deref(),
+            Some("10.244.1.1")
         );
     }
 

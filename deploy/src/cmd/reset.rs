@@ -14,6 +14,28 @@ pub fn reset(l: &Layout) -> Result<ExitCode> {
         super::down::stop_supervisor(l, pid)?;
         println!("skiff: stopped");
     }
+    // Programs a dead supervisor left behind (their pid files remain).
+    for e in std::fs::read_dir(l.data.join("run"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        // Only a process that names this data dir: a pid may have been reused.
+        if e.path().extension().is_some_and(|x| x == "pid")
+            && let Some(pid) = crate::cluster::alive(&e.path())
+            && std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&*l.data.to_string_lossy()))
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            println!(
+                "skiff: ended {} (pid {pid})",
+                e.file_name().to_string_lossy()
+            );
+        }
+    }
     let settings = l.load_settings();
     let roots = match &settings {
         Some(s) => l.kubelet_roots(s),
