@@ -8,6 +8,7 @@
 # termination state (exit code, reason) say what happened; the container's
 # logs from the previous run are kept (`kubectl logs --previous`).
 DEMO_NAME=crashloop
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 begin "Demo: a crashing container in back-off"

@@ -61,9 +61,24 @@ fail() {
     exit 1
 }
 
+# shown CMD…: CMD as one would type it, arguments quoted where needed.
+shown() {
+    local a out=""
+    for a in "$@"; do
+        if [[ "$a" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then
+            out+=" $a"
+        elif [[ "$a" == *\'* && "$a" != *[\"\$\`]* && "$a" != *\\\\* ]]; then
+            out+=" \"$a\""
+        else
+            out+=" '${a//\'/\'\\\'\'}'"
+        fi
+    done
+    printf '%s' "${out# }"
+}
+
 # run CMD…: shows the command as a teacher would type it, then runs it.
 run() {
-    printf '%s$ %s%s\n' "$_B" "$*" "$_N"
+    printf '%s$ %s%s\n' "$_B" "$(shown "$@")" "$_N"
     "$@"
 }
 
@@ -129,7 +144,7 @@ watching() {
     done
     [ "${1:-}" = -- ] || fail "watching: no -- before the command to wait for"
     shift
-    printf '%s$ %s &%s\n' "$_B" "${watcher[*]}" "$_N"
+    printf '%s$ %s &%s\n' "$_B" "$(shown "${watcher[@]}")" "$_N"
     "${watcher[@]}" &
     local wpid=$! deadline=$((SECONDS + secs)) out rc=1
     _BACKGROUND+=("$wpid")

@@ -15,6 +15,7 @@
 # scheduler puts on a healthy node. When the node comes back nothing moves
 # back by itself: Kubernetes does not rebalance running pods.
 DEMO_NAME=node-failure
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 NODE=${NODE:-node3}
@@ -129,12 +130,14 @@ not_ready() {
     echo "Ready=$r"
     [ "$r" != True ]
 }
-watching 90 "$KUBECTL" get nodes -w -- not_ready
+watching 90 "$KUBECTL" get node "$NODE" -w -- not_ready
 note "NotReady after $((SECONDS - down_at)) s of silence"
 k get pods -o wide
 note "its pods still show Running: the last thing their kubelet reported. They are only marked"
 note "not Ready, and taken out of Services' endpoints."
-run "$KUBECTL" describe node "$NODE" | grep -A3 '^Taints:' || true
+run "$KUBECTL" describe node "$NODE" | awk '/^Taints:/ { on = 1 } /^Unschedulable:/ { on = 0 } on'
+note "the node lifecycle controller's taints: NoSchedule keeps new pods off, NoExecute evicts"
+note "the pods that do not tolerate it (ours: for 30 s)"
 pause
 
 narrate "Now the 30 s of tolerationSeconds run out: the pods on $NODE are evicted (deleted), and
@@ -161,7 +164,7 @@ is_ready() {
     echo "Ready=$r"
     [ "$r" = True ]
 }
-watching 90 "$KUBECTL" get nodes -w -- is_ready
+watching 90 "$KUBECTL" get node "$NODE" -w -- is_ready
 wait_for "the evicted pods gone from the API" 90 gone_from_node
 k get pods -o wide
 note "$NODE is empty: running pods are never moved back by themselves."

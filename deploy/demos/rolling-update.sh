@@ -9,6 +9,7 @@
 # pods still serving; the old ReplicaSets are kept (scaled to 0) as the
 # history that `rollout undo` goes back to.
 DEMO_NAME=rolling-update
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 begin "Demo: a rolling update, a broken one, and rollout undo"

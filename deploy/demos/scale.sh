@@ -6,6 +6,7 @@
 # matches; the scheduler places each new pod on a node; scaling down deletes
 # pods (they terminate gracefully) and nothing else changes.
 DEMO_NAME=scale
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 begin "Demo: scaling a Deployment up and down"
@@ -25,6 +26,9 @@ spec:
     metadata:
       labels: {app: web}
     spec:
+      # httpd runs as PID 1 of its container and ignores SIGTERM: without
+      # this it would be killed only after the default 30 s.
+      terminationGracePeriodSeconds: 5
       containers:
       - name: httpd
         image: skiff/httpd:latest
@@ -48,8 +52,9 @@ note "the NODE column: the scheduler spreads the replicas over the nodes"
 expect "five web pods Ready" count_pods app=web 5
 pause
 
-narrate "Back to one. The ReplicaSet controller deletes four pods (the newest first); each is sent
-    SIGTERM and removed once its container has stopped."
+narrate "Back to one. The ReplicaSet controller deletes four pods; each shows Terminating: its
+    containers get SIGTERM, and SIGKILL after terminationGracePeriodSeconds (5 s here, 30 by
+    default: busybox httpd runs as PID 1, which ignores SIGTERM, so it waits for the SIGKILL)."
 k scale deployment web --replicas=1
 watching 120 "$KUBECTL" -n "$NS" get pods -o wide -w -- count_pods app=web 1
 k get deployment web

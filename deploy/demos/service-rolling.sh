@@ -10,6 +10,7 @@
 # sleeps a few seconds keeps the old server answering until no proxy sends
 # it new connections; maxUnavailable: 0 keeps full capacity throughout.
 DEMO_NAME=service-rolling
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 begin "Demo: a Service answering through a rolling update"
@@ -18,8 +19,8 @@ narrate "Three replicas answering with their version, behind a Service called we
     the update invisible to clients:
     - readinessProbe: a pod is added to the Service only once it answers HTTP;
     - preStop: sleep 3: a pod being replaced keeps serving 3 s after it is taken out of the
-      Service, while every node's proxy catches up (without it, its server may stop while some
-      proxy still sends it a connection: a refused request)."
+      Service, while every node's proxy catches up. The server stops at once on SIGTERM; without
+      the hook it could stop while some proxy still sends it a connection: a refused request."
 k apply -f - <<'EOF'
 apiVersion: apps/v1
 kind: Deployment
@@ -40,7 +41,9 @@ spec:
         image: skiff/httpd:latest
         imagePullPolicy: Never
         env: [{name: VERSION, value: "1"}]
-        command: [sh, -c, 'echo "v$VERSION $(hostname)" > /var/www/index.html && exec httpd -f -p 80 -h /var/www']
+        # A server that stops at once on SIGTERM, as a well-behaved one does
+        # (busybox httpd as PID 1 would ignore it until the SIGKILL 30 s later).
+        command: [sh, -c, 'echo "v$VERSION $(hostname)" > /var/www/index.html; httpd -f -p 80 -h /var/www & trap "kill $!; exit 0" TERM; wait']
         readinessProbe:
           httpGet: {path: /, port: 80}
           periodSeconds: 1
