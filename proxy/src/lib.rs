@@ -15,6 +15,7 @@
 //! every ClusterIP and NodePort ([`userspace`]), for machines without
 //! nftables; the rest (model, DNS, routes) is the same.
 
+pub mod bench;
 pub mod dns;
 pub mod metrics;
 pub mod model;

@@ -7,11 +7,26 @@ use tracing_subscriber::EnvFilter;
 #[command(
     name = "skiff-proxy",
     version,
-    about = "Makes Services work on this node: load balancing, routes to other nodes' pods, cluster DNS."
+    about = "Makes Services work on this node: load balancing, routes to other nodes' pods, cluster DNS.",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
     #[command(flatten)]
     config: skiff_proxy::Config,
+}
+
+#[derive(clap::Subcommand)]
+enum Cmd {
+    /// (root) Throughput and latency direct / nftables / userspace, and rule programming times.
+    Bench(skiff_proxy::bench::BenchArgs),
+    /// The bench's backend (run by `bench` inside its namespace).
+    #[command(hide = true)]
+    BenchBackend {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
 }
 
 #[tokio::main]
@@ -22,7 +37,13 @@ async fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn")),
         )
         .init();
-    let shutdown = skiff_proto::shutdown_signal();
-    skiff_proxy::run(cli.config, shutdown).await?;
+    match cli.command {
+        Some(Cmd::Bench(args)) => skiff_proxy::bench::bench(&args).await?,
+        Some(Cmd::BenchBackend { listen }) => skiff_proxy::bench::backend(listen).await?,
+        None => {
+            let shutdown = skiff_proto::shutdown_signal();
+            skiff_proxy::run(cli.config, shutdown).await?;
+        }
+    }
     Ok(())
 }
