@@ -204,7 +204,13 @@ impl Userspace {
         }
         let (close, open) = diff(&self.listening(), &want);
         for key in close {
-            self.listeners.remove(&key);
+            if let Some(mut l) = self.listeners.remove(&key) {
+                // Closed by the time sync returns: abort only asks, and a
+                // connection queued on a socket about to close would be
+                // reset rather than refused.
+                l.task.abort();
+                let _ = (&mut l.task).await;
+            }
             done.closed += 1;
         }
         for (key, target) in &want {
