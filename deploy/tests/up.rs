@@ -243,6 +243,67 @@ spec:
     let logs = ok(&c.skiff(&["logs", "kubelet"]), "skiff logs kubelet");
     assert!(logs.contains("skiff_kubelet"), "the kubelet's own log");
 
+    // A reboot of the machine: down, then everything that lives in memory
+    // goes — processes (the containers with their shims), mounts (rootfs,
+    // the sandboxes' namespaces), pod cgroups, the bridge and nftables —
+    // and only the disk stays. `up` brings the pod back as a kubelet does
+    // after a node reboot: a new sandbox, its container started again.
+    let pod_name = ok(
+        &c.kubectl(
+            &[
+                "get",
+                "pods",
+                "-l",
+                "app=web",
+                "-o",
+                "jsonpath={.items[0].metadata.name}",
+            ],
+            None,
+        ),
+        "the web pod's name",
+    );
+    ok(&c.skiff(&["down"]), "skiff down before the reboot");
+    skiff_runtime::cleanup::remove_all(&c.data.join("kubelet"));
+    let settings = skiff_deploy::cluster::Layout::new(&c.data)
+        .unwrap()
+        .load_settings()
+        .unwrap();
+    skiff_deploy::host::remove(&settings);
+    // Every container process is gone (checked by pid: nothing is sent to
+    // the pod's address while no route or fence holds it on this machine).
+    let containers = c.data.join("kubelet/runtime/containers");
+    for e in std::fs::read_dir(&containers).unwrap().flatten() {
+        if let Ok(pid) = std::fs::read_to_string(e.path().join("pid")) {
+            let pid = pid.trim();
+            assert!(
+                !Path::new("/proc").join(pid).exists()
+                    || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                        .is_ok_and(|s| s.contains(") Z ")),
+                "container process {pid} outlived the reboot"
+            );
+        }
+    }
+    let out = ok(&c.skiff(&["up"]), "skiff up after the reboot");
+    assert!(out.contains("is Ready"), "{out}");
+    let ip_rebooted = eventually("the web pod to run again after the reboot", 90, || {
+        web_pod_ip(&c)
+    });
+    let page = eventually("the pod to answer after the reboot", 30, || {
+        http_get(&ip_rebooted)
+    });
+    assert!(page.contains("Hello from Skiff"), "{page}");
+    let after = ok(
+        &c.kubectl(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[0].metadata.name} {.items[0].status.containerStatuses[0].restartCount}"], None),
+        "the web pod after the reboot",
+    );
+    let (name_after, restarts) = after.split_once(' ').unwrap();
+    assert_eq!(
+        name_after,
+        pod_name.trim(),
+        "the same pod, restarted in place"
+    );
+    assert!(restarts.parse::<u32>().unwrap() >= 1, "{after}");
+
     // reset: nothing left.
     ok(&c.skiff(&["reset"]), "skiff reset");
     let left = leftovers(&c);

@@ -88,7 +88,13 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// The state of a container from its files: exited when the shim wrote the
-/// exit, running while its PID 1 lives, created before it was started.
+/// exit, running while its shim lives, created before it was started.
+///
+/// A container whose shim is gone without writing the exit — the machine
+/// rebooted, or someone killed the shim — is exited with code 255 and
+/// reason `Unknown`, as containerd reports it; the verdict is written to
+/// `exit.json` so it stays the same. Without that, a kubelet started after
+/// a reboot would see its containers "running" for ever.
 #[derive(Debug, Clone)]
 struct Observed {
     state: cri::ContainerState,
@@ -103,14 +109,44 @@ fn observe(dir: &Path) -> Observed {
     let pid: Option<i32> = std::fs::read_to_string(dir.join("pid"))
         .ok()
         .and_then(|s| s.trim().parse().ok());
+    let started = pid.is_some() || dir.join("started").exists();
+    let exit = match exit {
+        None if started && shim_gone(dir, pid) => {
+            let lost = serde_json::json!({
+                "code": 255, "reason": "Unknown", "oomKilled": false,
+                "message": "the container's shim is gone (the machine restarted, or the shim was killed)",
+                "finishedAt": jiff::Timestamp::now().as_nanosecond() as i64,
+            });
+            let _ = std::fs::write(dir.join("exit.json"), lost.to_string());
+            Some(lost)
+        }
+        e => e,
+    };
     let state = if exit.is_some() {
         cri::ContainerState::ContainerExited
-    } else if pid.is_some() || dir.join("started").exists() {
+    } else if started {
         cri::ContainerState::ContainerRunning
     } else {
         cri::ContainerState::ContainerCreated
     };
     Observed { state, pid, exit }
+}
+
+/// Whether the container's shim has ended: `shim.pid` holds its pid and
+/// start time (so a pid reused after a reboot is not taken for it). Older
+/// containers without the file: whether their first process has ended.
+fn shim_gone(dir: &Path, pid: Option<i32>) -> bool {
+    use crate::container::state::proc_stat;
+    let alive = |pid: i32, start: Option<u64>| matches!(proc_stat(pid), Some((s, t)) if s != 'Z' && start.is_none_or(|st| st == t));
+    match std::fs::read_to_string(dir.join("shim.pid")) {
+        Ok(text) => {
+            let mut words = text.split_whitespace();
+            let shim: Option<i32> = words.next().and_then(|w| w.parse().ok());
+            let start: Option<u64> = words.next().and_then(|w| w.parse().ok());
+            !shim.is_some_and(|p| alive(p, start))
+        }
+        Err(_) => pid.is_some_and(|p| !alive(p, None)),
+    }
 }
 
 impl RuntimeSvc {
@@ -748,6 +784,9 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
         let mut child = cmd
             .spawn()
             .map_err(|e| internal(format!("start the shim: {e}")))?;
+        let shim = child.id() as i32;
+        let start = crate::container::state::proc_stat(shim).map_or(0, |(_, t)| t);
+        std::fs::write(dir.join("shim.pid"), format!("{shim} {start}")).map_err(internal)?;
         // Reap the shim when it ends (while this process lives).
         std::thread::spawn(move || child.wait());
         std::fs::write(dir.join("started"), b"").map_err(internal)?;
@@ -921,6 +960,55 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_whose_shim_is_gone_has_exited_unknown_and_stays_so() {
+        let d = tempfile::tempdir().unwrap();
+        let dead = {
+            let mut c = std::process::Command::new("true").spawn().unwrap();
+            let pid = c.id();
+            c.wait().unwrap();
+            pid
+        };
+        std::fs::write(d.path().join("started"), "").unwrap();
+        std::fs::write(d.path().join("pid"), dead.to_string()).unwrap();
+        // Its shim is this test process, with its real start time: running.
+        let me = std::process::id() as i32;
+        let start = crate::container::state::proc_stat(me).unwrap().1;
+        std::fs::write(d.path().join("shim.pid"), format!("{me} {start}")).unwrap();
+        assert_eq!(
+            observe(d.path()).state,
+            cri::ContainerState::ContainerRunning
+        );
+        // The same pid with another start time is someone else (a reboot).
+        std::fs::write(d.path().join("shim.pid"), format!("{me} {}", start + 1)).unwrap();
+        let o = observe(d.path());
+        assert_eq!(o.state, cri::ContainerState::ContainerExited);
+        let exit = o.exit.unwrap();
+        assert_eq!(
+            (exit["code"].as_i64(), exit["reason"].as_str()),
+            (Some(255), Some("Unknown"))
+        );
+        // Written down: the verdict does not change, whatever comes next.
+        std::fs::write(d.path().join("shim.pid"), format!("{me} {start}")).unwrap();
+        assert_eq!(
+            observe(d.path()).exit.unwrap()["finishedAt"],
+            exit["finishedAt"]
+        );
+        // No shim file (a container from before): its first process decides.
+        let old = tempfile::tempdir().unwrap();
+        std::fs::write(old.path().join("pid"), dead.to_string()).unwrap();
+        assert_eq!(
+            observe(old.path()).state,
+            cri::ContainerState::ContainerExited
+        );
+        std::fs::remove_file(old.path().join("exit.json")).unwrap();
+        std::fs::write(old.path().join("pid"), me.to_string()).unwrap();
+        assert_eq!(
+            observe(old.path()).state,
+            cri::ContainerState::ContainerRunning
+        );
+    }
 
     #[test]
     fn argv_as_kubernetes_defines_it() {

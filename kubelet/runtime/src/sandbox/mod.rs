@@ -283,11 +283,18 @@ impl Sandboxes {
         }
         let path = self.run_dir.join(id).join("state.json");
         let text = std::fs::read(&path).map_err(|_| SandboxError::NotFound(id.into()))?;
-        serde_json::from_slice(&text).map_err(|e| SandboxError::Io {
-            id: id.into(),
-            what: "reading its state",
-            source: std::io::Error::other(e),
-        })
+        let mut state: SandboxState =
+            serde_json::from_slice(&text).map_err(|e| SandboxError::Io {
+                id: id.into(),
+                what: "reading its state",
+                source: std::io::Error::other(e),
+            })?;
+        // Its namespaces gone (the machine rebooted): not ready, so the
+        // kubelet makes the pod a new sandbox, as after a node reboot.
+        if state.ready && !self.namespaces.pinned(&state.ns) {
+            state.ready = false;
+        }
+        Ok(state)
     }
 
     /// Every sandbox on disk, oldest first.

@@ -40,6 +40,11 @@ pub trait Namespaces: Send + Sync {
     fn create(&self, paths: &NsPaths, hostname: &str) -> std::io::Result<()>;
     /// Unpins them (the namespaces go when nothing else uses them).
     fn remove(&self, paths: &NsPaths) -> std::io::Result<()>;
+    /// Whether the network namespace is still pinned at its file: not after
+    /// a reboot (the bind mount is gone, the file is an empty file).
+    fn pinned(&self, _paths: &NsPaths) -> bool {
+        true
+    }
 }
 
 /// The real thing (needs root).
@@ -102,6 +107,11 @@ impl Namespaces for LinuxNamespaces {
             unpin(p)?;
         }
         Ok(())
+    }
+
+    fn pinned(&self, paths: &NsPaths) -> bool {
+        nix::sys::statfs::statfs(&paths.net)
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
     }
 }
 
