@@ -229,6 +229,8 @@ pub fn plan(
     }
     let desired = desired_endpoints(service, pods, zones);
     let labels = slice_labels(service);
+    let trigger = super::subsets::trigger_time(service, pods).map(|t| t.to_string());
+    let trigger = trigger.as_deref();
 
     let mut existing: Vec<&EndpointSlice> = existing.iter().collect();
     existing.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
@@ -285,7 +287,7 @@ pub fn plan(
                 out.delete.push(delete_of(s));
             }
         }
-        emit(&mut out, service, &labels, placeholder);
+        emit(&mut out, service, &labels, trigger, placeholder);
         return out;
     }
 
@@ -322,7 +324,7 @@ pub fn plan(
     }
     out.delete.extend(spare.into_iter().map(delete_of));
     for w in working {
-        emit(&mut out, service, &labels, w);
+        emit(&mut out, service, &labels, trigger, w);
     }
     out
 }
@@ -335,10 +337,23 @@ fn delete_of(slice: &EndpointSlice) -> (String, Option<String>) {
 }
 
 /// Adds the write `w` needs, if any.
-fn emit(out: &mut SlicePlan, service: &Service, labels: &BTreeMap<String, String>, w: Working) {
+/// Writes `w` when it changed. A written slice carries the time of the
+/// change that caused it (`last-change-trigger-time`, as upstream), from
+/// which proxies measure network programming latency.
+fn emit(
+    out: &mut SlicePlan,
+    service: &Service,
+    labels: &BTreeMap<String, String>,
+    trigger: Option<&str>,
+    w: Working,
+) {
     if !w.changed(labels, service) {
         return;
     }
+    let annotations: BTreeMap<String, String> = trigger
+        .map(|t| (super::subsets::TRIGGER_TIME.to_string(), t.to_string()))
+        .into_iter()
+        .collect();
     let ports = slice_ports(&w.ports);
     let endpoints = sorted(w.endpoints);
     let owner = controller_ref("v1", "Service", &service.metadata);
@@ -359,6 +374,7 @@ fn emit(out: &mut SlicePlan, service: &Service, labels: &BTreeMap<String, String
                     "metadata": {
                         "resourceVersion": s.metadata.resource_version,
                         "labels": label_patch,
+                        "annotations": annotations,
                         "ownerReferences": [owner],
                     },
                     "addressType": ADDRESS_TYPE,
@@ -376,6 +392,7 @@ fn emit(out: &mut SlicePlan, service: &Service, labels: &BTreeMap<String, String
                     generate_name: Some(prefix),
                     namespace: service.metadata.namespace.clone(),
                     labels: Some(labels.clone()),
+                    annotations: Some(annotations).filter(|a| !a.is_empty()),
                     owner_references: Some(vec![owner]),
                     ..Default::default()
                 },
@@ -495,6 +512,12 @@ mod tests {
         assert_eq!(labels[SERVICE_NAME_LABEL], "web");
         assert_eq!(labels[MANAGED_BY_LABEL], MANAGED_BY);
         assert_eq!(labels["tier"], "front");
+        // The newest change among the pods (here the terminating pod's
+        // deletion) is when the proxies' programming latency starts.
+        assert_eq!(
+            slice.metadata.annotations.as_ref().unwrap()[super::super::subsets::TRIGGER_TIME],
+            "2024-01-01T00:00:00Z"
+        );
         let owner = &slice.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!(
             (owner.kind.as_str(), owner.uid.as_str(), owner.controller),

@@ -149,7 +149,7 @@ fn sort_addresses(list: &mut [EndpointAddress]) {
 
 /// The newest change among the Service and its pods: creation, a Ready
 /// transition, a deletion.
-fn trigger_time(service: &Service, pods: &[Pod]) -> Option<Timestamp> {
+pub(crate) fn trigger_time(service: &Service, pods: &[Pod]) -> Option<Timestamp> {
     let mut newest = service.metadata.creation_timestamp.as_ref().map(|t| t.0);
     for pod in address::backing_pods(service, pods).unwrap_or_default() {
         let ready = pod
