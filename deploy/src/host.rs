@@ -68,6 +68,7 @@ pub fn fence(s: &Settings) -> String {
   chain output {{
     type filter hook output priority -10; policy accept;
     ip saddr {net} oifname != \"{b}\" drop
+    ip daddr {net} oifname != \"{b}\" drop
   }}
 }}
 "
@@ -84,6 +85,7 @@ pub fn fence(s: &Settings) -> String {
   chain output {{
     type filter hook output priority -10; policy accept;
     ip saddr {net} oifname != \"{b}\" drop
+    ip daddr {net} oifname != \"{b}\" drop
   }}
 }}
 "

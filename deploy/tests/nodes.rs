@@ -399,6 +399,13 @@ fn three_nodes_spread_serve_fail_and_heal() {
     }
 
     ok(&c.skiff(&["reset"]), "skiff reset");
-    let left = leftovers(&c);
+    // The kernel frees a deleted network namespace (and its veths) in the
+    // background: give it a few seconds before calling anything left.
+    let deadline = Instant::now() + std::time::Duration::from_secs(15);
+    let mut left = leftovers(&c);
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        left = leftovers(&c);
+    }
     assert!(left.is_empty(), "left behind: {left:#?}");
 }
