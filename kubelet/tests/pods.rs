@@ -224,6 +224,72 @@ async fn pods_run_restart_report_and_stop_through_the_runtime() {
             .calls()
             .contains(&"PullImage registry.invalid/nope:1".to_string())
     );
+    // What `kubectl describe pod` shows, in upstream's words: the
+    // container's life as events, one BackOff per back-off.
+    let events = wait_for("the pull's BackOff event", || async {
+        let text = kubectl(&kubeconfig, &["get", "events", "-o", "json"]);
+        let events: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let items = events["items"].as_array()?.clone();
+        items
+            .iter()
+            .any(|e| e["reason"] == "BackOff" && e["involvedObject"]["name"] == "broken")
+            .then_some(items)
+    })
+    .await;
+    let said = |pod: &str, reason: &str, message: &str| {
+        events.iter().any(|e| {
+            e["involvedObject"]["name"] == pod
+                && e["reason"] == reason
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(message))
+        })
+    };
+    for (pod, reason, message) in [
+        (
+            "web",
+            "Pulled",
+            "Container image \"skiff/httpd:1\" already present on machine",
+        ),
+        ("web", "Created", "Created container app"),
+        ("web", "Started", "Started container app"),
+        (
+            "web",
+            "BackOff",
+            "Back-off restarting failed container app in pod web_default(",
+        ),
+        (
+            "broken",
+            "Pulling",
+            "Pulling image \"registry.invalid/nope:1\"",
+        ),
+        (
+            "broken",
+            "Failed",
+            "Failed to pull image \"registry.invalid/nope:1\"",
+        ),
+        (
+            "broken",
+            "BackOff",
+            "Back-off pulling image \"registry.invalid/nope:1\"",
+        ),
+    ] {
+        assert!(
+            said(pod, reason, message),
+            "{pod} {reason} {message:?}: {events:#?}"
+        );
+    }
+    let backoffs = events
+        .iter()
+        .filter(|e| e["reason"] == "BackOff" && e["involvedObject"]["name"] == "web")
+        .map(|e| {
+            e["count"]
+                .as_i64()
+                .unwrap_or(1)
+                .max(e["series"]["count"].as_i64().unwrap_or(1))
+        })
+        .sum::<i64>();
+    assert_eq!(backoffs, 1, "one BackOff event for one back-off");
 
     // A restarted kubelet adopts what runs: no sandbox and no running
     // container is created again. (The crash-looping one may restart at once:

@@ -61,6 +61,11 @@ struct WorkerState {
     volume_failures: BTreeMap<String, String>,
     /// When the volumes were last set up.
     volumes_synced: Option<std::time::Instant>,
+    /// The exited instance (container id) each `BackOff` event was for: one
+    /// event per back-off, not one per sync.
+    backoff_events: BTreeMap<String, String>,
+    /// The failed-pull count each image `BackOff` event was for.
+    pull_backoff_events: BTreeMap<String, u32>,
 }
 
 fn now_nanos() -> i64 {
@@ -131,6 +136,22 @@ async fn sync<R: Runtime>(
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let observed = observed::observe(ctx.runtime.as_ref(), &uid).await?;
     let p = plan::plan(pod, &observed, &state.backoff, now_nanos());
+    // A container waiting out its crash back-off: upstream's BackOff event,
+    // once per exited instance.
+    for (c, w) in &p.waiting {
+        if w.reason != "CrashLoopBackOff" {
+            continue;
+        }
+        let exited = observed.latest(c).map(|x| x.id.clone()).unwrap_or_default();
+        if state.backoff_events.get(c) != Some(&exited) {
+            state.backoff_events.insert(c.clone(), exited);
+            let note = format!(
+                "Back-off restarting failed container {c} in pod {}",
+                hook_pod(pod)
+            );
+            event(ctx, pod, EventType::Warning, "BackOff", note).await;
+        }
+    }
     let mut sandbox = observed.current_sandbox().cloned();
     let mut actions = p.actions;
     let starts = |a: &Action| {
@@ -419,6 +440,9 @@ async fn start<R: Runtime>(
     let pull = match policy.as_str() {
         "Always" => true,
         "Never" if !present => {
+            let message =
+                format!("Container image \"{image}\" is not present with pull policy of Never");
+            event(ctx, pod, EventType::Warning, "ErrImageNeverPull", message).await;
             return Err(Waiting {
                 reason: "ErrImageNeverPull".into(),
                 message: format!(
@@ -432,13 +456,30 @@ async fn start<R: Runtime>(
         if let Some((failures, when)) = state.pulls.get(c) {
             let wait = Duration::from_secs((10u64 << (failures - 1).min(5)).min(300));
             if Timestamp::now() < *when + wait {
+                // Once per failed pull, not once per sync.
+                if *failures > state.pull_backoff_events.get(c).copied().unwrap_or(0) {
+                    state.pull_backoff_events.insert(c.to_string(), *failures);
+                    let note = format!("Back-off pulling image \"{image}\"");
+                    event(ctx, pod, EventType::Normal, "BackOff", note).await;
+                }
                 return Err(Waiting {
                     reason: "ImagePullBackOff".into(),
                     message: format!("Back-off pulling image \"{image}\""),
                 });
             }
         }
+        event(
+            ctx,
+            pod,
+            EventType::Normal,
+            "Pulling",
+            format!("Pulling image \"{image}\""),
+        )
+        .await;
+        let pulling = std::time::Instant::now();
         if let Err(e) = ctx.runtime.pull_image(&image, None).await {
+            let note = format!("Failed to pull image \"{image}\": {e}");
+            event(ctx, pod, EventType::Warning, "Failed", note).await;
             let entry = state
                 .pulls
                 .entry(c.to_string())
@@ -450,6 +491,15 @@ async fn start<R: Runtime>(
             });
         }
         state.pulls.remove(c);
+        state.pull_backoff_events.remove(c);
+        let note = format!(
+            "Successfully pulled image \"{image}\" in {:.3}s",
+            pulling.elapsed().as_secs_f64()
+        );
+        event(ctx, pod, EventType::Normal, "Pulled", note).await;
+    } else {
+        let note = format!("Container image \"{image}\" already present on machine");
+        event(ctx, pod, EventType::Normal, "Pulled", note).await;
     }
     let sources = env_sources(ctx, pod, &container).await;
     let config_error = |message: String| Waiting {
@@ -483,6 +533,14 @@ async fn start<R: Runtime>(
             reason: "CreateContainerError".into(),
             message: e.to_string(),
         })?;
+    event(
+        ctx,
+        pod,
+        EventType::Normal,
+        "Created",
+        format!("Created container {c}"),
+    )
+    .await;
     ctx.runtime
         .start_container(&id)
         .await
@@ -490,6 +548,14 @@ async fn start<R: Runtime>(
             reason: "RunContainerError".into(),
             message: e.to_string(),
         })?;
+    event(
+        ctx,
+        pod,
+        EventType::Normal,
+        "Started",
+        format!("Started container {c}"),
+    )
+    .await;
     tracing::info!(pod = %name(pod), container = %c, attempt, "container started");
     if let Some(h) = hooks::Which::PostStart.of(&container) {
         let hook = hooks::hook(h, &container, &sandbox.ip);
@@ -536,6 +602,10 @@ async fn kill<R: Runtime>(
     pod_ip: &str,
 ) {
     let mut left = grace;
+    if let Some(c) = c {
+        let note = format!("Stopping container {}", c.name);
+        event(ctx, pod, EventType::Normal, "Killing", note).await;
+    }
     if let Some((c, h)) = c.and_then(|c| Some((c, hooks::Which::PreStop.of(c)?))) {
         let started = std::time::Instant::now();
         let hook = hooks::hook(h, c, pod_ip);
