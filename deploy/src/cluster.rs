@@ -93,6 +93,26 @@ pub struct Settings {
     pub node_name: Option<String>,
 }
 
+/// `skiff up`'s defaults: one node on 127.0.0.1.
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            port: 6443,
+            node_ip: "127.0.0.1".into(),
+            pod_subnet: "10.244.0.0/24".into(),
+            name: "skiff".into(),
+            etcd_servers: None,
+            kubelet_port: 10250,
+            demo: false,
+            nodes: 1,
+            node_subnet: "10.245.0.0/24".into(),
+            server: false,
+            join: None,
+            node_name: None,
+        }
+    }
+}
+
 /// One node of a `--nodes N` cluster: a network namespace with its own
 /// address, joined to the host bridge by a veth pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -433,20 +453,7 @@ mod tests {
     use super::*;
 
     fn settings() -> Settings {
-        Settings {
-            port: 6443,
-            node_ip: "127.0.0.1".into(),
-            pod_subnet: "10.244.0.0/24".into(),
-            name: "skiff".into(),
-            etcd_servers: None,
-            kubelet_port: 10250,
-            demo: false,
-            nodes: 1,
-            node_subnet: "10.245.0.0/24".into(),
-            server: false,
-            join: None,
-            node_name: None,
-        }
+        Settings::default()
     }
 
     #[test]

@@ -349,18 +349,9 @@ mod tests {
     #[test]
     fn network_and_fence_follow_the_settings() {
         let s = Settings {
-            port: 6443,
-            node_ip: "127.0.0.1".into(),
             pod_subnet: "10.250.3.0/24".into(),
             name: "lab".into(),
-            etcd_servers: None,
-            kubelet_port: 10250,
-            demo: false,
-            nodes: 1,
-            node_subnet: "10.245.0.0/24".into(),
-            server: false,
-            join: None,
-            node_name: None,
+            ..Settings::default()
         };
         let l = Layout::new(std::path::Path::new("/d")).unwrap();
         let c = conflist(&s, &l.cni_dir().join("ipam"));

@@ -222,13 +222,8 @@ mod tests {
             pod_subnet: "10.250.0.0/23".into(),
             name: "lab".into(),
             etcd_servers: Some("http://127.0.0.1:2379".into()),
-            kubelet_port: 10250,
             demo: true,
-            nodes: 1,
-            node_subnet: "10.245.0.0/24".into(),
-            server: false,
-            join: None,
-            node_name: None,
+            ..Settings::default()
         };
         let l = Layout::new(std::path::Path::new("/var/lib/skiff")).unwrap();
         let p = programs(&s, &l);
@@ -299,18 +294,10 @@ mod tests {
     #[test]
     fn several_nodes_each_get_a_kubelet_and_proxy_in_their_namespace() {
         let s = Settings {
-            port: 6443,
-            node_ip: "127.0.0.1".into(),
             pod_subnet: "10.244.0.0/16".into(),
             name: "lab".into(),
-            etcd_servers: None,
-            kubelet_port: 10250,
-            demo: false,
             nodes: 2,
-            node_subnet: "10.245.0.0/24".into(),
-            server: false,
-            join: None,
-            node_name: None,
+            ..Settings::default()
         };
         let l = Layout::new(std::path::Path::new("/var/lib/skiff")).unwrap();
         let p = programs(&s, &l);

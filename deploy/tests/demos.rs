@@ -114,25 +114,17 @@ fn every_demo_runs_unattended_on_three_nodes() {
         .prefix("skiff-demos-")
         .tempdir()
         .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let pid = std::process::id();
     let (pods, nodes) = (
         format!("10.{}.0.0/16", 200 + pid % 40),
         format!("10.246.{}.0/24", pid % 250),
     );
-    let c = Cluster {
-        data: tmp.path().join("data"),
-        port,
-        name: format!("sd{}", pid % 100000),
-        subnet: pods,
-        up_flags: ["--nodes", "3", "--demo", "--node-subnet", &nodes]
-            .map(String::from)
-            .to_vec(),
-    };
+    let c = Cluster::new(
+        tmp.path(),
+        "sd",
+        pods,
+        &["--nodes", "3", "--demo", "--node-subnet", &nodes],
+    );
     let out = ok(&c.skiff(&["up"]), "skiff up --nodes 3 --demo");
     assert!(out.contains("nodes node1, node2, node3 are Ready"), "{out}");
 

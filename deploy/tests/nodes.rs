@@ -155,25 +155,17 @@ fn three_nodes_spread_serve_fail_and_heal() {
         .prefix("skiff-nodes-")
         .tempdir()
         .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let pid = std::process::id();
     let (pods, nodes) = (
         format!("10.{}.0.0/16", 150 + pid % 50),
         format!("10.245.{}.0/24", pid % 250),
     );
-    let c = Cluster {
-        data: tmp.path().join("data"),
-        port,
-        name: format!("sn{}", pid % 100000),
-        subnet: pods.clone(),
-        up_flags: ["--nodes", "3", "--demo", "--node-subnet", &nodes]
-            .map(String::from)
-            .to_vec(),
-    };
+    let c = Cluster::new(
+        tmp.path(),
+        "sn",
+        pods.clone(),
+        &["--nodes", "3", "--demo", "--node-subnet", &nodes],
+    );
     let node_ip = |i: u32| {
         let base = nodes.trim_end_matches(".0/24");
         format!("{base}.{}", 10 + i)

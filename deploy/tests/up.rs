@@ -51,19 +51,8 @@ fn up_apply_down_up_reset() {
         .prefix("skiff-up-")
         .tempdir()
         .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let id = std::process::id() % 200;
-    let c = Cluster {
-        data: tmp.path().join("data"),
-        port,
-        name: format!("sut{}", std::process::id() % 100000),
-        subnet: format!("10.249.{id}.0/24"),
-        up_flags: Vec::new(),
-    };
+    let c = Cluster::new(tmp.path(), "sut", format!("10.249.{id}.0/24"), &[]);
 
     // up: Ready, and how to use it.
     let out = ok(&c.skiff(&["up"]), "skiff up");

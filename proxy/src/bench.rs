@@ -121,26 +121,7 @@ struct NetnsNft(String);
 
 impl Nft for NetnsNft {
     fn apply(&self, ruleset: &str) -> Result<(), NftError> {
-        use std::io::Write;
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.0, "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(NftError::Spawn)?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(ruleset.as_bytes())
-                .map_err(NftError::Spawn)?;
-        }
-        let out = child.wait_with_output().map_err(NftError::Spawn)?;
-        if !out.status.success() {
-            return Err(NftError::Refused(
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ));
-        }
-        Ok(())
+        crate::nft::feed(&["ip", "netns", "exec", &self.0, "nft", "-f", "-"], ruleset)
     }
 }
 

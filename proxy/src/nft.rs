@@ -23,26 +23,33 @@ pub struct RealNft;
 
 impl Nft for RealNft {
     fn apply(&self, ruleset: &str) -> Result<(), NftError> {
-        let mut child = Command::new("nft")
-            .args(["-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(NftError::Spawn)?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(ruleset.as_bytes())
-                .map_err(NftError::Spawn)?;
-        }
-        let out = child.wait_with_output().map_err(NftError::Spawn)?;
-        if !out.status.success() {
-            return Err(NftError::Refused(
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ));
-        }
-        Ok(())
+        feed(&["nft", "-f", "-"], ruleset)
     }
+}
+
+/// Runs `argv` (an `nft -f -`, perhaps inside `ip netns exec`) with
+/// `ruleset` on its standard input; its stderr when it refuses.
+pub fn feed(argv: &[&str], ruleset: &str) -> Result<(), NftError> {
+    let (program, args) = argv.split_first().expect("a program");
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(NftError::Spawn)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(ruleset.as_bytes())
+            .map_err(NftError::Spawn)?;
+    }
+    let out = child.wait_with_output().map_err(NftError::Spawn)?;
+    if !out.status.success() {
+        return Err(NftError::Refused(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    Ok(())
 }
 
 /// Records every ruleset; never fails.

@@ -89,14 +89,10 @@ pub fn join(a: &JoinArgs) -> Result<ExitCode> {
         node_ip: a.node_ip.clone(),
         pod_subnet: joined.pod_subnet,
         name: a.name.clone(),
-        etcd_servers: None,
         kubelet_port: a.kubelet_port,
-        demo: false,
-        nodes: 1,
-        node_subnet: "10.245.0.0/24".into(),
-        server: false,
         join: Some(a.server.clone()),
         node_name: Some(node),
+        ..Settings::default()
     };
     s.validate()?;
     l.save_settings(&s)?;

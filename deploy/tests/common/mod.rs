@@ -18,6 +18,23 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// A cluster whose data dir is `<dir>/data`, on a free API port, its
+    /// host objects named `<tag><pid>` (unique per test run).
+    pub fn new(dir: &std::path::Path, tag: &str, subnet: String, up_flags: &[&str]) -> Cluster {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Cluster {
+            data: dir.join("data"),
+            port,
+            name: format!("{tag}{}", std::process::id() % 100000),
+            subnet,
+            up_flags: up_flags.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
     pub fn skiff(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_skiff"));
         cmd.args(args).arg("--data-dir").arg(&self.data);
