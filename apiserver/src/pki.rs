@@ -267,6 +267,21 @@ impl Pki {
         self.ca_issuer.is_some()
     }
 
+    /// Issues a serving certificate for `hosts` (names and addresses) with
+    /// subject CN `common_name`, valid for `valid_days`: a kubelet's, for
+    /// its API on :10250. Returns the certificate and its new key, PEM.
+    pub fn issue_serving_cert(
+        &self,
+        common_name: &str,
+        hosts: &[String],
+        valid_days: u32,
+    ) -> Result<(String, String), PkiError> {
+        let issuer = self.ca_issuer.as_ref().ok_or(PkiError::NoCaKey)?;
+        let hosts = parse_hosts(hosts)?;
+        let (cert, key) = sign_serving(issuer, common_name, &hosts, i64::from(valid_days))?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
     /// Issues a client certificate for `user` (the subject CN) in `groups`
     /// (one subject O each), valid for `valid_days`. Returns the certificate
     /// and its new private key, both PEM.
@@ -785,6 +800,33 @@ fn issue_serving(
     hosts: &[Host],
     valid_days: i64,
 ) -> Result<CertAndKey, PkiError> {
+    let (cert, key) = sign_serving(issuer, SERVING_COMMON_NAME, hosts, valid_days)?;
+
+    let key_pem = key.serialize_pem();
+    write_file(
+        &dir.join(SERVING_KEY_FILE),
+        key_pem.as_bytes(),
+        PRIVATE_FILE_MODE,
+    )?;
+    write_file(
+        &dir.join(SERVING_CERT_FILE),
+        cert.pem().as_bytes(),
+        PUBLIC_FILE_MODE,
+    )?;
+    let names = hosts.iter().map(Host::to_string).collect::<Vec<_>>();
+    tracing::info!(names = ?names, "issued API server serving certificate");
+    let key_der = PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    Ok((vec![cert.der().clone()], key_der))
+}
+
+/// A serving certificate for `hosts` with subject CN `common_name`, signed
+/// by the CA, and its new key.
+fn sign_serving(
+    issuer: &Issuer<'_, KeyPair>,
+    common_name: &str,
+    hosts: &[Host],
+    valid_days: i64,
+) -> Result<(rcgen::Certificate, KeyPair), PkiError> {
     let key = KeyPair::generate().map_err(|source| PkiError::Generate {
         what: "the serving key",
         source,
@@ -793,7 +835,7 @@ fn issue_serving(
     params.distinguished_name = DistinguishedName::new();
     params
         .distinguished_name
-        .push(DnType::CommonName, SERVING_COMMON_NAME);
+        .push(DnType::CommonName, common_name);
     params.subject_alt_names =
         hosts
             .iter()
@@ -823,22 +865,7 @@ fn issue_serving(
             what: "the serving certificate",
             source,
         })?;
-
-    let key_pem = key.serialize_pem();
-    write_file(
-        &dir.join(SERVING_KEY_FILE),
-        key_pem.as_bytes(),
-        PRIVATE_FILE_MODE,
-    )?;
-    write_file(
-        &dir.join(SERVING_CERT_FILE),
-        cert.pem().as_bytes(),
-        PUBLIC_FILE_MODE,
-    )?;
-    let names = hosts.iter().map(Host::to_string).collect::<Vec<_>>();
-    tracing::info!(names = ?names, "issued API server serving certificate");
-    let key_der = PrivateKeyDer::Pkcs8(key.serialize_der().into());
-    Ok((vec![cert.der().clone()], key_der))
+    Ok((cert, key))
 }
 
 /// Normalises the requested host list: IPs parsed (brackets allowed for

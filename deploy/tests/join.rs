@@ -203,6 +203,41 @@ fn a_worker_joins_with_a_token_and_bad_tokens_are_refused() {
     let said = text(&out);
     assert!(out.status.success(), "skiff join: {said}");
     assert!(said.contains("node vm2 is Ready"), "{said}");
+    // The worker's kubelet serves with a certificate the cluster CA signed
+    // for its address (the kubelet makes a self-signed one only when none
+    // is there).
+    let pem = std::fs::read(lab.worker.join("kubelet/pki/kubelet.crt")).unwrap();
+    let serving = rustls_pemfile::certs(&mut pem.as_slice())
+        .next()
+        .unwrap()
+        .unwrap();
+    let ca = std::fs::read(lab.server.join("pki/ca.crt")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(
+            rustls_pemfile::certs(&mut ca.as_slice())
+                .next()
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .unwrap();
+    use rustls::client::danger::ServerCertVerifier as _;
+    let name = rustls::pki_types::ServerName::try_from(worker_ip.as_str()).unwrap();
+    verifier
+        .verify_server_cert(
+            &serving,
+            &[],
+            &name,
+            &[],
+            rustls::pki_types::UnixTime::now(),
+        )
+        .expect("the kubelet's serving certificate verifies against the cluster CA");
     let nodes = ok(&lab.kubectl(&["get", "nodes", "-o", "wide"]), "get nodes");
     assert!(
         nodes

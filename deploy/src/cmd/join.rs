@@ -69,9 +69,16 @@ pub fn join(a: &JoinArgs) -> Result<ExitCode> {
     };
     let (_, port) = crate::join::client::host_port(&a.server)?;
     let rt = tokio::runtime::Runtime::new().map_err(Error::io("tokio"))?;
-    let joined = rt.block_on(crate::join::client::join(&a.server, &token, &node))?;
-    println!("skiff: the server's CA matches the token; node {node} has its certificate");
+    let joined = rt.block_on(crate::join::client::join(
+        &a.server, &token, &node, &a.node_ip,
+    ))?;
+    println!("skiff: the server's CA matches the token; node {node} has its certificates");
     std::fs::create_dir_all(&l.data).map_err(Error::io(l.data.display().to_string()))?;
+    // Where the kubelet looks for its serving certificate before making a
+    // self-signed one: this one is signed by the cluster CA.
+    let pki = l.kubelet_root().join("pki");
+    write_private(&pki, "kubelet.crt", &joined.serving_cert_pem, 0o644)?;
+    write_private(&pki, "kubelet.key", &joined.serving_key_pem, 0o600)?;
     skiff_apiserver::pki::write_kubeconfig(
         &l.node_kubeconfig(),
         "skiff",
@@ -97,4 +104,22 @@ pub fn join(a: &JoinArgs) -> Result<ExitCode> {
     s.validate()?;
     l.save_settings(&s)?;
     super::up::start(&s, &l, a.foreground)
+}
+
+/// Writes `text` to `dir/name` with `mode`, `dir` made 0700.
+fn write_private(dir: &std::path::Path, name: &str, text: &str, mode: u32) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    std::fs::create_dir_all(dir).map_err(Error::io(dir.display().to_string()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(Error::io(dir.display().to_string()))?;
+    let path = dir.join(name);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(Error::io(path.display().to_string()))
 }

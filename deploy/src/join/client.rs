@@ -18,6 +18,9 @@ use crate::{Error, Result};
 pub struct Joined {
     pub cert_pem: String,
     pub key_pem: String,
+    /// The kubelet API's certificate and key, signed by the cluster CA.
+    pub serving_cert_pem: String,
+    pub serving_key_pem: String,
     pub ca_pem: String,
     pub pod_subnet: String,
 }
@@ -120,8 +123,8 @@ pub fn host_port(url: &str) -> Result<(String, u16)> {
     Ok((host.to_string(), port.parse().map_err(|_| bad())?))
 }
 
-/// Joins the server at `url` (its API URL) as `node`.
-pub async fn join(url: &str, token: &Token, node: &str) -> Result<Joined> {
+/// Joins the server at `url` (its API URL) as `node`, at address `ip`.
+pub async fn join(url: &str, token: &Token, node: &str, ip: &str) -> Result<Joined> {
     let (host, api_port) = host_port(url)?;
     let port = super::join_port(api_port);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -152,7 +155,7 @@ pub async fn join(url: &str, token: &Token, node: &str) -> Result<Joined> {
         .await
         .map_err(|e| Error::Failed(format!("the server at {host}:{port} is not trusted: {e}")))?;
     let (read, mut write) = tokio::io::split(tls);
-    let request = json!({"id": token.id, "secret": token.secret, "node": node});
+    let request = json!({"id": token.id, "secret": token.secret, "node": node, "ip": ip});
     write
         .write_all(format!("{request}\n").as_bytes())
         .await
@@ -176,6 +179,8 @@ pub async fn join(url: &str, token: &Token, node: &str) -> Result<Joined> {
     Ok(Joined {
         cert_pem: field("cert")?,
         key_pem: field("key")?,
+        serving_cert_pem: field("servingCert")?,
+        serving_key_pem: field("servingKey")?,
         ca_pem: field("ca")?,
         pod_subnet: field("podSubnet")?,
     })

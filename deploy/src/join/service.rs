@@ -49,14 +49,29 @@ pub fn answer(service: &Service, request: &str, now: i64) -> Value {
         }
         Ok(Ok(())) => {}
     }
+    // The kubelet's serving certificate names the node and the address
+    // the API server reaches it at.
+    let Some(ip) = req["ip"]
+        .as_str()
+        .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+    else {
+        return json!({"error": "the request needs the node's ip"});
+    };
     let user = format!("system:node:{node}");
-    match service.pki.issue_client_cert(&user, &["system:nodes"], 365) {
-        Ok((cert, key)) => {
+    let client = service.pki.issue_client_cert(&user, &["system:nodes"], 365);
+    let serving = service
+        .pki
+        .issue_serving_cert(&user, &[node.to_string(), ip.to_string()], 365);
+    match (client, serving) {
+        (Ok((cert, key)), Ok((serving_cert, serving_key))) => {
             say(format!("node {node} joined (token {id})"));
             json!({"cert": cert, "key": key, "ca": service.pki.ca_pem(),
+                   "servingCert": serving_cert, "servingKey": serving_key,
                    "podSubnet": service.pod_subnet})
         }
-        Err(e) => json!({"error": format!("server: cannot issue a certificate: {e}")}),
+        (Err(e), _) | (_, Err(e)) => {
+            json!({"error": format!("server: cannot issue a certificate: {e}")})
+        }
     }
 }
 
