@@ -32,6 +32,10 @@ pub struct UpArgs {
     /// The address the node reports (and its kubelet API listens on).
     #[arg(long, env = "SKIFF_NODE_IP", default_value = "127.0.0.1")]
     pub node_ip: String,
+    /// Take --node-ip from this interface's first IPv4 address (on a VM
+    /// with a NAT interface and a lab interface: the lab one).
+    #[arg(long, env = "SKIFF_IFACE", conflicts_with = "node_ip")]
+    pub iface: Option<String>,
     /// The pods' addresses, fenced in on this machine: one node's pod CIDR
     /// (default 10.244.0.0/24), or with --nodes the cluster's range that
     /// each node gets a /24 of (default 10.244.0.0/16).
@@ -124,6 +128,32 @@ pub struct SimNode {
     pub netns: String,
     /// The veth's end on the host bridge (the node's end is `eth0`).
     pub veth: String,
+}
+
+/// The first IPv4 address of interface `iface` (`ip -o -4 addr show dev`).
+pub fn iface_address(iface: &str) -> Result<String> {
+    let out = std::process::Command::new("ip")
+        .args(["-o", "-4", "addr", "show", "dev", iface])
+        .output()
+        .map_err(Error::io("run ip"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_inet(&text).ok_or_else(|| {
+        Error::Failed(format!(
+            "--iface {iface}: {}",
+            if out.status.success() {
+                "no IPv4 address on it".to_string()
+            } else {
+                String::from_utf8_lossy(&out.stderr).trim().to_string()
+            }
+        ))
+    })
+}
+
+/// The address in `ip -o -4 addr` output: `2: eth1    inet 192.168.56.10/24 brd …`.
+fn parse_inet(text: &str) -> Option<String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "inet")?;
+    Some(words.get(at + 1)?.split('/').next()?.to_string())
 }
 
 /// `a.b.c.d/len` as (address, len).
@@ -506,6 +536,16 @@ mod tests {
             assert_eq!(s.node_mask(), mask, "{subnet} {nodes}");
             assert!(s.validate().is_ok(), "{subnet} {nodes}");
         }
+    }
+
+    #[test]
+    fn an_interface_address_is_read_from_ip() {
+        let line = "3: enp0s8    inet 192.168.56.10/24 brd 192.168.56.255 scope global enp0s8\\       valid_lft forever preferred_lft forever\n";
+        assert_eq!(parse_inet(line).as_deref(), Some("192.168.56.10"));
+        assert_eq!(parse_inet(""), None);
+        assert_eq!(iface_address("lo").unwrap(), "127.0.0.1");
+        let err = iface_address("nosuchiface0").unwrap_err().to_string();
+        assert!(err.starts_with("--iface nosuchiface0"), "{err}");
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub fn bench() -> Result<ExitCode> {
         },
         port,
         node_ip: "127.0.0.1".into(),
+        iface: None,
         pod_subnet: Some(format!("10.248.{}.0/24", std::process::id() % 250)),
         name: format!("sb{}", std::process::id() % 100000),
         etcd_servers: None,

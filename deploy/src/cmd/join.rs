@@ -20,8 +20,11 @@ pub struct JoinArgs {
     pub token: String,
     /// This machine's address on the lab network (the one the server and
     /// the other nodes reach it at).
-    #[arg(long, env = "SKIFF_NODE_IP")]
-    pub node_ip: String,
+    #[arg(long, env = "SKIFF_NODE_IP", required_unless_present = "iface")]
+    pub node_ip: Option<String>,
+    /// Or: the lab network's interface, whose first IPv4 address is taken.
+    #[arg(long, env = "SKIFF_IFACE", conflicts_with = "node_ip")]
+    pub iface: Option<String>,
     /// The Node's name (default: this machine's host name).
     #[arg(long)]
     pub node_name: Option<String>,
@@ -59,6 +62,15 @@ pub fn join(a: &JoinArgs) -> Result<ExitCode> {
         return super::up::start(&s, &l, a.foreground);
     }
     let token = Token::parse(&a.token)?;
+    let node_ip = match (&a.node_ip, &a.iface) {
+        (Some(ip), _) => ip.clone(),
+        (None, Some(iface)) => crate::cluster::iface_address(iface)?,
+        (None, None) => {
+            return Err(Error::Failed(
+                "--node-ip or --iface: this machine's address on the lab network".into(),
+            ));
+        }
+    };
     let node = match &a.node_name {
         Some(n) => n.clone(),
         None => nix::unistd::gethostname()
@@ -70,7 +82,7 @@ pub fn join(a: &JoinArgs) -> Result<ExitCode> {
     let (_, port) = crate::join::client::host_port(&a.server)?;
     let rt = tokio::runtime::Runtime::new().map_err(Error::io("tokio"))?;
     let joined = rt.block_on(crate::join::client::join(
-        &a.server, &token, &node, &a.node_ip,
+        &a.server, &token, &node, &node_ip,
     ))?;
     println!("skiff: the server's CA matches the token; node {node} has its certificates");
     std::fs::create_dir_all(&l.data).map_err(Error::io(l.data.display().to_string()))?;
@@ -93,7 +105,7 @@ pub fn join(a: &JoinArgs) -> Result<ExitCode> {
     .map_err(|e| Error::Failed(format!("write {}: {e}", l.node_kubeconfig().display())))?;
     let s = Settings {
         port,
-        node_ip: a.node_ip.clone(),
+        node_ip,
         pod_subnet: joined.pod_subnet,
         name: a.name.clone(),
         kubelet_port: a.kubelet_port,

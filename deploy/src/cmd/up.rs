@@ -51,6 +51,11 @@ skiff: skiff status | skiff logs <program> | skiff down (keeps the state) | skif
 
 /// The settings: the existing cluster's (its data dir has them), else the flags'.
 fn settings(a: &UpArgs, l: &Layout) -> Result<Settings> {
+    let mut a = a.clone();
+    if let Some(iface) = &a.iface {
+        a.node_ip = crate::cluster::iface_address(iface)?;
+    }
+    let a = &a;
     let s = match l.load_settings() {
         Some(mut s) => {
             let mut given = Settings::from_args(a);
