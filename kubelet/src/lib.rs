@@ -13,6 +13,9 @@
 //!   holds, act through the CRI, post the status.
 //! - [`runtime`]: the CRI calls as a trait, the client over the runtime's
 //!   socket, and the in-memory fake the pod tests run on.
+//! - [`crictl`]: `skiff-kubelet crictl pods|ps|images|pull|exec|logs|inspect`,
+//!   a crictl-like debug CLI over the same client and socket, to look inside
+//!   a node.
 //!
 //! # Volumes
 //!
@@ -36,6 +39,7 @@
 //! socket yet: the embedded runtime of issue 6 does not serve the CRI yet).
 
 pub mod config;
+pub mod crictl;
 pub mod node;
 pub mod pods;
 pub mod runtime;

@@ -25,13 +25,26 @@ enum Sub {
     /// this binary with them).
     #[command(hide = true, subcommand)]
     Runtime(skiff_runtime::cli::Command),
+    /// Look inside this node through its CRI socket, like crictl: pods, ps,
+    /// images, pull, exec, logs, inspect, inspectp, inspecti.
+    Crictl(skiff_kubelet::crictl::Crictl),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    if let Some(Sub::Runtime(command)) = cli.command {
+    match cli.command {
         // Before any thread exists: `runtime run` forks.
-        return Ok(skiff_runtime::cli::dispatch(command)?);
+        Some(Sub::Runtime(command)) => return Ok(skiff_runtime::cli::dispatch(command)?),
+        Some(Sub::Crictl(args)) => {
+            return match skiff_kubelet::crictl::run(args) {
+                Ok(code) => Ok(code),
+                Err(e) => {
+                    eprintln!("crictl: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            };
+        }
+        None => {}
     }
     tracing_subscriber::fmt()
         .with_env_filter(

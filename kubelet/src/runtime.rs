@@ -111,6 +111,54 @@ impl CriClient {
     }
 }
 
+impl CriClient {
+    /// `ContainerStatus` with `verbose` (`crictl inspect`): the status and
+    /// the runtime's extra information, as JSON strings by key.
+    pub async fn container_status_verbose(&self, id: &str) -> Result<cri::ContainerStatusResponse> {
+        let r = self
+            .runtime
+            .clone()
+            .container_status(cri::ContainerStatusRequest {
+                container_id: id.into(),
+                verbose: true,
+            })
+            .await?;
+        Ok(r.into_inner())
+    }
+
+    /// `PodSandboxStatus` with `verbose` (`crictl inspectp`).
+    pub async fn pod_sandbox_status_verbose(
+        &self,
+        id: &str,
+    ) -> Result<cri::PodSandboxStatusResponse> {
+        let r = self
+            .runtime
+            .clone()
+            .pod_sandbox_status(cri::PodSandboxStatusRequest {
+                pod_sandbox_id: id.into(),
+                verbose: true,
+            })
+            .await?;
+        Ok(r.into_inner())
+    }
+
+    /// `ImageStatus` with `verbose` (`crictl inspecti`).
+    pub async fn image_status_verbose(&self, image: &str) -> Result<cri::ImageStatusResponse> {
+        let r = self
+            .images
+            .clone()
+            .image_status(cri::ImageStatusRequest {
+                image: Some(cri::ImageSpec {
+                    image: image.into(),
+                    ..Default::default()
+                }),
+                verbose: true,
+            })
+            .await?;
+        Ok(r.into_inner())
+    }
+}
+
 fn labels_of(labels: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
     labels
         .iter()

@@ -239,58 +239,85 @@ pub async fn container_logs<R: Runtime>(
     // appended, line by line, until the container stops or the client goes.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(16);
     let id = status.id.clone();
-    let mut offset = text.len();
+    let offset = text.len();
     let follow_opts = LogOptions {
         tail_lines: None,
         since: None,
         ..opts.clone()
     };
-    let mut sent = first.len() as u64;
+    let sent = first.len() as u64;
     tokio::spawn(async move {
         if tx.send(Ok(first)).await.is_err() {
             return;
         }
-        let mut carry = String::new();
-        let mut last_check = std::time::Instant::now();
-        loop {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let bytes = tokio::fs::read(&path).await.unwrap_or_default();
-            if bytes.len() > offset {
-                carry.push_str(&String::from_utf8_lossy(&bytes[offset..]));
-                offset = bytes.len();
-                // Only complete file lines; the rest waits for its newline.
-                if let Some(end) = carry.rfind('\n') {
-                    let ready: String = carry.drain(..=end).collect();
-                    let mut chunk = render(&ready, &follow_opts);
-                    if let Some(limit) = follow_opts.limit_bytes {
-                        chunk.truncate(limit.saturating_sub(sent) as usize);
-                    }
-                    sent += chunk.len() as u64;
-                    if !chunk.is_empty() && tx.send(Ok(chunk)).await.is_err() {
-                        return;
-                    }
-                    if follow_opts.limit_bytes.is_some_and(|l| sent >= l) {
-                        return;
-                    }
-                }
-            } else if tx.is_closed() {
-                return;
-            }
-            if last_check.elapsed() >= Duration::from_secs(1) {
-                last_check = std::time::Instant::now();
-                let still = runtime
-                    .container_status(&id)
-                    .await
-                    .is_ok_and(|s| s.state == cri::ContainerState::ContainerRunning as i32);
-                if !still {
-                    return;
-                }
-            }
-        }
+        follow(
+            runtime.as_ref(),
+            &id,
+            &path,
+            offset,
+            sent,
+            &follow_opts,
+            &tx,
+        )
+        .await;
     });
     plain(Body::from_stream(
         tokio_stream::wrappers::ReceiverStream::new(rx),
     ))
+}
+
+/// Follows the log file at `path` of container `id` from byte `offset`:
+/// every complete line appended is rendered with `opts` (no tail or since:
+/// the caller sent what was there) and sent, until the container is no
+/// longer running, the receiver goes, or `opts.limit_bytes` is reached
+/// (`sent` bytes already count against it). `kubectl logs -f` (through the
+/// API server) and `skiff-kubelet crictl logs -f` both read through it.
+pub async fn follow<R: Runtime>(
+    runtime: &R,
+    id: &str,
+    path: &str,
+    mut offset: usize,
+    mut sent: u64,
+    opts: &LogOptions,
+    tx: &tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+) {
+    let mut carry = String::new();
+    let mut last_check = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let bytes = tokio::fs::read(path).await.unwrap_or_default();
+        if bytes.len() > offset {
+            carry.push_str(&String::from_utf8_lossy(&bytes[offset..]));
+            offset = bytes.len();
+            // Only complete file lines; the rest waits for its newline.
+            if let Some(end) = carry.rfind('\n') {
+                let ready: String = carry.drain(..=end).collect();
+                let mut chunk = render(&ready, opts);
+                if let Some(limit) = opts.limit_bytes {
+                    chunk.truncate(limit.saturating_sub(sent) as usize);
+                }
+                sent += chunk.len() as u64;
+                if !chunk.is_empty() && tx.send(Ok(chunk)).await.is_err() {
+                    return;
+                }
+                if opts.limit_bytes.is_some_and(|l| sent >= l) {
+                    return;
+                }
+            }
+        } else if tx.is_closed() {
+            return;
+        }
+        if last_check.elapsed() >= Duration::from_secs(1) {
+            last_check = std::time::Instant::now();
+            let still = runtime
+                .container_status(id)
+                .await
+                .is_ok_and(|s| s.state == cri::ContainerState::ContainerRunning as i32);
+            if !still {
+                return;
+            }
+        }
+    }
 }
 
 fn plain(body: Body) -> Response {
