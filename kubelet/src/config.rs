@@ -115,6 +115,25 @@ pub struct Config {
         default_value = "memory.available<100Mi,nodefs.available<10%,pid.available<5%"
     )]
     pub eviction_hard: Vec<String>,
+
+    /// The size a container's log file reaches before it is rotated (`10Mi`, `500Ki`, bytes),
+    /// as upstream. The embedded runtime's shim rotates it; an external runtime is not told.
+    #[arg(long, default_value = "10Mi", value_parser = parse_log_size)]
+    pub container_log_max_size: u64,
+
+    /// How many log files a container keeps, the current one included (at least 2), as
+    /// upstream: the oldest rotated file goes when there would be more.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..))]
+    pub container_log_max_files: u64,
+}
+
+/// `--container-log-max-size`: a quantity of bytes, more than zero.
+fn parse_log_size(s: &str) -> Result<u64, String> {
+    match crate::node::quantity::parse_bytes(s) {
+        Ok(0) => Err("must be more than zero".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl Config {
@@ -142,6 +161,41 @@ impl Config {
         config.port = 0;
         config.address = std::net::Ipv4Addr::LOCALHOST.into();
         config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        let all = std::iter::once("skiff-kubelet").chain(args.iter().copied());
+        <Flags as clap::Parser>::try_parse_from(all).map(|f| f.config)
+    }
+
+    #[test]
+    fn container_log_rotation_flags() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(
+            (c.container_log_max_size, c.container_log_max_files),
+            (10 << 20, 5)
+        );
+        let c = parse(&[
+            "--container-log-max-size=500Ki",
+            "--container-log-max-files=2",
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.container_log_max_size, c.container_log_max_files),
+            (500 << 10, 2)
+        );
+        for bad in [
+            "--container-log-max-size=0",
+            "--container-log-max-size=ten",
+            "--container-log-max-files=1",
+        ] {
+            assert!(parse(&[bad]).is_err(), "{bad}");
+        }
     }
 }
 

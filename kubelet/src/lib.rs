@@ -289,6 +289,10 @@ fn serve_embedded_runtime(
         shim: skiff_runtime::cri::runtime::ShimCommand {
             exe: std::env::current_exe().map_err(root_err)?,
             prefix: vec!["runtime".into()],
+            log_rotation: skiff_runtime::container::shim::LogRotation {
+                max_size: config.container_log_max_size,
+                max_files: config.container_log_max_files as usize,
+            },
         },
         streams: Arc::new(skiff_runtime::stream::Streams::start().map_err(Error::Streams)?),
     };

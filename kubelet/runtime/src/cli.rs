@@ -28,6 +28,12 @@ pub enum Command {
         log: PathBuf,
         #[arg(long)]
         exit_file: PathBuf,
+        /// Rotate the log before it grows past this many bytes.
+        #[arg(long, default_value_t = 10 << 20)]
+        log_max_size: u64,
+        /// Keep at most this many log files, the current one included (at least 2).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..))]
+        log_max_files: u64,
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
@@ -58,15 +64,58 @@ pub fn dispatch(command: Command) -> std::io::Result<ExitCode> {
         Command::Shim {
             log,
             exit_file,
+            log_max_size,
+            log_max_files,
             command,
         } => {
+            let rotation = crate::container::shim::LogRotation {
+                max_size: log_max_size,
+                max_files: log_max_files as usize,
+            };
             let (program, args) = command.split_first().expect("clap requires a command");
-            crate::container::shim::shim(program.as_ref(), args, &log, &exit_file)?;
+            crate::container::shim::shim(program.as_ref(), args, &log, rotation, &exit_file)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { bundle, rounds } => {
             crate::container::bench::run(&bundle, rounds)?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Top {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[test]
+    fn the_shim_takes_the_rotation_flags_the_runtime_passes() {
+        let parse = |args: &[&str]| {
+            let all = ["kubelet-runtime", "shim", "--log", "l", "--exit-file", "e"];
+            let all = all.iter().chain(args).chain(&["--", "/bin/true"]);
+            <Top as clap::Parser>::try_parse_from(all).map(|t| t.command)
+        };
+        match parse(&["--log-max-size=1024", "--log-max-files=2"]).unwrap() {
+            Command::Shim {
+                log_max_size,
+                log_max_files,
+                ..
+            } => assert_eq!((log_max_size, log_max_files), (1024, 2)),
+            other => panic!("{other:?}"),
+        }
+        match parse(&[]).unwrap() {
+            Command::Shim {
+                log_max_size,
+                log_max_files,
+                ..
+            } => assert_eq!((log_max_size, log_max_files), (10 << 20, 5)),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&["--log-max-files=1"]).is_err());
     }
 }

@@ -133,6 +133,7 @@ async fn a_pod_through_the_cri() {
         shim: ShimCommand {
             exe: env!("CARGO_BIN_EXE_skiff-runtime").into(),
             prefix: vec![],
+            log_rotation: Default::default(),
         },
         streams: Arc::new(skiff_runtime::stream::Streams::start().unwrap()),
     };

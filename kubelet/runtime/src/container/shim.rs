@@ -4,9 +4,30 @@
 //! `kubectl logs` read — `<RFC3339Nano time> <stream> F <line>` — and, when
 //! the container ends, its exit code and reason to the exit file. A restarted
 //! kubelet finds both on disk.
+//!
+//! It also rotates that log ([`RotatingLog`], the kubelet's
+//! `--container-log-max-size` and `--container-log-max-files`, passed as
+//! `--log-max-size` and `--log-max-files`): before a line would take the
+//! current file `<n>.log` past the max size, the file is renamed
+//! `<n>.log.<YYYYMMDD-HHMMSS>` (UTC; `-1`, `-2`… appended when a second
+//! already has one), the oldest rotated files are deleted so that at most
+//! max-files files remain, counting the current one, and a new `<n>.log` is
+//! started. Lines are never split across files, so every file stays valid
+//! CRI format; a single line longer than the max size gets a file of its own.
+//!
+//! Upstream the kubelet rotates (every 10 s) and then asks the runtime to
+//! reopen the file (`ReopenContainerLog`); here the shim is the only writer,
+//! so it rotates itself, at the exact line, with nothing to reopen and no
+//! window in which a file grows past the limit. Rotated files are kept plain,
+//! not gzip-compressed as upstream does with all but the newest: the bound on
+//! disk (max-size × max-files) is the same, and rotation stays a rename and
+//! a delete under the writer's lock, never a compression holding up the
+//! container's output.
 
+use std::collections::VecDeque;
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
@@ -20,18 +41,164 @@ pub fn log_line(stream: &str, line: &str, at: jiff::Timestamp) -> String {
     )
 }
 
-/// Runs `program args…` (the container), logging to `log` and recording how
-/// it ended in `exit_file` (JSON [`Exit`] plus `finishedAt` in ns).
-pub fn shim(program: &Path, args: &[String], log: &Path, exit_file: &Path) -> std::io::Result<()> {
-    if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir)?;
+/// When the shim rotates its log, with upstream kubelet's defaults (10Mi, 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRotation {
+    /// The largest a log file grows (bytes).
+    pub max_size: u64,
+    /// How many files are kept, the current one included (at least 2).
+    pub max_files: usize,
+}
+
+impl Default for LogRotation {
+    fn default() -> Self {
+        LogRotation {
+            max_size: 10 << 20,
+            max_files: 5,
+        }
     }
-    let file = Arc::new(Mutex::new(
+}
+
+/// A CRI log file that rotates itself (see the module doc).
+pub struct RotatingLog {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    rotation: LogRotation,
+    /// The last few messages written, newest last (the OOM check).
+    recent: VecDeque<String>,
+}
+
+impl RotatingLog {
+    /// Opens (appends to) `path`, creating its directory.
+    pub fn open(path: &Path, rotation: LogRotation) -> std::io::Result<RotatingLog> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = Self::append(path)?;
+        let size = file.metadata()?.len();
+        Ok(RotatingLog {
+            path: path.to_path_buf(),
+            file,
+            size,
+            rotation: LogRotation {
+                max_files: rotation.max_files.max(2),
+                ..rotation
+            },
+            recent: VecDeque::new(),
+        })
+    }
+
+    fn append(path: &Path) -> std::io::Result<File> {
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(log)?,
-    ));
+            .open(path)
+    }
+
+    /// Writes one line (rotating first when it would not fit).
+    pub fn write_line(
+        &mut self,
+        stream: &str,
+        line: &str,
+        at: jiff::Timestamp,
+    ) -> std::io::Result<()> {
+        let text = log_line(stream, line, at);
+        let len = text.len() as u64;
+        if self.size > 0 && self.size + len > self.rotation.max_size {
+            self.rotate(at)?;
+        }
+        self.file.write_all(text.as_bytes())?;
+        self.size += len;
+        if self.recent.len() == 5 {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(line.to_string());
+        Ok(())
+    }
+
+    /// Renames the current file, deletes the oldest rotated ones, and
+    /// starts a new file: at no moment are there more than max-files.
+    fn rotate(&mut self, at: jiff::Timestamp) -> std::io::Result<()> {
+        // Named for `at`, or just after the newest rotated file when that
+        // one has this second already (or a later one: the clock went back),
+        // so that names keep the files' order.
+        let stamp = at.strftime("%Y%m%d-%H%M%S").to_string();
+        let suffix = match rotated(&self.path)?.pop().map(|(key, _)| key) {
+            Some((last, n)) if last >= stamp => format!("{last}-{}", n + 1),
+            _ => stamp,
+        };
+        let target = PathBuf::from(format!("{}.{suffix}", self.path.display()));
+        self.file.flush()?;
+        std::fs::rename(&self.path, &target)?;
+        let mut old = rotated_files(&self.path)?;
+        let excess = old.len().saturating_sub(self.rotation.max_files - 1);
+        for p in old.drain(..excess) {
+            std::fs::remove_file(&p)?;
+        }
+        self.file = Self::append(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
+
+    /// Whether one of the last lines says the container was OOM-killed
+    /// (`run` prints "<id>: OOMKilled" on its stderr when it was).
+    pub fn oom_killed(&self) -> bool {
+        self.recent.iter().any(|l| l.ends_with(": OOMKilled"))
+    }
+}
+
+/// The rotated files of the log at `path` (`<path>.<YYYYMMDD-HHMMSS>[-N][.gz]`),
+/// oldest first.
+pub fn rotated_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    Ok(rotated(path)?.into_iter().map(|(_, p)| p).collect())
+}
+
+/// [`rotated_files`] with their order keys.
+fn rotated(path: &Path) -> std::io::Result<Vec<((String, u32), PathBuf)>> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Ok(Vec::new());
+    };
+    let prefix = format!("{name}.");
+    let mut found: Vec<((String, u32), PathBuf)> = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let file = entry.file_name();
+        let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
+            continue;
+        };
+        if let Some(key) = rotation_key(rest) {
+            found.push((key, entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// `20260102-150405`, `20260102-150405-3` (and either with `.gz`) → its order.
+fn rotation_key(suffix: &str) -> Option<(String, u32)> {
+    let s = suffix.strip_suffix(".gz").unwrap_or(suffix);
+    let (stamp, n) = match s.get(15..) {
+        Some("") => (s, 0),
+        Some(rest) => (&s[..15], rest.strip_prefix('-')?.parse().ok()?),
+        None => return None,
+    };
+    let b = stamp.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    (b.len() == 15 && digits(0..8) && b[8] == b'-' && digits(9..15)).then(|| (stamp.to_string(), n))
+}
+
+/// Runs `program args…` (the container), logging to `log` (rotated as
+/// `rotation` says) and recording how it ended in `exit_file` (JSON [`Exit`]
+/// plus `finishedAt` in ns).
+pub fn shim(
+    program: &Path,
+    args: &[String],
+    log: &Path,
+    rotation: LogRotation,
+    exit_file: &Path,
+) -> std::io::Result<()> {
+    let file = Arc::new(Mutex::new(RotatingLog::open(log, rotation)?));
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -44,7 +211,7 @@ pub fn shim(program: &Path, args: &[String], log: &Path, exit_file: &Path) -> st
             for line in BufReader::new(reader).lines() {
                 let Ok(line) = line else { break };
                 if let Ok(mut f) = file.lock() {
-                    let _ = f.write_all(log_line(stream, &line, jiff::Timestamp::now()).as_bytes());
+                    let _ = f.write_line(stream, &line, jiff::Timestamp::now());
                 }
             }
         })
@@ -55,13 +222,7 @@ pub fn shim(program: &Path, args: &[String], log: &Path, exit_file: &Path) -> st
     for t in [out, err].into_iter().flatten() {
         let _ = t.join();
     }
-    // `run` prints "OOMKilled" on its stderr and exits with the container's code.
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let oom = text
-        .lines()
-        .rev()
-        .take(5)
-        .any(|l| l.ends_with(": OOMKilled"));
+    let oom = file.lock().is_ok_and(|f| f.oom_killed());
     let code = status.code().unwrap_or(137);
     let exit = Exit {
         code,
@@ -101,7 +262,14 @@ mod tests {
             "-c".to_string(),
             "echo out; echo err >&2; exit 3".to_string(),
         ];
-        shim(Path::new("/bin/sh"), &args, &log, &exit).unwrap();
+        shim(
+            Path::new("/bin/sh"),
+            &args,
+            &log,
+            LogRotation::default(),
+            &exit,
+        )
+        .unwrap();
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(text.lines().any(|l| l.ends_with(" stdout F out")), "{text}");
         assert!(text.lines().any(|l| l.ends_with(" stderr F err")), "{text}");
@@ -112,5 +280,163 @@ mod tests {
             (Some(3), Some("Error"))
         );
         assert!(e["finishedAt"].as_i64().unwrap() > 0);
+    }
+    /// Every file of the log at `log`, current last, with its lines.
+    fn files(log: &Path) -> Vec<(String, Vec<String>)> {
+        let mut all = rotated_files(log).unwrap();
+        all.push(log.to_path_buf());
+        all.iter()
+            .map(|p| {
+                let name = p.file_name().unwrap().to_str().unwrap().to_string();
+                let text = std::fs::read_to_string(p).unwrap();
+                (name, text.lines().map(String::from).collect())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_log_rotates_at_the_max_size_and_keeps_max_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("c/0.log");
+        let rotation = LogRotation {
+            max_size: 200,
+            max_files: 3,
+        };
+        let mut w = RotatingLog::open(&log, rotation).unwrap();
+        // Each line is 30 (time) + 10 + 16 + 1 = 57 bytes: 3 per file.
+        let t0 = jiff::Timestamp::from_nanosecond(1_767_323_045_123_456_789).unwrap(); // 2026-01-02T03:04:05.123456789Z
+        assert_eq!(log_line("stdout", "line number 0000", t0).len(), 57);
+        let mut written = Vec::new();
+        for i in 0..20 {
+            // Two rotations a second: the second one of a second gets `-1`.
+            let at = t0 + jiff::SignedDuration::from_millis(i * 200);
+            let msg = format!("line number {i:04}");
+            w.write_line(if i % 2 == 0 { "stdout" } else { "stderr" }, &msg, at)
+                .unwrap();
+            written.push(msg);
+            let now = files(&log);
+            assert!(now.len() <= 3, "{i}: {now:?}");
+            for (name, lines) in &now {
+                let size: usize = lines.iter().map(|l| l.len() + 1).sum();
+                assert!(size <= 200, "{name}: {size} bytes");
+            }
+        }
+        let now = files(&log);
+        assert_eq!(now.len(), 3, "{now:?}");
+        // Rotated files are named as upstream's, in time order.
+        let names: Vec<&str> = now.iter().map(|(n, _)| n.as_str()).collect();
+        // Rotations at 3.0 s and 3.6 s after t0: the same second.
+        assert_eq!(
+            names,
+            ["0.log.20260102-030408", "0.log.20260102-030408-1", "0.log"]
+        );
+        // What is left is the newest lines, whole, in order, in CRI format
+        // (the oldest files went).
+        let kept: Vec<String> = now.iter().flat_map(|(_, l)| l.clone()).collect();
+        let texts: Vec<String> = kept
+            .iter()
+            .map(|l| {
+                let mut parts = l.splitn(4, ' ');
+                let time = parts.next().unwrap();
+                assert!(time.parse::<jiff::Timestamp>().is_ok(), "{l}");
+                assert!(matches!(parts.next(), Some("stdout" | "stderr")), "{l}");
+                assert_eq!(parts.next(), Some("F"), "{l}");
+                parts.next().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(texts, written[written.len() - texts.len()..], "{kept:?}");
+        assert_eq!(texts.last().unwrap(), "line number 0019");
+        // 20 lines, 3 a file: 7 files were written, the current one has 2.
+        assert_eq!(texts.len(), 3 + 3 + 2);
+    }
+
+    #[test]
+    fn a_line_longer_than_the_max_size_gets_a_file_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("0.log");
+        let rotation = LogRotation {
+            max_size: 100,
+            max_files: 5,
+        };
+        let mut w = RotatingLog::open(&log, rotation).unwrap();
+        let at = jiff::Timestamp::UNIX_EPOCH;
+        w.write_line("stdout", "short", at).unwrap();
+        w.write_line("stdout", &"x".repeat(300), at).unwrap();
+        w.write_line("stdout", "after", at).unwrap();
+        let now = files(&log);
+        let counts: Vec<usize> = now.iter().map(|(_, l)| l.len()).collect();
+        assert_eq!(counts, [1, 1, 1], "{now:?}");
+        assert_eq!(now[0].0, "0.log.19700101-000000");
+        assert_eq!(now[1].0, "0.log.19700101-000000-1");
+        assert!(now[1].1[0].ends_with(&"x".repeat(300)));
+    }
+
+    #[test]
+    fn only_this_logs_rotated_files_count() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "0.log.20260102-030405",
+            "0.log.20260102-030405-2",
+            "0.log.20260101-000000.gz",
+            "0.log.20260102-030405-10",
+            "0.log.tmp",
+            "10.log.20260102-030405",
+            "1.log",
+            "0.log.2026010-0304050",
+        ] {
+            std::fs::write(dir.path().join(f), "").unwrap();
+        }
+        let names: Vec<String> = rotated_files(&dir.path().join("0.log"))
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "0.log.20260101-000000.gz",
+                "0.log.20260102-030405",
+                "0.log.20260102-030405-2",
+                "0.log.20260102-030405-10",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_shim_rotates_a_chatty_containers_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, exit) = (dir.path().join("c/0.log"), dir.path().join("exit.json"));
+        let args = vec![
+            "-c".to_string(),
+            "i=0; while [ $i -lt 200 ]; do echo line $i; i=$((i+1)); done".to_string(),
+        ];
+        let rotation = LogRotation {
+            max_size: 1000,
+            max_files: 2,
+        };
+        shim(Path::new("/bin/sh"), &args, &log, rotation, &exit).unwrap();
+        let now = files(&log);
+        assert_eq!(now.len(), 2, "{now:?}");
+        let last = &now[1].1;
+        assert!(
+            last.last().unwrap().ends_with(" stdout F line 199"),
+            "{last:?}"
+        );
+        // The two files hold the last lines, whole and in order.
+        let kept: Vec<String> = now.iter().flat_map(|(_, l)| l.clone()).collect();
+        let first: usize = kept[0].rsplit(' ').next().unwrap().parse().unwrap();
+        for (k, l) in kept.iter().enumerate() {
+            assert!(
+                l.ends_with(&format!(" stdout F line {}", first + k)),
+                "{l}: {now:?}"
+            );
+        }
+        assert!(
+            now.iter()
+                .all(|(_, l)| l.iter().map(|x| x.len() + 1).sum::<usize>() <= 1000)
+        );
+        let e: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&exit).unwrap()).unwrap();
+        assert_eq!(e["reason"].as_str(), Some("Completed"));
     }
 }

@@ -21,12 +21,16 @@ use crate::image::ImageStore;
 use crate::sandbox::{SandboxConfig, SandboxError, SandboxState, Sandboxes};
 
 /// How the runtime starts its shims: `exe prefix… shim --log L --exit-file E
-/// -- exe prefix… run --bundle B --pid-file P ID` (the kubelet passes its
-/// own binary and `runtime`; the runtime's tests pass `skiff-runtime`).
+/// --log-max-size S --log-max-files N -- exe prefix… run --bundle B
+/// --pid-file P ID` (the kubelet passes its own binary and `runtime`; the
+/// runtime's tests pass `skiff-runtime`).
 #[derive(Debug, Clone)]
 pub struct ShimCommand {
     pub exe: PathBuf,
     pub prefix: Vec<String>,
+    /// When the shims rotate the container logs (the kubelet's
+    /// `--container-log-max-size` and `--container-log-max-files`).
+    pub log_rotation: crate::container::shim::LogRotation,
 }
 
 pub struct RuntimeSvc {
@@ -767,6 +771,8 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
             .arg(&meta.log_path)
             .arg("--exit-file")
             .arg(dir.join("exit.json"))
+            .arg(format!("--log-max-size={}", s.log_rotation.max_size))
+            .arg(format!("--log-max-files={}", s.log_rotation.max_files))
             .arg("--")
             .arg(&s.exe)
             .args(&s.prefix)
