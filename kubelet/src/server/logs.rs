@@ -7,6 +7,12 @@
 //! turns such a file back into the program's output with the query's
 //! options (pure, table-tested); [`container_logs`] finds the file through
 //! the runtime and, with `follow`, keeps reading while the container runs.
+//!
+//! The shim rotates the file (`<n>.log` → `<n>.log.<YYYYMMDD-HHMMSS>`, see
+//! `skiff_runtime::container::shim`). As upstream, what is read — whole,
+//! with `--tail` or `--since` — is the current file only; rotated files are
+//! for node-level tools. Following survives a rotation: [`LogTail`] reads
+//! the renamed file to its end, then the new one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -220,9 +226,10 @@ pub async fn container_logs<R: Runtime>(
         Err(r) => return r,
     };
     let path = status.log_path.clone();
-    let text = match tokio::fs::read(&path).await {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+    // Only the current file, as upstream: rotated files are not read.
+    let bytes = match tokio::fs::read(&path).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => {
             return error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -230,7 +237,7 @@ pub async fn container_logs<R: Runtime>(
             );
         }
     };
-    let first = render(&text, &opts);
+    let first = render(&String::from_utf8_lossy(&bytes), &opts);
     let running = status.state == cri::ContainerState::ContainerRunning as i32;
     if !opts.follow || !running || opts.limit_bytes.is_some_and(|l| first.len() as u64 >= l) {
         return plain(Body::from(first));
@@ -239,7 +246,7 @@ pub async fn container_logs<R: Runtime>(
     // appended, line by line, until the container stops or the client goes.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(16);
     let id = status.id.clone();
-    let offset = text.len();
+    let offset = bytes.len();
     let follow_opts = LogOptions {
         tail_lines: None,
         since: None,
@@ -276,23 +283,23 @@ pub async fn follow<R: Runtime>(
     runtime: &R,
     id: &str,
     path: &str,
-    mut offset: usize,
+    offset: usize,
     mut sent: u64,
     opts: &LogOptions,
     tx: &tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
 ) {
-    let mut carry = String::new();
+    let mut tail = LogTail::open(path, offset as u64).await;
+    let mut carry: Vec<u8> = Vec::new();
     let mut last_check = std::time::Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let bytes = tokio::fs::read(path).await.unwrap_or_default();
-        if bytes.len() > offset {
-            carry.push_str(&String::from_utf8_lossy(&bytes[offset..]));
-            offset = bytes.len();
+        let bytes = tail.read().await.unwrap_or_default();
+        if !bytes.is_empty() {
+            carry.extend_from_slice(&bytes);
             // Only complete file lines; the rest waits for its newline.
-            if let Some(end) = carry.rfind('\n') {
-                let ready: String = carry.drain(..=end).collect();
-                let mut chunk = render(&ready, opts);
+            if let Some(end) = carry.iter().rposition(|b| *b == b'\n') {
+                let ready: Vec<u8> = carry.drain(..=end).collect();
+                let mut chunk = render(&String::from_utf8_lossy(&ready), opts);
                 if let Some(limit) = opts.limit_bytes {
                     chunk.truncate(limit.saturating_sub(sent) as usize);
                 }
@@ -317,6 +324,71 @@ pub async fn follow<R: Runtime>(
                 return;
             }
         }
+    }
+}
+
+/// What is appended to a container's log file, across rotations: the shim
+/// renames the full file `<n>.log` to `<n>.log.<time>` and starts a new
+/// `<n>.log`. This keeps the file it reads open (a renamed file stays
+/// readable); when the path names another file, it reads the old one to its
+/// end, then the new one from its start — as upstream's reader reopens the
+/// file when it is created again. Each call must come before a second
+/// rotation, or the file between is skipped (at the default 10Mi that is
+/// megabytes a second of output).
+pub struct LogTail {
+    path: std::path::PathBuf,
+    file: Option<tokio::fs::File>,
+}
+
+impl LogTail {
+    /// From byte `offset` of the file now at `path` (none yet: from the
+    /// start of the one to come). A file shorter than `offset` was rotated
+    /// since the caller read it: read from its start.
+    pub async fn open(path: impl Into<std::path::PathBuf>, offset: u64) -> LogTail {
+        use tokio::io::AsyncSeekExt;
+        let path = path.into();
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(mut f) => {
+                let len = f.metadata().await.map_or(0, |m| m.len());
+                let at = if len >= offset { offset } else { 0 };
+                f.seek(std::io::SeekFrom::Start(at)).await.ok().map(|_| f)
+            }
+            Err(_) => None,
+        };
+        LogTail { path, file }
+    }
+
+    /// The bytes appended since the last call (possibly none).
+    pub async fn read(&mut self) -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::MetadataExt;
+        use tokio::io::AsyncReadExt;
+        let mut out = Vec::new();
+        if let Some(f) = &mut self.file {
+            f.read_to_end(&mut out).await?;
+        }
+        // Between the shim's rename and its new file the path is missing:
+        // keep the old file until the new one is there.
+        let Ok(now) = tokio::fs::metadata(&self.path).await else {
+            return Ok(out);
+        };
+        let same = match &self.file {
+            Some(f) => f
+                .metadata()
+                .await
+                .is_ok_and(|m| (m.dev(), m.ino()) == (now.dev(), now.ino())),
+            None => false,
+        };
+        if !same {
+            // Rotated: what was written to the old file before the rename
+            // (nothing is after it), then the new file.
+            if let Some(f) = &mut self.file {
+                f.read_to_end(&mut out).await?;
+            }
+            let mut f = tokio::fs::File::open(&self.path).await?;
+            f.read_to_end(&mut out).await?;
+            self.file = Some(f);
+        }
+        Ok(out)
     }
 }
 
@@ -461,5 +533,67 @@ not a CRI line
             let key = bad.keys().next().unwrap();
             assert!(err.starts_with(key.as_str()), "{err}");
         }
+    }
+    #[tokio::test]
+    async fn the_tail_reads_across_a_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("0.log");
+        std::fs::write(&log, "a\nb\n").unwrap();
+        let mut tail = LogTail::open(&log, 2).await;
+        assert_eq!(s(tail.read().await.unwrap()), "b\n");
+        assert_eq!(s(tail.read().await.unwrap()), "");
+        // A line lands in the file just before it is renamed, then the
+        // new file starts: both come, in order.
+        let append = |p: &std::path::Path, t: &str| {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .unwrap();
+            f.write_all(t.as_bytes()).unwrap();
+        };
+        append(&log, "c\n");
+        std::fs::rename(&log, dir.path().join("0.log.20260102-030405")).unwrap();
+        // Between the rename and the new file: nothing lost, nothing twice.
+        assert_eq!(s(tail.read().await.unwrap()), "c\n");
+        append(&log, "d\n");
+        assert_eq!(s(tail.read().await.unwrap()), "d\n");
+        append(&log, "e\n");
+        assert_eq!(s(tail.read().await.unwrap()), "e\n");
+        // A file that is not there yet is read from its start.
+        let mut later = LogTail::open(dir.path().join("1.log"), 0).await;
+        assert_eq!(s(later.read().await.unwrap()), "");
+        append(&dir.path().join("1.log"), "x\n");
+        assert_eq!(s(later.read().await.unwrap()), "x\n");
+    }
+
+    #[tokio::test]
+    async fn the_tail_follows_the_shims_rotating_log() {
+        use skiff_runtime::container::shim::{LogRotation, RotatingLog, rotated_files};
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("0.log");
+        let rotation = LogRotation {
+            max_size: 150,
+            max_files: 2,
+        };
+        let mut writer = RotatingLog::open(&log, rotation).unwrap();
+        let mut tail = LogTail::open(&log, 0).await;
+        let mut got = Vec::new();
+        for i in 0..40 {
+            writer
+                .write_line("stdout", &format!("line {i}"), Timestamp::now())
+                .unwrap();
+            // Read after every other line: a rotation or none between reads.
+            if i % 2 == 1 {
+                got.extend(tail.read().await.unwrap());
+            }
+        }
+        got.extend(tail.read().await.unwrap());
+        // Rotated many times over, and only two files are left…
+        assert_eq!(rotated_files(&log).unwrap().len(), 1);
+        // …yet the follower saw every line, once, in order.
+        let want: String = (0..40).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(s(render(&s(got), &LogOptions::default())), want);
     }
 }
