@@ -46,7 +46,10 @@ pub fn conflist(s: &Settings, ipam: &std::path::Path) -> serde_json::Value {
     })
 }
 
-/// The fence: pod traffic in and out only over the pods' bridge. With
+/// The fence: pod traffic in and out only over the pods' bridge. (No
+/// `ip daddr <pods> oifname != <bridge>` in output: a ClusterIP's packet
+/// from this machine is translated to a pod after its route was chosen,
+/// and nftables still sees the first route's interface there.) With
 /// --nodes the pods are behind the nodes' bridge, and the nodes' own
 /// addresses and the Service range never leave through the host either.
 pub fn fence(s: &Settings) -> String {
@@ -68,7 +71,6 @@ pub fn fence(s: &Settings) -> String {
   chain output {{
     type filter hook output priority -10; policy accept;
     ip saddr {net} oifname != \"{b}\" drop
-    ip daddr {net} oifname != \"{b}\" drop
   }}
 }}
 "
@@ -85,7 +87,6 @@ pub fn fence(s: &Settings) -> String {
   chain output {{
     type filter hook output priority -10; policy accept;
     ip saddr {net} oifname != \"{b}\" drop
-    ip daddr {net} oifname != \"{b}\" drop
   }}
 }}
 "
