@@ -321,4 +321,13 @@ async fn every_verb_against_the_real_cri_server() {
 
     let _ = stop.send(());
     server.await.unwrap();
+    // As root the runtime really mounted the container's rootfs: nothing of
+    // this test may stay mounted.
+    skiff_runtime::cleanup::remove_all(dir);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&*dir.to_string_lossy()),
+        "mounts left under {}",
+        dir.display()
+    );
 }
