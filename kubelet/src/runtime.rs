@@ -112,38 +112,47 @@ impl CriClient {
 }
 
 impl CriClient {
-    /// `ContainerStatus` with `verbose` (`crictl inspect`): the status and
-    /// the runtime's extra information, as JSON strings by key.
-    pub async fn container_status_verbose(&self, id: &str) -> Result<cri::ContainerStatusResponse> {
+    /// The whole `ContainerStatus` answer; with `verbose` (`crictl
+    /// inspect`) also the runtime's extra information, as JSON by key.
+    pub async fn container_status_response(
+        &self,
+        id: &str,
+        verbose: bool,
+    ) -> Result<cri::ContainerStatusResponse> {
         let r = self
             .runtime
             .clone()
             .container_status(cri::ContainerStatusRequest {
                 container_id: id.into(),
-                verbose: true,
+                verbose,
             })
             .await?;
         Ok(r.into_inner())
     }
 
-    /// `PodSandboxStatus` with `verbose` (`crictl inspectp`).
-    pub async fn pod_sandbox_status_verbose(
+    /// The whole `PodSandboxStatus` answer (`verbose`: `crictl inspectp`).
+    pub async fn pod_sandbox_status_response(
         &self,
         id: &str,
+        verbose: bool,
     ) -> Result<cri::PodSandboxStatusResponse> {
         let r = self
             .runtime
             .clone()
             .pod_sandbox_status(cri::PodSandboxStatusRequest {
                 pod_sandbox_id: id.into(),
-                verbose: true,
+                verbose,
             })
             .await?;
         Ok(r.into_inner())
     }
 
-    /// `ImageStatus` with `verbose` (`crictl inspecti`).
-    pub async fn image_status_verbose(&self, image: &str) -> Result<cri::ImageStatusResponse> {
+    /// The whole `ImageStatus` answer (`verbose`: `crictl inspecti`).
+    pub async fn image_status_response(
+        &self,
+        image: &str,
+        verbose: bool,
+    ) -> Result<cri::ImageStatusResponse> {
         let r = self
             .images
             .clone()
@@ -152,7 +161,7 @@ impl CriClient {
                     image: image.into(),
                     ..Default::default()
                 }),
-                verbose: true,
+                verbose,
             })
             .await?;
         Ok(r.into_inner())
@@ -245,15 +254,8 @@ impl Runtime for CriClient {
     }
 
     async fn pod_sandbox_status(&self, id: &str) -> Result<cri::PodSandboxStatus> {
-        let r = self
-            .runtime
-            .clone()
-            .pod_sandbox_status(cri::PodSandboxStatusRequest {
-                pod_sandbox_id: id.into(),
-                verbose: false,
-            })
-            .await?;
-        Ok(r.into_inner().status.unwrap_or_default())
+        let r = self.pod_sandbox_status_response(id, false).await?;
+        Ok(r.status.unwrap_or_default())
     }
 
     async fn list_pod_sandboxes(&self, labels: &[(&str, &str)]) -> Result<Vec<cri::PodSandbox>> {
@@ -334,15 +336,8 @@ impl Runtime for CriClient {
     }
 
     async fn container_status(&self, id: &str) -> Result<cri::ContainerStatus> {
-        let r = self
-            .runtime
-            .clone()
-            .container_status(cri::ContainerStatusRequest {
-                container_id: id.into(),
-                verbose: false,
-            })
-            .await?;
-        Ok(r.into_inner().status.unwrap_or_default())
+        let r = self.container_status_response(id, false).await?;
+        Ok(r.status.unwrap_or_default())
     }
 
     async fn list_images(&self) -> Result<Vec<cri::Image>> {
@@ -355,18 +350,7 @@ impl Runtime for CriClient {
     }
 
     async fn image_status(&self, image: &str) -> Result<Option<cri::Image>> {
-        let r = self
-            .images
-            .clone()
-            .image_status(cri::ImageStatusRequest {
-                image: Some(cri::ImageSpec {
-                    image: image.into(),
-                    ..Default::default()
-                }),
-                verbose: false,
-            })
-            .await?;
-        Ok(r.into_inner().image)
+        Ok(self.image_status_response(image, false).await?.image)
     }
 
     async fn pull_image(&self, image: &str, auth: Option<cri::AuthConfig>) -> Result<String> {

@@ -148,7 +148,10 @@ pub async fn containers(cri: &Cri, args: &Args, out: &mut dyn Write) -> Result<(
     for prefix in &args.ids {
         let id = cri.container_id(prefix).await?;
         let r = cri
-            .call("ContainerStatus", cri.client.container_status_verbose(&id))
+            .call(
+                "ContainerStatus",
+                cri.client.container_status_response(&id, true),
+            )
             .await?;
         let status = r.status.unwrap_or_default();
         out.write_all(document(container_json(&status), &r.info).as_bytes())?;
@@ -162,7 +165,7 @@ pub async fn pods(cri: &Cri, args: &Args, out: &mut dyn Write) -> Result<(), Cri
         let r = cri
             .call(
                 "PodSandboxStatus",
-                cri.client.pod_sandbox_status_verbose(&id),
+                cri.client.pod_sandbox_status_response(&id, true),
             )
             .await?;
         let status = r.status.unwrap_or_default();
@@ -176,7 +179,7 @@ pub async fn images(cri: &Cri, args: &Args, out: &mut dyn Write) -> Result<(), C
         // A name or a whole id first; else an id prefix (with or without
         // `sha256:`).
         let mut r = cri
-            .call("ImageStatus", cri.client.image_status_verbose(name))
+            .call("ImageStatus", cri.client.image_status_response(name, true))
             .await?;
         if r.image.is_none() {
             let all = cri.call("ListImages", cri.client.list_images()).await?;
@@ -186,7 +189,8 @@ pub async fn images(cri: &Cri, args: &Args, out: &mut dyn Write) -> Result<(), C
             r = cri
                 .call(
                     "ImageStatus",
-                    cri.client.image_status_verbose(&format!("sha256:{id}")),
+                    cri.client
+                        .image_status_response(&format!("sha256:{id}"), true),
                 )
                 .await?;
         }
