@@ -149,11 +149,24 @@ pub fn iface_address(iface: &str) -> Result<String> {
     })
 }
 
-/// The address in `ip -o -4 addr` output: `2: eth1    inet 192.168.56.10/24 brd …`.
+/// The first IPv4 address in `ip -o -4 addr` output.
 fn parse_inet(text: &str) -> Option<String> {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let at = words.iter().position(|w| *w == "inet")?;
-    Some(words.get(at + 1)?.split('/').next()?.to_string())
+    addresses_in(text)
+        .into_iter()
+        .find(|ip| ip.is_ipv4())
+        .map(|ip| ip.to_string())
+}
+
+/// The addresses in `ip -o addr` output, one per line:
+/// `2: eth1    inet 192.168.56.10/24 brd …` (and `inet6`).
+pub fn addresses_in(text: &str) -> Vec<std::net::IpAddr> {
+    text.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let at = w.iter().position(|x| *x == "inet" || *x == "inet6")?;
+            w.get(at + 1)?.split('/').next()?.parse().ok()
+        })
+        .collect()
 }
 
 /// `a.b.c.d/len` as (address, len).

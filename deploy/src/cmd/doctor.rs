@@ -373,13 +373,7 @@ fn local_addresses() -> Vec<std::net::IpAddr> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    out.lines()
-        .filter_map(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            let at = w.iter().position(|x| *x == "inet" || *x == "inet6")?;
-            w.get(at + 1)?.split('/').next()?.parse().ok()
-        })
-        .collect()
+    crate::cluster::addresses_in(&out)
 }
 
 /// The first host address of an IPv4 CIDR (`10.244.1.0/24` → `10.244.1.1`).
