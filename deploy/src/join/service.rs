@@ -95,8 +95,8 @@ pub async fn serve(listener: TcpListener, service: Arc<Service>) {
                 let tls = acceptor.accept(tcp).await.ok()?;
                 let (read, mut write) = tokio::io::split(tls);
                 let mut line = String::new();
-                // One line, bounded: nobody holds the service with a stream.
-                BufReader::new(read.take_limit())
+                // One line of at most 4 KiB: nobody holds the service with a stream.
+                BufReader::new(tokio::io::AsyncReadExt::take(read, 4096))
                     .read_line(&mut line)
                     .await
                     .ok()?;
@@ -117,12 +117,3 @@ pub async fn serve(listener: TcpListener, service: Arc<Service>) {
         });
     }
 }
-
-/// At most 4 KiB of request.
-trait TakeLimit: tokio::io::AsyncRead + Sized {
-    fn take_limit(self) -> tokio::io::Take<Self> {
-        tokio::io::AsyncReadExt::take(self, 4096)
-    }
-}
-
-impl<R: tokio::io::AsyncRead> TakeLimit for R {}
