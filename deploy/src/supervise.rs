@@ -119,6 +119,13 @@ async fn api_ready(s: &Settings, l: &Layout, apiserver: &mut Child) -> Result<()
     }
 }
 
+/// Whether `p` belongs to a node `skiff node stop` holds down.
+fn held_down(p: &Program, l: &Layout) -> bool {
+    p.node
+        .as_ref()
+        .is_some_and(|n| l.node_stopped(&n.name).exists())
+}
+
 /// `skiff server`'s join service on the API port + 1, every address.
 async fn start_join_service(s: &Settings, l: &Layout) -> Result<tokio::task::JoinHandle<()>> {
     // The API server made the CA and its serving certificate; loaded as they are.
@@ -177,10 +184,7 @@ pub async fn run(s: &Settings, l: &Layout, bin: &Path) -> Result<()> {
                 )));
             }
             // A node `skiff node stop` holds down stays down (parked).
-            let held = p
-                .node
-                .as_ref()
-                .is_some_and(|n| l.node_stopped(&n.name).exists());
+            let held = held_down(&p, l);
             let child = if held { None } else { Some(spawn(&p, bin, l)?) };
             let is_apiserver = p.name == "apiserver";
             // Supervised from here on: stopped at the end even if what
@@ -206,11 +210,7 @@ pub async fn run(s: &Settings, l: &Layout, bin: &Path) -> Result<()> {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
             for sup in all.iter_mut() {
-                let held = sup
-                    .program
-                    .node
-                    .as_ref()
-                    .is_some_and(|n| l.node_stopped(&n.name).exists());
+                let held = held_down(&sup.program, l);
                 if let Some(child) = &mut sup.child
                     && let Ok(Some(status)) = child.try_wait()
                 {
