@@ -266,6 +266,36 @@ impl<C: Cluster> GarbageCollector<C> {
         }
     }
 
+    /// Whether the server's copy of `found` is the same object with the
+    /// same owner references as the cache's.
+    async fn server_agrees(
+        &self,
+        found: &Found,
+        refs: &[OwnerReference],
+    ) -> Result<bool, WriteError> {
+        let o = &found.object;
+        let live = self
+            .cluster
+            .get_dyn(
+                &found.resource,
+                o.metadata.namespace.as_deref(),
+                &o.name_any(),
+            )
+            .await?;
+        let Some(live) = live else {
+            return Ok(false);
+        };
+        if live["metadata"]["uid"].as_str() != o.metadata.uid.as_deref() {
+            return Ok(false);
+        }
+        let live_refs: Vec<OwnerReference> =
+            serde_json::from_value(live["metadata"]["ownerReferences"].clone()).unwrap_or_default();
+        Ok(live_refs
+            .iter()
+            .map(|r| &r.uid)
+            .eq(refs.iter().map(|r| &r.uid)))
+    }
+
     async fn remove_finalizer(&self, found: &Found, finalizer: &str) -> Result<(), WriteError> {
         let o = &found.object;
         let remaining: Vec<&String> = o
@@ -377,6 +407,14 @@ impl<C: Cluster> Reconcile for GarbageCollector<C> {
             Decision::Delete { foreground } => {
                 if is_deleting(&obj) {
                     return Ok(None);
+                }
+                // The cache may still hold references that were just removed
+                // (an orphaning owner patches its dependents, then goes:
+                // the owner's Delete event can come before the dependent's
+                // update). Act only on the references the server holds now,
+                // as upstream's attemptToDeleteItem reads the latest object.
+                if !self.server_agrees(&found, &refs).await? {
+                    return Ok(Some(Duration::from_millis(200)));
                 }
                 let policy = if foreground {
                     "Foreground"
@@ -552,6 +590,24 @@ mod tests {
             ("deployments".into(), Some("default".into()), "web".into()),
             json!({"metadata": {"name": "web", "uid": "other"}}),
         );
+        // The server's ReplicaSet has lost its reference (an orphaning
+        // delete patched it) though the cache has not seen that yet: keep.
+        g.cluster.live.lock().unwrap().insert(
+            ("replicasets".into(), Some("default".into()), "web-1".into()),
+            json!({"metadata": {"name": "web-1", "uid": "rs-uid"}}),
+        );
+        assert_eq!(
+            g.reconcile(&uid_key("rs-uid")).await.unwrap(),
+            Some(Duration::from_millis(200))
+        );
+        assert!(g.cluster.writes().is_empty());
+        // The server agrees the reference is there: delete.
+        g.cluster.live.lock().unwrap().insert(
+            ("replicasets".into(), Some("default".into()), "web-1".into()),
+            json!({"metadata": {"name": "web-1", "uid": "rs-uid",
+                                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                                     "name": "web", "uid": "d-uid"}]}}),
+        );
         g.reconcile(&uid_key("rs-uid")).await.unwrap();
         assert_eq!(
             g.cluster.writes(),
@@ -588,6 +644,12 @@ mod tests {
         assert!(g.cluster.writes().is_empty());
         assert_eq!(g.queue.get().await, Some(uid_key("rs-uid")));
         // The ReplicaSet has a pod of its own: deleted in foreground too.
+        g.cluster.live.lock().unwrap().insert(
+            ("replicasets".into(), Some("default".into()), "web-1".into()),
+            json!({"metadata": {"name": "web-1", "uid": "rs-uid",
+                                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                                     "name": "web", "uid": "d-uid"}]}}),
+        );
         g.reconcile(&uid_key("rs-uid")).await.unwrap();
         assert!(
             matches!(&g.cluster.writes()[0], Write::DynDelete { name, propagation, .. } if name == "web-1" && propagation == "Foreground")
