@@ -8,8 +8,9 @@
 //! ([`crate::rules::ruleset`] of a made-up Service, loaded with `nft`), and
 //! through a ClusterIP of the userspace mode ([`crate::userspace`]). Then,
 //! inside the namespace (so no real Service is touched), the time to load
-//! the rules of `--services` Services × `--endpoints` endpoints and to load
-//! them again after one endpoint changed.
+//! the rules of `--services` Services × `--endpoints` endpoints, and after
+//! one endpoint changed, to load them whole again and to load only the
+//! difference ([`crate::rules::update`], what the proxy does).
 //!
 //! Every name carries this run's id; traffic goes to loopback and to the
 //! namespace only (the made-up service range is routed into the veth, so an
@@ -436,15 +437,30 @@ pub async fn bench(args: &BenchArgs) -> Result<(), BenchError> {
     let empty = median(3, || Ok(ns_nft.apply("")?))?;
     let first = median(1, || Ok(ns_nft.apply(&full)?))?;
     let reload = median(3, || Ok(ns_nft.apply(&full)?))?;
-    // One endpoint of one Service changes (a pod replaced).
+    // One endpoint of one Service changes (a pod replaced): the whole
+    // table again (what the proxy did before updates), then the proxy's way.
     let middle = big.len() / 2;
     let mut change = 0u8;
-    let one_change = median(3, || {
+    let mut replace_one = |big: &mut Vec<ServicePort>| {
         change = change.wrapping_add(1);
         if let Some(e) = big.get_mut(middle).and_then(|s| s.endpoints.get_mut(0)) {
             e.ip = format!("10.200.0.{change}");
         }
+    };
+    let one_change = median(3, || {
+        replace_one(&mut big);
         Ok(ns_nft.apply(&rules::ruleset(&big, &prog))?)
+    })?;
+    let mut loaded = rules::programme(&big, &prog);
+    let mut update_lines = 0;
+    let one_update = median(5, || {
+        replace_one(&mut big);
+        let want = rules::programme(&big, &prog);
+        let tx = rules::update(&loaded, &want, &prog.table).unwrap_or_default();
+        update_lines = tx.lines().count();
+        ns_nft.apply(&tx)?;
+        loaded = want;
+        Ok(())
     })?;
     println!(
         "\nprogramming {} Services x {} endpoints ({} KiB of rules), in the bench's namespace:",
@@ -458,6 +474,10 @@ pub async fn bench(args: &BenchArgs) -> Result<(), BenchError> {
     println!(
         "  one endpoint changed: generate + nft -f of the whole table (median) {}",
         ms(one_change)
+    );
+    println!(
+        "  one endpoint changed: generate + diff + nft -f of the {update_lines} changed lines (median, the proxy's way) {}",
+        ms(one_update)
     );
     println!(
         "  (nft -f of nothing, the floor of each load: {})",

@@ -3,10 +3,12 @@
 //!
 //! Where to start: [`run`] watches Services and EndpointSlices; after every
 //! change (debounced) [`model::service_ports`] turns them into service ports
-//! with their endpoints and [`rules::ruleset`] into one nftables ruleset,
-//! which [`nft::Nft`] loads in one transaction — the table is rebuilt whole
-//! each time, so a sync is atomic and nothing stale survives it. The table
-//! goes on clean shutdown and with `--cleanup`. The same stores feed the
+//! with their endpoints and [`rules::programme`] into what the nftables
+//! table should hold. The first sync loads the table whole
+//! ([`rules::full`]: stale rules from an earlier run go); each later one
+//! loads only the difference ([`rules::update`]), each in one transaction
+//! through [`nft::Nft`]. After a failed load the next sync is whole again.
+//! The table goes on clean shutdown and with `--cleanup`. The same stores feed the
 //! cluster DNS server ([`dns`]), which every node's proxy runs. With
 //! `--host-gw` (the default) it also watches Nodes and routes every other
 //! node's pod CIDR through that node's InternalIP ([`routes`]).
@@ -303,7 +305,8 @@ pub async fn run_with<N: Nft>(
         if config.host_gw {
             let _ = nodes.wait_until_ready().await;
         }
-        let mut last = String::new();
+        // What the table holds (None: unknown, so the next sync loads it whole).
+        let mut last: Option<rules::Programme> = None;
         let mut last_routes = None;
         loop {
             if config.host_gw {
@@ -343,25 +346,33 @@ pub async fn run_with<N: Nft>(
                 }
                 done.failed == 0
             } else {
-                let ruleset = rules::ruleset(&ports, &settings);
-                if ruleset == last {
-                    true
-                } else {
-                    match nft.apply(&ruleset) {
+                let want = rules::programme(&ports, &settings);
+                // Whole on start (stale rules go) and after a failure;
+                // otherwise only what changed.
+                let (transaction, whole) = match &last {
+                    None => (Some(rules::full(&want, &settings)), true),
+                    Some(had) => (rules::update(had, &want, &settings.table), false),
+                };
+                match transaction {
+                    None => true,
+                    Some(tx) => match nft.apply(&tx) {
                         Ok(()) => {
                             tracing::info!(
                                 service_ports = ports.len(),
+                                whole,
+                                lines = tx.lines().count(),
                                 ms = started.elapsed().as_secs_f64() * 1000.0,
                                 "rules synced"
                             );
-                            last = ruleset;
+                            last = Some(want);
                             true
                         }
                         Err(e) => {
-                            tracing::error!(error = %e, "cannot load the rules");
+                            tracing::error!(error = %e, whole, "cannot load the rules; the next sync loads the whole table");
+                            last = None;
                             false
                         }
-                    }
+                    },
                 }
             };
             if programmed {

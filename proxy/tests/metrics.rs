@@ -164,6 +164,20 @@ async fn metrics_show_network_programming_latency() {
     .await;
     let second = value(&text, &format!("{name}_sum")).unwrap() - sum;
     assert!((0.0..1.0).contains(&second), "{second}\n{text}");
+    // The first load was the whole table; the later ones only what changed.
+    {
+        let applied = nft.applied.lock().unwrap();
+        assert!(
+            applied[0].contains("delete table ip skiff_proxy"),
+            "{applied:?}"
+        );
+        let last = applied.last().unwrap();
+        assert!(
+            !last.contains("delete table")
+                && last.contains("add rule ip skiff_proxy svc-default/web/tcp/http"),
+            "{applied:?}"
+        );
+    }
 
     let _ = stop.send(());
     proxy.await.unwrap().unwrap();
