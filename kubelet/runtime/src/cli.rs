@@ -20,23 +20,10 @@ pub enum Command {
         /// The container id (names its cgroup when the spec has no cgroupsPath).
         id: String,
     },
-    /// The per-container shim: runs COMMAND, logs its output in the CRI format,
-    /// records its exit.
+    /// The per-container shim: runs COMMAND, logs its output in the CRI
+    /// format, serves attach sessions, records its exit.
     #[command(hide = true)]
-    Shim {
-        #[arg(long)]
-        log: PathBuf,
-        #[arg(long)]
-        exit_file: PathBuf,
-        /// Rotate the log before it grows past this many bytes.
-        #[arg(long, default_value_t = 10 << 20)]
-        log_max_size: u64,
-        /// Keep at most this many log files, the current one included (at least 2).
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..))]
-        log_max_files: u64,
-        #[arg(last = true, required = true)]
-        command: Vec<String>,
-    },
+    Shim(crate::container::shim::ShimArgs),
     /// Times create+start+wait+delete of the bundle with skiff-runtime, runc and crun.
     Bench {
         #[arg(long, short)]
@@ -61,19 +48,8 @@ pub fn dispatch(command: Command) -> std::io::Result<ExitCode> {
             }
             Ok(ExitCode::from(exit.code.clamp(0, 255) as u8))
         }
-        Command::Shim {
-            log,
-            exit_file,
-            log_max_size,
-            log_max_files,
-            command,
-        } => {
-            let rotation = crate::container::shim::LogRotation {
-                max_size: log_max_size,
-                max_files: log_max_files as usize,
-            };
-            let (program, args) = command.split_first().expect("clap requires a command");
-            crate::container::shim::shim(program.as_ref(), args, &log, rotation, &exit_file)?;
+        Command::Shim(args) => {
+            crate::container::shim::shim(&args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { bundle, rounds } => {
@@ -94,28 +70,32 @@ mod tests {
     }
 
     #[test]
-    fn the_shim_takes_the_rotation_flags_the_runtime_passes() {
+    fn the_shim_takes_the_flags_the_runtime_passes() {
         let parse = |args: &[&str]| {
             let all = ["kubelet-runtime", "shim", "--log", "l", "--exit-file", "e"];
             let all = all.iter().chain(args).chain(&["--", "/bin/true"]);
             <Top as clap::Parser>::try_parse_from(all).map(|t| t.command)
         };
         match parse(&["--log-max-size=1024", "--log-max-files=2"]).unwrap() {
-            Command::Shim {
-                log_max_size,
-                log_max_files,
-                ..
-            } => assert_eq!((log_max_size, log_max_files), (1024, 2)),
+            Command::Shim(a) => assert_eq!((a.log_max_size, a.log_max_files), (1024, 2)),
             other => panic!("{other:?}"),
         }
         match parse(&[]).unwrap() {
-            Command::Shim {
-                log_max_size,
-                log_max_files,
-                ..
-            } => assert_eq!((log_max_size, log_max_files), (10 << 20, 5)),
+            Command::Shim(a) => {
+                assert_eq!((a.log_max_size, a.log_max_files), (10 << 20, 5));
+                assert!(!a.stdin && !a.tty && a.attach_socket.is_none());
+            }
             other => panic!("{other:?}"),
         }
         assert!(parse(&["--log-max-files=1"]).is_err());
+        match parse(&["--stdin", "--stdin-once", "--tty", "--attach-socket=/s"]).unwrap() {
+            Command::Shim(a) => {
+                assert!(a.stdin && a.stdin_once && a.tty);
+                assert_eq!(a.attach_socket, Some(PathBuf::from("/s")));
+                assert_eq!(a.command, ["/bin/true"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&["--stdin-once"]).is_err(), "stdin-once needs stdin");
     }
 }

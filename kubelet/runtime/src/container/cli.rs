@@ -105,22 +105,9 @@ pub enum Command {
         state_root: PathBuf,
     },
     /// The per-container shim: runs COMMAND, logs its output in the CRI
-    /// format, records its exit.
+    /// format, serves attach sessions, records its exit.
     #[command(hide = true)]
-    Shim {
-        #[arg(long)]
-        log: PathBuf,
-        #[arg(long)]
-        exit_file: PathBuf,
-        /// Rotate the log before it grows past this many bytes.
-        #[arg(long, default_value_t = 10 << 20)]
-        log_max_size: u64,
-        /// Keep at most this many log files, the current one included (at least 2).
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..))]
-        log_max_files: u64,
-        #[arg(last = true, required = true)]
-        command: Vec<String>,
-    },
+    Shim(crate::container::shim::ShimArgs),
 }
 
 /// A signal by name (`TERM`, `SIGTERM`) or number.
@@ -194,20 +181,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             super::bench::one(&runtime, &bundle, rounds, &state_root)
                 .map_err(|e| Error::Bench(e.to_string()))?;
         }
-        Command::Shim {
-            log,
-            exit_file,
-            log_max_size,
-            log_max_files,
-            command,
-        } => {
-            let rotation = crate::container::shim::LogRotation {
-                max_size: log_max_size,
-                max_files: log_max_files as usize,
-            };
-            let (program, args) = command.split_first().expect("clap requires a command");
-            super::shim::shim(program.as_ref(), args, &log, rotation, &exit_file)
-                .map_err(|e| Error::io(&log, e))?;
+        Command::Shim(args) => {
+            super::shim::shim(&args).map_err(|e| Error::io(&args.log, e))?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -10,8 +10,10 @@
 //! [`state`] is the on-disk state; [`init`] is the container init's
 //! sequence and [`spawn`] the fork around it; [`crate::linux`] holds the
 //! kernel-facing pieces. [`cli`] is the runc-like command line, [`bench`]
-//! times it against runc and crun, [`shim`] keeps a container's logs.
+//! times it against runc and crun, [`shim`] keeps a container's logs and
+//! stdio, [`attach`] serves its attach sessions.
 
+pub mod attach;
 pub mod bench;
 pub mod bundle;
 pub mod cli;

@@ -23,22 +23,94 @@
 //! disk (max-size × max-files) is the same, and rotation stays a rename and
 //! a delete under the writer's lock, never a compression holding up the
 //! container's output.
+//!
+//! With `--stdin` the container's stdin is a pipe the shim keeps open (else
+//! `/dev/null`); with `--tty` the container runs on a pseudo-terminal whose
+//! master the shim holds, and everything it prints is one `stdout` stream.
+//! With `--attach-socket` the shim serves attach sessions there
+//! ([`super::attach`]): the output goes to attached clients as it comes, and
+//! their input to the container. Output is logged line by line (a trailing
+//! `\r` dropped, as upstream does); a line longer than 16 KiB is logged in
+//! `P` (partial) pieces, as upstream's runtimes do, so that a container
+//! printing without newlines cannot grow the shim.
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use super::attach::Hub;
 use super::run::Exit;
+use crate::stream::channel;
 
 /// One CRI log line.
 pub fn log_line(stream: &str, line: &str, at: jiff::Timestamp) -> String {
+    log_entry(stream, 'F', line, at)
+}
+
+/// One CRI log entry: `F` a full line, `P` a piece of a longer one.
+pub fn log_entry(stream: &str, tag: char, line: &str, at: jiff::Timestamp) -> String {
     format!(
-        "{} {stream} F {line}\n",
+        "{} {stream} {tag} {line}\n",
         at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     )
+}
+
+/// The longest log entry; longer lines are split into `P` entries.
+pub const MAX_LINE: usize = 16 << 10;
+
+/// Cuts a byte stream into log entries: whole lines (`F`, without their
+/// `\n` or `\r\n`) and, for a line that grows past [`MAX_LINE`], partial
+/// pieces (`P`) cut on a character boundary.
+#[derive(Debug, Default)]
+pub struct LineSplitter {
+    pending: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// The entries `data` completes.
+    pub fn push(&mut self, data: &[u8]) -> Vec<(char, String)> {
+        self.pending.extend_from_slice(data);
+        let mut out = Vec::new();
+        loop {
+            let newline = self
+                .pending
+                .iter()
+                .take(MAX_LINE + 1)
+                .position(|b| *b == b'\n');
+            if let Some(at) = newline {
+                let mut line: Vec<u8> = self.pending.drain(..=at).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                out.push(('F', String::from_utf8_lossy(&line).into_owned()));
+            } else if self.pending.len() > MAX_LINE {
+                let mut cut = MAX_LINE;
+                // Back off to the start of a UTF-8 character (at most 3 bytes).
+                while cut > MAX_LINE - 3 && (self.pending[cut] & 0xC0) == 0x80 {
+                    cut -= 1;
+                }
+                let piece: Vec<u8> = self.pending.drain(..cut).collect();
+                out.push(('P', String::from_utf8_lossy(&piece).into_owned()));
+            } else {
+                return out;
+            }
+        }
+    }
+
+    /// What is left at the end of the stream, as a whole line.
+    pub fn finish(&mut self) -> Option<String> {
+        let mut rest = std::mem::take(&mut self.pending);
+        if rest.last() == Some(&b'\r') {
+            rest.pop();
+        }
+        (!rest.is_empty()).then(|| String::from_utf8_lossy(&rest).into_owned())
+    }
 }
 
 /// When the shim rotates its log, with upstream kubelet's defaults (10Mi, 5).
@@ -103,7 +175,18 @@ impl RotatingLog {
         line: &str,
         at: jiff::Timestamp,
     ) -> std::io::Result<()> {
-        let text = log_line(stream, line, at);
+        self.write_entry(stream, 'F', line, at)
+    }
+
+    /// Writes one entry, `F` or `P` (rotating first when it would not fit).
+    pub fn write_entry(
+        &mut self,
+        stream: &str,
+        tag: char,
+        line: &str,
+        at: jiff::Timestamp,
+    ) -> std::io::Result<()> {
+        let text = log_entry(stream, tag, line, at);
         let len = text.len() as u64;
         if self.size > 0 && self.size + len > self.rotation.max_size {
             self.rotate(at)?;
@@ -188,38 +271,223 @@ fn rotation_key(suffix: &str) -> Option<(String, u32)> {
     (b.len() == 15 && digits(0..8) && b[8] == b'-' && digits(9..15)).then(|| (stamp.to_string(), n))
 }
 
-/// Runs `program args…` (the container), logging to `log` (rotated as
-/// `rotation` says) and recording how it ended in `exit_file` (JSON [`Exit`]
-/// plus `finishedAt` in ns).
-pub fn shim(
-    program: &Path,
-    args: &[String],
-    log: &Path,
-    rotation: LogRotation,
-    exit_file: &Path,
-) -> std::io::Result<()> {
-    let file = Arc::new(Mutex::new(RotatingLog::open(log, rotation)?));
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let pump = |stream: &'static str, reader: Box<dyn std::io::Read + Send>| {
-        let file = file.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(reader).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(mut f) = file.lock() {
-                    let _ = f.write_line(stream, &line, jiff::Timestamp::now());
-                }
+/// The shim's command line: `shim --log L --exit-file E [--log-max-size S]
+/// [--log-max-files N] [--stdin [--stdin-once]] [--tty] [--attach-socket A]
+/// -- COMMAND…`, shared by `skiff-runtime shim` and `skiff-kubelet runtime
+/// shim`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShimArgs {
+    /// The CRI log file.
+    #[arg(long)]
+    pub log: PathBuf,
+    /// Where the exit code and reason are written when the container ends.
+    #[arg(long)]
+    pub exit_file: PathBuf,
+    /// Rotate the log before it grows past this many bytes.
+    #[arg(long, default_value_t = 10 << 20)]
+    pub log_max_size: u64,
+    /// Keep at most this many log files, the current one included (at least 2).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..))]
+    pub log_max_files: u64,
+    /// Keep the container's stdin open for attached clients (else it is /dev/null).
+    #[arg(long)]
+    pub stdin: bool,
+    /// Close the container's stdin once the first attached client's input ends.
+    #[arg(long, requires = "stdin")]
+    pub stdin_once: bool,
+    /// Run the container on a pseudo-terminal.
+    #[arg(long)]
+    pub tty: bool,
+    /// Serve attach sessions on this unix socket.
+    #[arg(long)]
+    pub attach_socket: Option<PathBuf>,
+    /// The container: what to run.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+impl ShimArgs {
+    /// The flags for `command` logging to `log`, with the defaults.
+    pub fn new(log: &Path, exit_file: &Path, command: &[&str]) -> ShimArgs {
+        ShimArgs {
+            log: log.to_path_buf(),
+            exit_file: exit_file.to_path_buf(),
+            log_max_size: LogRotation::default().max_size,
+            log_max_files: LogRotation::default().max_files as u64,
+            stdin: false,
+            stdin_once: false,
+            tty: false,
+            attach_socket: None,
+            command: command.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    pub fn rotation(&self) -> LogRotation {
+        LogRotation {
+            max_size: self.log_max_size,
+            max_files: self.log_max_files as usize,
+        }
+    }
+}
+
+/// How long the shim lets attached clients take the end of the output
+/// before it exits.
+const SESSIONS_GRACE: Duration = Duration::from_secs(5);
+
+/// Copies one output stream of the container to attached clients (on
+/// `channel`) and to the log (as `stream`), until it ends.
+fn pump(
+    mut from: File,
+    stream: &'static str,
+    channel: u8,
+    log: Arc<Mutex<RotatingLog>>,
+    hub: Option<Arc<Hub>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut lines = LineSplitter::default();
+        let mut buf = vec![0u8; 32 << 10];
+        let write = |tag: char, line: &str| {
+            if let Ok(mut f) = log.lock() {
+                let _ = f.write_entry(stream, tag, line, jiff::Timestamp::now());
             }
-        })
+        };
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // EIO: a terminal whose last slave holder is gone.
+                Err(_) => break,
+            };
+            if let Some(hub) = &hub {
+                hub.publish(channel, &buf[..n]);
+            }
+            for (tag, line) in lines.push(&buf[..n]) {
+                write(tag, &line);
+            }
+        }
+        if let Some(rest) = lines.finish() {
+            write('F', &rest);
+        }
+    })
+}
+
+/// The shim's ends of the container's stdio.
+struct Ends {
+    /// Its stdin (a pipe, or the terminal), with `--stdin`.
+    stdin: Option<Box<dyn Write + Send>>,
+    /// Its output streams: the file, the log's stream name, the channel.
+    outputs: Vec<(File, &'static str, u8)>,
+    /// The terminal's master, with `--tty`.
+    pty: Option<Arc<OwnedFd>>,
+}
+
+/// A pseudo-terminal (the host's): the container's stdin, stdout and
+/// stderr are its slave; the shim reads, writes and resizes the master.
+fn terminal(stdin: bool) -> std::io::Result<([Stdio; 3], Ends)> {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    let pty = nix::pty::openpty(None, None).map_err(std::io::Error::from)?;
+    // The master is the shim's alone: not the container's, nor `run`'s.
+    fcntl(&pty.master, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(std::io::Error::from)?;
+    let slave = pty.slave;
+    let master = Arc::new(pty.master);
+    let writer: Option<Box<dyn Write + Send>> = if stdin {
+        Some(Box::new(File::from(master.try_clone()?)))
+    } else {
+        None
     };
-    let out = child.stdout.take().map(|s| pump("stdout", Box::new(s)));
-    let err = child.stderr.take().map(|s| pump("stderr", Box::new(s)));
+    let child = [
+        Stdio::from(slave.try_clone()?),
+        Stdio::from(slave.try_clone()?),
+        Stdio::from(slave),
+    ];
+    let ends = Ends {
+        stdin: writer,
+        outputs: vec![(File::from(master.try_clone()?), "stdout", channel::STDOUT)],
+        pty: Some(master),
+    };
+    Ok((child, ends))
+}
+
+/// Runs the container (`args.command`), logging to `args.log` (rotated as
+/// the args say), serving attach sessions on `args.attach_socket` if given,
+/// and recording how it ended in `args.exit_file` (JSON [`Exit`] plus
+/// `finishedAt` in ns).
+pub fn shim(args: &ShimArgs) -> std::io::Result<()> {
+    let file = Arc::new(Mutex::new(RotatingLog::open(&args.log, args.rotation())?));
+    let (program, argv) = args
+        .command
+        .split_first()
+        .ok_or_else(|| std::io::Error::other("no command"))?;
+    // Bound before the container starts: attach works once it runs.
+    let listener = args
+        .attach_socket
+        .as_deref()
+        .map(super::attach::bind)
+        .transpose()?;
+    let mut cmd = Command::new(program);
+    cmd.args(argv);
+    let (mut child, ends) = if args.tty {
+        let ([i, o, e], ends) = terminal(args.stdin)?;
+        cmd.stdin(i).stdout(o).stderr(e);
+        let child = cmd.spawn()?;
+        // The Command holds the terminal's slave: only the child may, so
+        // that its end ends our reads (EIO).
+        drop(cmd);
+        (child, ends)
+    } else {
+        let stdin = if args.stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
+        let mut child = cmd
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let file = |fd: Option<OwnedFd>| fd.map(File::from);
+        let outputs = [
+            file(child.stdout.take().map(OwnedFd::from)).map(|f| (f, "stdout", channel::STDOUT)),
+            file(child.stderr.take().map(OwnedFd::from)).map(|f| (f, "stderr", channel::STDERR)),
+        ];
+        let ends = Ends {
+            stdin: child
+                .stdin
+                .take()
+                .map(|w| Box::new(w) as Box<dyn Write + Send>),
+            outputs: outputs.into_iter().flatten().collect(),
+            pty: None,
+        };
+        (child, ends)
+    };
+    // Attach: a small runtime of its own, only for containers served so.
+    // Without it nobody can attach, and stdin (if any) stays open, unwritten.
+    let (served, _unwritten_stdin) = match listener {
+        Some(listener) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()?;
+            let hub = Hub::new(ends.stdin, args.stdin_once, ends.pty.clone());
+            listener.set_nonblocking(true)?;
+            let listener = {
+                let _in = runtime.enter();
+                tokio::net::UnixListener::from_std(listener)?
+            };
+            runtime.spawn(super::attach::serve(listener, hub.clone()));
+            (Some((runtime, hub)), None)
+        }
+        None => (None, ends.stdin),
+    };
+    let hub = served.as_ref().map(|(_, h)| h.clone());
+    let pumps: Vec<_> = ends
+        .outputs
+        .into_iter()
+        .map(|(from, stream, ch)| pump(from, stream, ch, file.clone(), hub.clone()))
+        .collect();
     let status = child.wait()?;
-    for t in [out, err].into_iter().flatten() {
+    for t in pumps {
         let _ = t.join();
     }
     let oom = file.lock().is_ok_and(|f| f.oom_killed());
@@ -236,9 +504,19 @@ pub fn shim(
     };
     let mut value = serde_json::to_value(&exit).unwrap_or_default();
     value["finishedAt"] = serde_json::json!(jiff::Timestamp::now().as_nanosecond() as i64);
-    let tmp = exit_file.with_extension("tmp");
+    let tmp = args.exit_file.with_extension("tmp");
     std::fs::write(&tmp, value.to_string())?;
-    std::fs::rename(&tmp, exit_file)
+    std::fs::rename(&tmp, &args.exit_file)?;
+    if let Some((runtime, hub)) = served {
+        // Attached clients get the end of the output and the status.
+        hub.end();
+        hub.wait_sessions(SESSIONS_GRACE);
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        if let Some(socket) = &args.attach_socket {
+            let _ = std::fs::remove_file(socket);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -255,21 +533,40 @@ mod tests {
     }
 
     #[test]
+    fn output_is_cut_into_lines_and_long_ones_into_pieces() {
+        let mut s = LineSplitter::default();
+        assert!(s.push(b"hel").is_empty());
+        assert_eq!(
+            s.push(b"lo\r\nworld\nmore"),
+            [('F', "hello".to_string()), ('F', "world".to_string())]
+        );
+        assert_eq!(s.push(b"\n\n"), [('F', "more".into()), ('F', "".into())]);
+        assert_eq!(s.finish(), None);
+        // A terminal's prompt without a newline is logged at the end.
+        s.push(b"/ # \r");
+        assert_eq!(s.finish().as_deref(), Some("/ # "));
+        // Longer than MAX_LINE: pieces, never splitting a character.
+        let mut long = vec![b'a'; MAX_LINE - 1];
+        long.extend_from_slice("é".as_bytes());
+        long.extend_from_slice(b"tail\n");
+        let out = s.push(&long);
+        assert_eq!(
+            out.len(),
+            2,
+            "{:?}",
+            out.iter().map(|(t, l)| (t, l.len())).collect::<Vec<_>>()
+        );
+        assert_eq!((out[0].0, out[0].1.len()), ('P', MAX_LINE - 1));
+        assert_eq!(out[1], ('F', "étail".to_string()));
+        assert!(!out.iter().any(|(_, l)| l.contains('\u{FFFD}')));
+    }
+
+    #[test]
     fn the_shim_logs_both_streams_and_records_the_exit() {
         let dir = tempfile::tempdir().unwrap();
         let (log, exit) = (dir.path().join("c/0.log"), dir.path().join("exit.json"));
-        let args = vec![
-            "-c".to_string(),
-            "echo out; echo err >&2; exit 3".to_string(),
-        ];
-        shim(
-            Path::new("/bin/sh"),
-            &args,
-            &log,
-            LogRotation::default(),
-            &exit,
-        )
-        .unwrap();
+        let cmd = ["/bin/sh", "-c", "echo out; echo err >&2; exit 3"];
+        shim(&ShimArgs::new(&log, &exit, &cmd)).unwrap();
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(text.lines().any(|l| l.ends_with(" stdout F out")), "{text}");
         assert!(text.lines().any(|l| l.ends_with(" stderr F err")), "{text}");
@@ -406,15 +703,17 @@ mod tests {
     fn the_shim_rotates_a_chatty_containers_log() {
         let dir = tempfile::tempdir().unwrap();
         let (log, exit) = (dir.path().join("c/0.log"), dir.path().join("exit.json"));
-        let args = vec![
-            "-c".to_string(),
-            "i=0; while [ $i -lt 200 ]; do echo line $i; i=$((i+1)); done".to_string(),
+        let cmd = [
+            "/bin/sh",
+            "-c",
+            "i=0; while [ $i -lt 200 ]; do echo line $i; i=$((i+1)); done",
         ];
-        let rotation = LogRotation {
-            max_size: 1000,
-            max_files: 2,
+        let args = ShimArgs {
+            log_max_size: 1000,
+            log_max_files: 2,
+            ..ShimArgs::new(&log, &exit, &cmd)
         };
-        shim(Path::new("/bin/sh"), &args, &log, rotation, &exit).unwrap();
+        shim(&args).unwrap();
         let now = files(&log);
         assert_eq!(now.len(), 2, "{now:?}");
         let last = &now[1].1;

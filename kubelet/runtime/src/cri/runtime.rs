@@ -1,7 +1,9 @@
 //! The CRI RuntimeService: sandboxes ([`crate::sandbox`]) and containers —
 //! each an overlayfs rootfs over the image's unpacked layers, a standard OCI
 //! bundle ([`crate::container::spec`]), run by a detached shim process
-//! ([`crate::container::shim`]) that logs in the CRI format and records the
+//! ([`crate::container::shim`]) that logs in the CRI format, holds the
+//! container's stdin (`stdin`, `stdinOnce`, `tty`), serves attach sessions
+//! on `<dir>/attach.sock` ([`crate::container::attach`]) and records the
 //! exit. Everything is on disk under the runtime's root, so a restarted
 //! runtime (or kubelet) finds every container, running or exited.
 
@@ -21,8 +23,8 @@ use crate::image::ImageStore;
 use crate::sandbox::{SandboxConfig, SandboxError, SandboxState, Sandboxes};
 
 /// How the runtime starts its shims: `exe prefix… shim --log L --exit-file E
-/// --log-max-size S --log-max-files N -- exe prefix… run --bundle B
-/// --pid-file P ID` (the kubelet passes its own binary and `runtime`; the
+/// --log-max-size S --log-max-files N [--stdin] [--stdin-once] [--tty]
+/// --attach-socket A -- exe prefix… run --bundle B --pid-file P ID` (the kubelet passes its own binary and `runtime`; the
 /// runtime's tests pass `skiff-runtime`).
 #[derive(Debug, Clone)]
 pub struct ShimCommand {
@@ -56,6 +58,14 @@ struct Meta {
     log_path: String,
     created_at: i64,
     started_at: i64,
+    /// The container's stdio as CreateContainer asked (absent in the
+    /// meta of containers made before attach: all false).
+    #[serde(default)]
+    stdin: bool,
+    #[serde(default)]
+    stdin_once: bool,
+    #[serde(default)]
+    tty: bool,
 }
 
 fn now() -> i64 {
@@ -714,6 +724,9 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
             log_path,
             created_at: now(),
             started_at: 0,
+            stdin: config.stdin,
+            stdin_once: config.stdin && config.stdin_once,
+            tty: config.tty,
         };
         let lowerdir = prepared.lowerdir_option();
         blocking(move || {
@@ -773,6 +786,11 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
             .arg(dir.join("exit.json"))
             .arg(format!("--log-max-size={}", s.log_rotation.max_size))
             .arg(format!("--log-max-files={}", s.log_rotation.max_files))
+            .args(meta.stdin.then_some("--stdin"))
+            .args(meta.stdin_once.then_some("--stdin-once"))
+            .args(meta.tty.then_some("--tty"))
+            .arg("--attach-socket")
+            .arg(dir.join(crate::container::attach::SOCKET))
             .arg("--")
             .arg(&s.exe)
             .args(&s.prefix)
@@ -957,15 +975,87 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
 
     async fn attach(
         &self,
-        _r: Request<cri::AttachRequest>,
+        r: Request<cri::AttachRequest>,
     ) -> Result<Response<cri::AttachResponse>, Status> {
-        Err(Status::unimplemented("attach is not implemented yet"))
+        let r = r.into_inner();
+        self.running_pid(&r.container_id)?;
+        let dir = self.container_dir(&r.container_id)?;
+        let meta = Self::meta(&dir)?;
+        let options = attach_options(&r, &meta)?;
+        let socket = dir.join(crate::container::attach::SOCKET);
+        if !socket.exists() {
+            return Err(Status::failed_precondition(format!(
+                "container {} was started by a shim that cannot be attached to; restart it",
+                r.container_id
+            )));
+        }
+        let url = self
+            .streams
+            .attach_url(crate::stream::AttachParams { socket, options });
+        Ok(Response::new(cri::AttachResponse { url }))
     }
+}
+
+/// The streams an attach gets: what it asked for that the container has.
+/// The container's own `tty` decides (kubectl asks for what the pod spec
+/// says): a terminal has one output, so no stderr; stdin only if the
+/// container was made with one.
+fn attach_options(
+    r: &cri::AttachRequest,
+    meta: &Meta,
+) -> Result<crate::container::attach::AttachOptions, Status> {
+    if r.tty && r.stderr {
+        return Err(Status::invalid_argument(
+            "tty and stderr cannot both be true: a terminal has one output",
+        ));
+    }
+    if !(r.stdin || r.stdout || r.stderr) {
+        return Err(Status::invalid_argument(
+            "one of stdin, stdout or stderr must be streamed",
+        ));
+    }
+    Ok(crate::container::attach::AttachOptions {
+        stdin: r.stdin && meta.stdin,
+        stdout: r.stdout,
+        stderr: r.stderr && !meta.tty,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attach_gets_the_streams_the_container_has() {
+        let ask = |stdin, stdout, stderr, tty| cri::AttachRequest {
+            container_id: "c".into(),
+            stdin,
+            stdout,
+            stderr,
+            tty,
+        };
+        let piped = Meta {
+            stdin: true,
+            ..Default::default()
+        };
+        let o = attach_options(&ask(true, true, true, false), &piped).unwrap();
+        assert!(o.stdin && o.stdout && o.stderr);
+        // No stdin in the container: the client's input goes nowhere.
+        let o = attach_options(&ask(true, true, true, false), &Meta::default()).unwrap();
+        assert!(!o.stdin && o.stdout && o.stderr);
+        // A terminal: one output.
+        let tty = Meta {
+            stdin: true,
+            tty: true,
+            ..Default::default()
+        };
+        let o = attach_options(&ask(true, true, true, false), &tty).unwrap();
+        assert!(o.stdin && o.stdout && !o.stderr);
+        let e = attach_options(&ask(true, true, true, true), &tty).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        let e = attach_options(&ask(false, false, false, false), &tty).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    }
 
     #[test]
     fn a_container_whose_shim_is_gone_has_exited_unknown_and_stays_so() {

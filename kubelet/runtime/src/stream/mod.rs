@@ -1,17 +1,21 @@
-//! The streaming server behind CRI `Exec`, as the CRI defines it: `Exec`
-//! checks the request and answers with a one-time URL on this server
-//! (`http://127.0.0.1:<port>/exec/<token>`); the kubelet forwards the API
-//! server's WebSocket upgrade there, and the session speaks the
-//! `v5.channel.k8s.io` protocol ([`channel`]) straight to kubectl.
+//! The streaming server behind CRI `Exec` and `Attach`, as the CRI
+//! defines it: each checks the request and answers with a one-time URL on
+//! this server (`http://127.0.0.1:<port>/exec/<token>`, `/attach/<token>`);
+//! the kubelet forwards the API server's WebSocket upgrade there, and the
+//! session speaks the `v5.channel.k8s.io` protocol ([`channel`]) straight
+//! to kubectl — an exec session runs its process ([`session`]), an attach
+//! session is relayed to the container's shim ([`attach`]).
 //!
 //! A token is random (128 bits), good once, and forgotten after a minute
 //! unused. The server listens on loopback only.
 //!
-//! Where to start: [`Streams::start`], then [`session::run`].
+//! Where to start: [`Streams::start`], then [`session::run`] and
+//! [`attach::run`].
 
+pub mod attach;
 pub mod channel;
 pub mod process;
-mod pty_sys;
+pub(crate) mod pty_sys;
 pub mod session;
 
 use std::collections::HashMap;
@@ -23,18 +27,36 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 
+pub use attach::AttachParams;
 pub use session::ExecParams;
 
 /// How long an `Exec` answer's URL stays good unused.
 pub const TOKEN_TTL: Duration = Duration::from_secs(60);
 
+/// A session waiting for its client.
+#[derive(Debug, Clone)]
+enum Session {
+    Exec(ExecParams),
+    Attach(AttachParams),
+}
+
+impl Session {
+    /// The path its URL has before the token.
+    fn kind(&self) -> &'static str {
+        match self {
+            Session::Exec(_) => "exec",
+            Session::Attach(_) => "attach",
+        }
+    }
+}
+
 #[derive(Default)]
 struct Pending {
-    sessions: Mutex<HashMap<String, (Instant, ExecParams)>>,
+    sessions: Mutex<HashMap<String, (Instant, Session)>>,
 }
 
 impl Pending {
-    fn take(&self, token: &str) -> Option<ExecParams> {
+    fn take(&self, token: &str) -> Option<Session> {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         sessions.retain(|_, (at, _)| at.elapsed() < TOKEN_TTL);
         sessions.remove(token).map(|(_, p)| p)
@@ -85,7 +107,7 @@ impl Streams {
             }
         })
         .abort_handle();
-        tracing::info!(%addr, "streaming server (exec)");
+        tracing::info!(%addr, "streaming server (exec, attach)");
         Ok(Streams {
             pending,
             addr,
@@ -93,20 +115,30 @@ impl Streams {
         })
     }
 
-    /// Registers a session and returns the URL that runs it.
+    /// Registers an exec session and returns the URL that runs it.
     pub fn exec_url(&self, params: ExecParams) -> String {
+        self.register(Session::Exec(params))
+    }
+
+    /// Registers an attach session and returns the URL that runs it.
+    pub fn attach_url(&self, params: AttachParams) -> String {
+        self.register(Session::Attach(params))
+    }
+
+    fn register(&self, session: Session) -> String {
         let token = format!("{:032x}", rand::random::<u128>());
+        let kind = session.kind();
         self.pending
             .sessions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(token.clone(), (Instant::now(), params));
-        format!("http://{}/exec/{token}", self.addr)
+            .insert(token.clone(), (Instant::now(), session));
+        format!("http://{}/{kind}/{token}", self.addr)
     }
 }
 
 /// What the handshake found: the session and the protocol agreed on.
-type Accepted = Arc<Mutex<Option<ExecParams>>>;
+type Accepted = Arc<Mutex<Option<(Session, &'static str)>>>;
 
 fn refuse(status: StatusCode, message: String) -> ErrorResponse {
     let mut r = ErrorResponse::new(Some(message));
@@ -121,7 +153,11 @@ async fn serve(tcp: TcpStream, pending: Arc<Pending>) {
     let found = accepted.clone();
     let callback = move |request: &Request, mut response: Response| {
         let path = request.uri().path();
-        let Some(token) = path.strip_prefix("/exec/") else {
+        let Some((kind, token)) = path
+            .strip_prefix('/')
+            .and_then(|p| p.split_once('/'))
+            .filter(|(kind, _)| ["exec", "attach"].contains(kind))
+        else {
             return Err(refuse(
                 StatusCode::NOT_FOUND,
                 format!("no such path {path}"),
@@ -141,16 +177,16 @@ async fn serve(tcp: TcpStream, pending: Arc<Pending>) {
                 ),
             ));
         };
-        let Some(params) = pending.take(token) else {
+        let Some(session) = pending.take(token).filter(|s| s.kind() == kind) else {
             return Err(refuse(
                 StatusCode::NOT_FOUND,
-                "unknown or expired exec session".into(),
+                format!("unknown or expired {kind} session"),
             ));
         };
         response
             .headers_mut()
             .insert("sec-websocket-protocol", HeaderValue::from_static(protocol));
-        *found.lock().unwrap_or_else(|e| e.into_inner()) = Some(params);
+        *found.lock().unwrap_or_else(|e| e.into_inner()) = Some((session, protocol));
         Ok(response)
     };
     let ws = match tokio_tungstenite::accept_hdr_async(tcp, callback).await {
@@ -160,8 +196,10 @@ async fn serve(tcp: TcpStream, pending: Arc<Pending>) {
             return;
         }
     };
-    let params = accepted.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if let Some(params) = params {
-        session::run(ws, params).await;
+    let found = accepted.lock().unwrap_or_else(|e| e.into_inner()).take();
+    match found {
+        Some((Session::Exec(params), _)) => session::run(ws, params).await,
+        Some((Session::Attach(params), protocol)) => attach::run(ws, params, protocol).await,
+        None => {}
     }
 }

@@ -204,7 +204,7 @@ where
 }
 
 /// Sends a normal close and waits (briefly) for the client's.
-async fn close<S: AsyncRead + AsyncWrite + Unpin>(mut ws: WebSocketStream<S>) {
+pub(crate) async fn close<S: AsyncRead + AsyncWrite + Unpin>(mut ws: WebSocketStream<S>) {
     let _ = ws
         .close(Some(CloseFrame {
             code: CloseCode::Normal,
