@@ -1,6 +1,7 @@
 //! The API's handlers: one file per verb, all generic over the resource
 //! table. `dispatch` turns a request into a verb on a target.
 
+mod attach;
 mod binding;
 mod create;
 mod delete;
@@ -185,10 +186,17 @@ pub async fn dispatch(State(api): State<SharedApi>, request: Request) -> Respons
             let user = parts.extensions.get::<crate::authn::UserInfo>();
             review::review(&parts.method, &parts.headers, &target, user, body).await
         }
-        // Exec upgrades the connection: it needs the request's upgrade handle.
+        // Exec (and attach, port-forward) upgrade the connection: they need
+        // the request's upgrade handle.
         Some(Route::Objects(target)) if target.sub == Some(Sub::Exec) && target.name.is_some() => {
             let name = target.name.clone().unwrap_or_default();
             exec::exec(&api, &mut parts, &query, &target, &name).await
+        }
+        Some(Route::Objects(target))
+            if target.sub == Some(Sub::Attach) && target.name.is_some() =>
+        {
+            let name = target.name.clone().unwrap_or_default();
+            attach::attach(&api, &mut parts, &query, &target, &name).await
         }
         Some(Route::Objects(target))
             if target.sub == Some(Sub::PortForward) && target.name.is_some() =>
@@ -247,7 +255,7 @@ async fn objects(
         (Method::GET, Some(name), Some(Sub::Log)) => log::log(api, query, &target, &name).await,
         (_, Some(_), Some(Sub::Attach | Sub::PortForward | Sub::Proxy)) => {
             Err(ApiError::service_unavailable(format!(
-                "{} of {} is not served by Skiff yet (exec, log and portforward are)",
+                "{} of {} is not served by Skiff yet (exec, attach, log and portforward are)",
                 target.sub.map_or("", Sub::name),
                 resource.plural
             )))
