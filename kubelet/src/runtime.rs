@@ -91,6 +91,9 @@ pub trait Runtime: Send + Sync + 'static {
     /// Prepares a streaming exec (`kubectl exec`) and returns the URL of
     /// the runtime's streaming server that runs it.
     fn exec(&self, request: cri::ExecRequest) -> impl Future<Output = Result<String>> + Send;
+    /// Prepares a streaming attach (`kubectl attach`, `kubectl run -i`) and
+    /// returns the URL of the runtime's streaming server that serves it.
+    fn attach(&self, request: cri::AttachRequest) -> impl Future<Output = Result<String>> + Send;
 }
 
 /// The CRI over a unix socket.
@@ -178,6 +181,10 @@ fn labels_of(labels: &[(&str, &str)]) -> std::collections::HashMap<String, Strin
 impl Runtime for CriClient {
     async fn exec(&self, request: cri::ExecRequest) -> Result<String> {
         Ok(self.runtime.clone().exec(request).await?.into_inner().url)
+    }
+
+    async fn attach(&self, request: cri::AttachRequest) -> Result<String> {
+        Ok(self.runtime.clone().attach(request).await?.into_inner().url)
     }
 
     async fn update_runtime_config(&self, pod_cidr: &str) -> Result<()> {

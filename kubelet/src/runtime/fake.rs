@@ -176,6 +176,25 @@ impl Runtime for FakeRuntime {
         Ok(format!("http://127.0.0.1:9/exec/{}", request.container_id))
     }
 
+    async fn attach(&self, request: cri::AttachRequest) -> Result<String> {
+        let s = self.state.lock().unwrap();
+        let c = s
+            .containers
+            .get(&request.container_id)
+            .ok_or_else(|| not_found(&request.container_id))?;
+        if c.state != cri::ContainerState::ContainerRunning {
+            return Err(RuntimeError::Call(tonic::Status::failed_precondition(
+                format!("container {} is not running", request.container_id),
+            )));
+        }
+        self.record(format!("Attach {}", request.container_id));
+        // Nothing listens there: the fake has no streaming server.
+        Ok(format!(
+            "http://127.0.0.1:9/attach/{}",
+            request.container_id
+        ))
+    }
+
     async fn exec_sync(
         &self,
         id: &str,

@@ -32,6 +32,15 @@ pub struct ExecOptions {
 
 impl ExecOptions {
     pub fn parse(query: Option<&str>) -> Result<ExecOptions, String> {
+        let o = Self::parse_streams(query)?;
+        if o.command.is_empty() {
+            return Err("you must specify at least one command for the container".into());
+        }
+        Ok(o)
+    }
+
+    /// The stream flags (and any command), as attach takes them too.
+    pub fn parse_streams(query: Option<&str>) -> Result<ExecOptions, String> {
         let mut o = ExecOptions::default();
         for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             let on = v == "true" || v == "1";
@@ -44,9 +53,6 @@ impl ExecOptions {
                 _ => {}
             }
         }
-        if o.command.is_empty() {
-            return Err("you must specify at least one command for the container".into());
-        }
         if !(o.stdin || o.stdout || o.stderr) {
             return Err("you must specify at least one of stdin, stdout, stderr".into());
         }
@@ -58,7 +64,7 @@ impl ExecOptions {
     }
 }
 
-fn error(code: StatusCode, message: String) -> Response {
+pub(super) fn error(code: StatusCode, message: String) -> Response {
     (code, message).into_response()
 }
 
@@ -95,7 +101,7 @@ pub async fn exec<R: Runtime>(
             format!("container \"{container}\" in pod \"{pod}\" is not running"),
         );
     }
-    let url = match runtime
+    let url = runtime
         .exec(cri::ExecRequest {
             container_id: status.id.clone(),
             cmd: opts.command,
@@ -104,16 +110,25 @@ pub async fn exec<R: Runtime>(
             stdout: opts.stdout,
             stderr: opts.stderr,
         })
-        .await
-    {
-        Ok(url) => url,
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("failed to exec in container: {e}"),
-            );
-        }
-    };
+        .await;
+    match url {
+        Ok(url) => to_streaming_server(&url, request.headers(), incoming).await,
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to exec in container: {e}"),
+        ),
+    }
+}
+
+/// Forwards the client's upgrade (`headers`, `incoming`) to the runtime's
+/// streaming server at `url` (what CRI `Exec` or `Attach` answered): its
+/// 101 becomes ours and the connections are spliced, or its refusal is
+/// passed on.
+pub(super) async fn to_streaming_server(
+    url: &str,
+    headers: &http::HeaderMap,
+    incoming: hyper::upgrade::OnUpgrade,
+) -> Response {
     let Some((host, path)) = url
         .strip_prefix("http://")
         .and_then(|rest| rest.find('/').map(|at| rest.split_at(at)))
@@ -132,16 +147,7 @@ pub async fn exec<R: Runtime>(
             );
         }
     };
-    match upgrade::forward(
-        tcp,
-        &http::Method::GET,
-        path,
-        host,
-        request.headers(),
-        incoming,
-    )
-    .await
-    {
+    match upgrade::forward(tcp, &http::Method::GET, path, host, headers, incoming).await {
         Ok(Forwarded::Switched(headers)) => upgrade::switching_protocols(headers),
         Ok(Forwarded::Refused { status, body, .. }) => {
             error(status, String::from_utf8_lossy(&body).trim().to_string())
@@ -180,5 +186,10 @@ mod tests {
                 .unwrap_err()
                 .contains("stdin, stdout, stderr")
         );
+        // Attach's query: no command.
+        let a = ExecOptions::parse_streams(Some("container=main&stdin=true&stdout=true&tty=true"))
+            .unwrap();
+        assert!(a.command.is_empty() && a.stdin && a.stdout && a.tty);
+        assert!(ExecOptions::parse_streams(Some("container=main")).is_err());
     }
 }

@@ -1,6 +1,8 @@
 //! The kubelet's own HTTPS API on `--port` (10250), which the API server
 //! calls for what only the node has: container logs ([`logs`], behind
-//! `kubectl logs`), exec ([`exec`], behind `kubectl exec`), and `/healthz`.
+//! `kubectl logs`), exec ([`exec`], behind `kubectl exec`), attach
+//! ([`attach`], behind `kubectl attach` and `kubectl run -i`), port-forward
+//! ([`portforward`]), and `/healthz`.
 //!
 //! TLS as upstream's kubelet does it without a serving certificate given:
 //! a self-signed certificate for the node's name and address, made once in
@@ -10,6 +12,7 @@
 //! certificate. Any such certificate is allowed everything (upstream asks
 //! the API server with a SubjectAccessReview; Skiff has no authorizer yet).
 
+pub mod attach;
 pub mod exec;
 pub mod logs;
 pub mod portforward;
@@ -138,6 +141,10 @@ pub fn router<R: Runtime>(runtime: Arc<R>) -> Router {
         .route(
             "/exec/{namespace}/{pod}/{container}",
             get(exec::exec::<R>).post(exec::exec::<R>),
+        )
+        .route(
+            "/attach/{namespace}/{pod}/{container}",
+            get(attach::attach::<R>).post(attach::attach::<R>),
         )
         .route(
             "/portForward/{namespace}/{pod}",
