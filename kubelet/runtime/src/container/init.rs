@@ -6,7 +6,8 @@
 //! 1. join the sandbox's namespaces, make the new ones;
 //! 2. mounts under the rootfs, `/dev`, pivot_root;
 //! 3. hostname; read-only and masked paths; read-only root;
-//! 4. rlimits, the bounding set; the program looked up;
+//! 4. rlimits, the bounding set; the program looked up; with a terminal,
+//!    a new session whose controlling terminal is stdin;
 //! 5. **wait for `start`** (the caller's hook: report "ready", block on
 //!    the exec FIFO) — everything that can fail has been tried by now;
 //! 6. user and groups, capabilities, no_new_privs, cwd, exec.
@@ -117,6 +118,11 @@ impl Init {
             capabilities::drop_bounding(sys, c, supported_caps)?;
         }
         let cmd = process::command(sys, &proc)?;
+        if proc.terminal().unwrap_or(false) {
+            // As runc: the TTY is the session's, so ^C reaches the
+            // foreground job and a shell has job control.
+            sys.setsid_ctty()?;
+        }
         wait_for_start()?;
         process::set_user(sys, proc.user())?;
         if let Some(c) = &caps {
@@ -185,6 +191,29 @@ mod tests {
             .filter(|c| c.starts_with("drop-bounding"))
             .count();
         assert_eq!(dropped, all.len() - 14);
+    }
+
+    #[test]
+    fn a_terminal_becomes_the_controlling_one_before_start() {
+        let run = |terminal: bool| {
+            let mut sys = RecordingSyscalls::new();
+            sys.executables.insert("/bin/sh".into());
+            let mut spec = spec();
+            let mut process = spec.process().clone().unwrap();
+            process.set_terminal(Some(terminal));
+            spec.set_process(Some(process));
+            let init = Init::new(spec, "/r".into(), vec![]).unwrap();
+            let started = std::cell::Cell::new(0usize);
+            init.run(&sys, &caps::all(), &mut || {
+                started.set(sys.calls().len());
+                Ok(())
+            });
+            let calls = sys.calls();
+            (calls.iter().position(|c| c == "setsid-ctty"), started.get())
+        };
+        let (ctty, start) = run(true);
+        assert!(ctty.is_some_and(|at| at < start), "{ctty:?} {start}");
+        assert_eq!(run(false).0, None);
     }
 
     #[test]

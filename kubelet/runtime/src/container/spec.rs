@@ -30,6 +30,8 @@ pub struct ContainerSpec {
     pub cpu_quota: Option<i64>,
     pub cpu_period: Option<u64>,
     pub pids_limit: Option<i64>,
+    /// A TTY (CRI `tty`): the process's stdin is its controlling terminal.
+    pub terminal: bool,
 }
 
 impl From<&ContainerSpec> for ContainerConfig {
@@ -56,6 +58,7 @@ impl From<&ContainerSpec> for ContainerConfig {
             cpu_quota: s.cpu_quota,
             cpu_period: s.cpu_period,
             pids_limit: s.pids_limit,
+            terminal: s.terminal,
         }
     }
 }

@@ -694,6 +694,7 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
             cpu_quota: (res.cpu_quota > 0).then_some(res.cpu_quota),
             cpu_period: (res.cpu_period > 0).then_some(res.cpu_period as u64),
             pids_limit: res.unified.get("pids.max").and_then(|v| v.parse().ok()),
+            terminal: config.tty,
         };
         if spec.args.is_empty() {
             return Err(Status::invalid_argument(

@@ -56,6 +56,8 @@ pub trait Syscalls {
     fn set_caps(&self, set: CapSet, caps: &CapsHashSet) -> Result<()>;
     fn raise_ambient(&self, cap: Capability) -> Result<()>;
     fn set_no_new_privs(&self) -> Result<()>;
+    /// A new session whose controlling terminal is stdin (a TTY container).
+    fn setsid_ctty(&self) -> Result<()>;
     fn setrlimit(&self, resource: nix::sys::resource::Resource, soft: u64, hard: u64)
     -> Result<()>;
     /// Whether `path` is an executable regular file (PATH lookup).
@@ -201,6 +203,12 @@ impl Syscalls for LinuxSyscalls {
 
     fn set_no_new_privs(&self) -> Result<()> {
         nix::sys::prctl::set_no_new_privs().ctx(|| "prctl(PR_SET_NO_NEW_PRIVS)".into())
+    }
+
+    fn setsid_ctty(&self) -> Result<()> {
+        nix::unistd::setsid().ctx(|| "setsid".into())?;
+        crate::stream::pty_sys::control_stdin()
+            .map_err(|e| SysError::new("make stdin the controlling terminal (TIOCSCTTY)", e))
     }
 
     fn setrlimit(
@@ -370,6 +378,9 @@ impl Syscalls for RecordingSyscalls {
     }
     fn set_no_new_privs(&self) -> Result<()> {
         self.record("no_new_privs".into())
+    }
+    fn setsid_ctty(&self) -> Result<()> {
+        self.record("setsid-ctty".into())
     }
     fn setrlimit(
         &self,

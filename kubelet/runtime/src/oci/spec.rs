@@ -109,6 +109,9 @@ pub struct ContainerConfig {
     pub cpu_quota: Option<i64>,
     pub cpu_period: Option<u64>,
     pub pids_limit: Option<i64>,
+    /// `process.terminal`: stdin is a terminal (the shim's, with a TTY)
+    /// that becomes the process's controlling terminal.
+    pub terminal: bool,
 }
 
 fn capability(name: &str) -> Result<Capability, SpecError> {
@@ -261,7 +264,7 @@ pub fn build(c: &ContainerConfig) -> Result<Spec, SpecError> {
     }
     let mut process = Process::default();
     process
-        .set_terminal(Some(false))
+        .set_terminal(Some(c.terminal))
         .set_user(user)
         .set_args(Some(c.args.clone()))
         .set_env(Some(env))

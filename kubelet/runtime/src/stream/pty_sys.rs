@@ -10,6 +10,7 @@ use tokio::io::unix::AsyncFd;
 nix::ioctl_write_ptr_bad!(tiocswinsz, libc::TIOCSWINSZ, libc::winsize);
 nix::ioctl_write_ptr_bad!(tiocsptlck, libc::TIOCSPTLCK, libc::c_int);
 nix::ioctl_read_bad!(tiocgptn, libc::TIOCGPTN, libc::c_uint);
+nix::ioctl_write_int_bad!(tiocsctty, libc::TIOCSCTTY);
 
 /// Unlocks the slave of the pty master `fd` and returns its number (the
 /// `N` of `/dev/pts/N` in the master's devpts instance).
@@ -37,6 +38,17 @@ pub fn set_size(fd: &OwnedFd, width: u16, height: u16) -> std::io::Result<()> {
     // SAFETY: `fd` is open for the whole call (borrowed), and `size` is a
     // valid winsize that outlives it; TIOCSWINSZ only reads it.
     unsafe { tiocswinsz(fd.as_raw_fd(), &size) }
+        .map(drop)
+        .map_err(std::io::Error::from)
+}
+
+/// Makes the terminal on stdin the controlling terminal of the calling
+/// process, which must lead a session that has none (a container's init
+/// with a TTY, after `setsid`).
+pub fn control_stdin() -> std::io::Result<()> {
+    // SAFETY: TIOCSCTTY takes an int argument (0: do not steal it from
+    // another session) and no memory; fd 0 is only named, not owned.
+    unsafe { tiocsctty(0, 0) }
         .map(drop)
         .map_err(std::io::Error::from)
 }
