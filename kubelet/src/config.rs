@@ -125,6 +125,29 @@ pub struct Config {
     /// upstream: the oldest rotated file goes when there would be more.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..))]
     pub container_log_max_files: u64,
+
+    /// Image GC starts when the disk of the kubelet's root dir is at least this full (percent;
+    /// 100 turns it off), as upstream.
+    #[arg(long, default_value_t = 85, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub image_gc_high_threshold: u8,
+
+    /// ...and removes unused images, least recently used first, until the disk is below this
+    /// (percent, lower than the high threshold).
+    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub image_gc_low_threshold: u8,
+
+    /// An image the kubelet has known for less than this is never collected (upstream's name).
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    pub minimum_image_ttl_duration: Duration,
+
+    /// How often image GC looks at the disk (upstream: every 5 min, not a flag).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub image_gc_period: Duration,
+
+    /// How often the eviction manager compares the node with --eviction-hard (upstream: every
+    /// 10 s, not a flag).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub eviction_monitoring_period: Duration,
 }
 
 /// `--container-log-max-size`: a quantity of bytes, more than zero.

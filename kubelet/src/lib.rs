@@ -40,6 +40,8 @@
 
 pub mod config;
 pub mod crictl;
+pub mod eviction;
+pub mod image_gc;
 pub mod node;
 pub mod pods;
 pub mod runtime;
@@ -70,6 +72,8 @@ pub enum Error {
     Reserved(#[from] QuantityError),
     #[error("--eviction-hard: {0}")]
     Eviction(#[from] ThresholdError),
+    #[error("{0}")]
+    ImageGc(String),
     #[error("--root-dir {path}: {source}")]
     RootDir {
         path: std::path::PathBuf,
@@ -318,6 +322,13 @@ pub async fn run_with_runtime<R: runtime::Runtime>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let (mut facts, thresholds) = facts(&config)?;
+    let gc_policy = image_gc::Policy::new(
+        config.image_gc_high_threshold,
+        config.image_gc_low_threshold,
+        config.minimum_image_ttl_duration,
+    )
+    .map_err(Error::ImageGc)?;
+    let memory_total = facts.host.memory_bytes;
     // Read once: the client, and the cluster CA the kubelet API trusts.
     let kube_config = skiff_proto::client::config(config.kubeconfig.as_deref()).await?;
     let client = kube::Client::try_from(kube_config.clone())
@@ -431,7 +442,36 @@ pub async fn run_with_runtime<R: runtime::Runtime>(
         },
         max_restart_period: config.max_container_restart_period,
         mounter: Arc::new(pods::volumes::mounter::HostMounter),
+        evictions: Arc::new(pods::evict::Evictions::default()),
     });
+    // Image GC on its period, and the eviction manager (which asks image
+    // GC for room first under disk pressure).
+    let image_gc = Arc::new(tokio::sync::Mutex::new(image_gc::ImageGc::new(gc_policy)));
+    let gc_task = tokio::spawn(image_gc::run(
+        ctx.runtime.clone(),
+        image_gc.clone(),
+        config.root_dir.clone(),
+        config.image_gc_period,
+        stop.clone(),
+    ));
+    let usage = Arc::new(eviction::usage::HostUsage {
+        cgroup_root: "/sys/fs/cgroup".into(),
+        pods_dir: ctx.pods_dir.clone(),
+        log_root: ctx.log_root.clone(),
+    });
+    let eviction_task = tokio::spawn(eviction::run(
+        ctx.clone(),
+        eviction::Settings {
+            node: node_name.clone(),
+            root_dir: config.root_dir.clone(),
+            memory_total,
+            thresholds,
+            period: config.eviction_monitoring_period,
+        },
+        usage,
+        image_gc,
+        stop.clone(),
+    ));
     let api = tokio::spawn(server::serve(
         listener,
         tls,
@@ -447,7 +487,15 @@ pub async fn run_with_runtime<R: runtime::Runtime>(
     let pod_manager = tokio::spawn(pods::run(ctx, node_name, stop.clone()));
     shutdown.await;
     stop.cancel();
-    let _ = tokio::join!(heartbeats, probe, pod_manager, api, pod_cidr);
+    let _ = tokio::join!(
+        heartbeats,
+        probe,
+        pod_manager,
+        api,
+        pod_cidr,
+        gc_task,
+        eviction_task
+    );
     Ok(())
 }
 

@@ -72,6 +72,8 @@ pub trait Runtime: Send + Sync + 'static {
     fn list_images(&self) -> impl Future<Output = Result<Vec<cri::Image>>> + Send;
     /// The image's id when present.
     fn image_status(&self, image: &str) -> impl Future<Output = Result<Option<cri::Image>>> + Send;
+    /// Removes an image (by id or name); removing one that is gone succeeds.
+    fn remove_image(&self, image: &str) -> impl Future<Output = Result<()>> + Send;
     /// Pulls and answers the image's reference (its id).
     fn pull_image(
         &self,
@@ -358,6 +360,19 @@ impl Runtime for CriClient {
 
     async fn image_status(&self, image: &str) -> Result<Option<cri::Image>> {
         Ok(self.image_status_response(image, false).await?.image)
+    }
+
+    async fn remove_image(&self, image: &str) -> Result<()> {
+        self.images
+            .clone()
+            .remove_image(cri::RemoveImageRequest {
+                image: Some(cri::ImageSpec {
+                    image: image.into(),
+                    ..Default::default()
+                }),
+            })
+            .await?;
+        Ok(())
     }
 
     async fn pull_image(&self, image: &str, auth: Option<cri::AuthConfig>) -> Result<String> {

@@ -81,7 +81,8 @@ pub fn threads(loadavg: &str) -> Option<u64> {
         .ok()
 }
 
-fn statvfs(dir: &Path) -> io::Result<(u64, u64)> {
+/// `(capacity, available)` bytes of the filesystem holding `dir`.
+pub fn statvfs(dir: &Path) -> io::Result<(u64, u64)> {
     let st = nix::sys::statvfs::statvfs(dir).map_err(io::Error::from)?;
     let frag = st.fragment_size() as u64;
     Ok((

@@ -33,6 +33,16 @@ fn pod_labels(pod: &Pod) -> HashMap<String, String> {
 
 /// Where the pod's container logs go: `<log-root>/<ns>_<name>_<uid>`, as
 /// upstream lays out /var/log/pods.
+/// The pod's cgroup, relative to each hierarchy's root: `skiff/<qos>/pod<uid>`
+/// (the eviction manager reads the pod's usage there).
+pub fn pod_cgroup(pod: &Pod) -> String {
+    format!(
+        "skiff/{}/pod{}",
+        super::status::qos_class(pod).to_lowercase(),
+        pod.metadata.uid.as_deref().unwrap_or_default()
+    )
+}
+
 pub fn log_directory(log_root: &str, pod: &Pod) -> String {
     let m = &pod.metadata;
     format!(
@@ -121,10 +131,7 @@ pub fn sandbox(
             .into_iter()
             .collect(),
         linux: Some(cri::LinuxPodSandboxConfig {
-            cgroup_parent: format!(
-                "skiff/{}/pod{uid}",
-                super::status::qos_class(pod).to_lowercase()
-            ),
+            cgroup_parent: pod_cgroup(pod),
             security_context: Some(cri::LinuxSandboxSecurityContext {
                 namespace_options: Some(cri::NamespaceOption {
                     network: mode(host_network) as i32,

@@ -8,6 +8,7 @@
 
 pub mod backoff;
 pub mod config;
+pub mod evict;
 pub mod hooks;
 pub mod observed;
 pub mod plan;

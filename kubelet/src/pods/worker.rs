@@ -41,6 +41,8 @@ pub struct PodContext<R> {
     pub max_restart_period: Duration,
     /// Volume mounts on the node (tmpfs of emptyDirs and Secrets).
     pub mounter: Arc<dyn Mounter>,
+    /// Pods the eviction manager chose; their workers act on it.
+    pub evictions: Arc<super::evict::Evictions>,
 }
 
 /// A worker's memory between syncs.
@@ -84,6 +86,21 @@ pub async fn run<R: Runtime>(
     };
     loop {
         let pod = desired.borrow_and_update().clone();
+        // Evicted (now, or before a restart): stopped for good; the pod
+        // stays Failed in the API until it is deleted.
+        if let Some(p) = pod
+            .as_ref()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+        {
+            if let Some(message) = ctx.evictions.take(&uid) {
+                super::evict::evict(&ctx, p, &uid, &message).await;
+                return;
+            }
+            if super::evict::is_evicted(p) {
+                teardown(&ctx, &uid, 0, Some(p)).await;
+                return;
+            }
+        }
         match pod {
             None => {
                 teardown(&ctx, &uid, 0, None).await;
@@ -120,7 +137,7 @@ pub async fn run<R: Runtime>(
     }
 }
 
-fn name(pod: &Pod) -> String {
+pub(super) fn name(pod: &Pod) -> String {
     format!(
         "{}/{}",
         pod.metadata.namespace.as_deref().unwrap_or_default(),
@@ -385,7 +402,13 @@ async fn run_probes<R: Runtime>(
 }
 
 /// Records an event on the pod; failing to is logged, never fatal.
-async fn event<R>(ctx: &PodContext<R>, pod: &Pod, type_: EventType, reason: &str, note: String) {
+pub(super) async fn event<R>(
+    ctx: &PodContext<R>,
+    pod: &Pod,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let e = Event {
         type_,
         reason: reason.into(),
@@ -722,7 +745,12 @@ async fn post_status<R>(
 
 /// Stops every container of the pod (preStop hooks when the pod is known,
 /// SIGTERM, SIGKILL after `grace` seconds), its sandboxes, and removes them.
-async fn teardown<R: Runtime>(ctx: &PodContext<R>, uid: &str, grace: i64, pod: Option<&Pod>) {
+pub(super) async fn teardown<R: Runtime>(
+    ctx: &PodContext<R>,
+    uid: &str,
+    grace: i64,
+    pod: Option<&Pod>,
+) {
     let runtime = ctx.runtime.as_ref();
     let observed = match observed::observe(runtime, uid).await {
         Ok(o) => o,

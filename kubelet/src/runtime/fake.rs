@@ -420,7 +420,8 @@ impl Runtime for FakeRuntime {
         let s = self.state.lock().unwrap();
         Ok(s.containers
             .iter()
-            .filter(|(_, c)| c.sandbox == sandbox_id)
+            // An empty filter is every container, as the CRI has it.
+            .filter(|(_, c)| sandbox_id.is_empty() || c.sandbox == sandbox_id)
             .map(|(id, c)| cri::Container {
                 id: id.clone(),
                 pod_sandbox_id: c.sandbox.clone(),
@@ -482,6 +483,13 @@ impl Runtime for FakeRuntime {
             size: 1,
             ..Default::default()
         }))
+    }
+
+    async fn remove_image(&self, image: &str) -> Result<()> {
+        self.record(format!("RemoveImage {image}"));
+        let mut s = self.state.lock().unwrap();
+        s.images.retain(|name, id| name != image && id != image);
+        Ok(())
     }
 
     async fn pull_image(&self, image: &str, _auth: Option<cri::AuthConfig>) -> Result<String> {
