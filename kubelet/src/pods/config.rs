@@ -631,6 +631,20 @@ mod tests {
     }
 
     #[test]
+    fn the_containers_stdio_reaches_the_runtime() {
+        // kubectl run -i makes `stdin` and `stdinOnce`, -t adds `tty`: the
+        // runtime's shim keeps stdin (and the terminal) for attach.
+        let mut p = pod();
+        let first = |p: &Pod| p.spec.as_ref().unwrap().containers[0].clone();
+        let config = container(&p, &first(&p), 0, vec![]);
+        assert!(!config.stdin && !config.stdin_once && !config.tty);
+        let c = &mut p.spec.as_mut().unwrap().containers[0];
+        (c.stdin, c.stdin_once, c.tty) = (Some(true), Some(true), Some(true));
+        let config = container(&p, &first(&p), 0, vec![]);
+        assert!(config.stdin && config.stdin_once && config.tty);
+    }
+
+    #[test]
     fn missing_references_are_errors_unless_optional() {
         let p = pod();
         let c = &p.spec.as_ref().unwrap().containers[0];
