@@ -153,6 +153,14 @@ fn node_programs(
     cni: &std::path::Path,
 ) -> Vec<Program> {
     let demo = |flags: &[&str]| demo_flags(s, flags);
+    // Static pods: the node's data dir (next to its kubelet root) holds a
+    // `manifests` dir, which the kubelet makes, for users to drop Pods in.
+    let manifests = root
+        .parent()
+        .unwrap_or(root)
+        .join("manifests")
+        .display()
+        .to_string();
     vec![
         Program {
             name: "kubelet".into(),
@@ -173,6 +181,8 @@ fn node_programs(
                 // Pods ask the proxy's cluster DNS (its default address).
                 "--cluster-dns".into(),
                 CLUSTER_DNS.into(),
+                "--pod-manifest-path".into(),
+                manifests,
             ]
             .into_iter()
             // --demo: the Lease renewed every 2 s (so 10 s of silence means
@@ -268,6 +278,11 @@ mod tests {
                 .windows(2)
                 .any(|w| w == ["--root-dir", "/var/lib/skiff/kubelet"])
         );
+        assert!(
+            p[3].args
+                .windows(2)
+                .any(|w| w == ["--pod-manifest-path", "/var/lib/skiff/manifests"])
+        );
         // --demo's short timers, in each program that has them; none without.
         let has =
             |p: &Program, flag: &str, value: &str| p.args.windows(2).any(|w| w == [flag, value]);
@@ -326,6 +341,11 @@ mod tests {
         assert!(has(k2, "--hostname-override", "node2"));
         assert!(has(k2, "--root-dir", "/var/lib/skiff/nodes/node2/kubelet"));
         assert!(has(k2, "--cni-conf-dir", "/var/lib/skiff/nodes/node2/cni"));
+        assert!(has(
+            k2,
+            "--pod-manifest-path",
+            "/var/lib/skiff/nodes/node2/manifests"
+        ));
         assert!(has(&p[6], "--hostname-override", "node2"));
         assert!(has(&p[6], "--cluster-cidr", "10.244.0.0/16"));
     }

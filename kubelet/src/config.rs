@@ -47,6 +47,18 @@ pub struct Config {
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub max_container_restart_period: Duration,
 
+    /// A directory of static pods (upstream's name; `staticPodPath` in its config file): every
+    /// `*.yaml`, `*.yml` or `*.json` file in it holding a Pod is run by this kubelet, with or
+    /// without the API server, which shows it as a mirror pod `<name>-<node>`. Created when
+    /// missing.
+    #[arg(long)]
+    pub pod_manifest_path: Option<PathBuf>,
+
+    /// How often --pod-manifest-path is read whole (a change to its files is noticed within
+    /// a second anyway).
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub file_check_frequency: Duration,
+
     /// Pods this node takes at most (its `pods` capacity).
     #[arg(long, default_value_t = 110)]
     pub max_pods: u32,

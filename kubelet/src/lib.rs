@@ -81,8 +81,6 @@ pub enum Error {
     },
     #[error("the runtime's streaming server (exec): {0}")]
     Streams(std::io::Error),
-    #[error("cannot register the Node: {0}")]
-    Register(kube::Error),
     #[error("the kubelet API: {0}")]
     Server(#[from] server::ServerError),
 }
@@ -355,7 +353,6 @@ pub async fn run_with_runtime<R: runtime::Runtime>(
         config.node_status_update_frequency,
         config.node_lease_duration_seconds,
     ));
-    agent.register().await.map_err(Error::Register)?;
     let stop = CancellationToken::new();
 
     // The runtime's readiness and images, checked at the status rhythm,
@@ -404,18 +401,24 @@ pub async fn run_with_runtime<R: runtime::Runtime>(
         }
     });
     let read_view = view.clone();
-    let heartbeats = tokio::spawn(agent.clone().run(
-        move || {
-            read_view
-                .lock()
-                .map(|v| v.clone())
-                .unwrap_or_else(|_| node::RuntimeView {
-                    readiness: Readiness::NotReady(RUNTIME_DOWN.into()),
-                    images: Vec::new(),
-                })
-        },
-        stop.clone(),
-    ));
+    // Registered in the background, retried until the API server answers:
+    // static pods run meanwhile (a control plane that is itself static pods
+    // comes up this way).
+    let (heartbeat_agent, heartbeat_stop) = (agent.clone(), stop.clone());
+    let heartbeats = tokio::spawn(async move {
+        if register(&heartbeat_agent, &heartbeat_stop).await {
+            let view = move || {
+                read_view
+                    .lock()
+                    .map(|v| v.clone())
+                    .unwrap_or_else(|_| node::RuntimeView {
+                        readiness: Readiness::NotReady(RUNTIME_DOWN.into()),
+                        images: Vec::new(),
+                    })
+            };
+            heartbeat_agent.run(view, heartbeat_stop).await;
+        }
+    });
     let events = kube::runtime::events::Recorder::new(
         client.clone(),
         kube::runtime::events::Reporter {
@@ -484,7 +487,14 @@ pub async fn run_with_runtime<R: runtime::Runtime>(
         node_name.clone(),
         stop.clone(),
     ));
-    let pod_manager = tokio::spawn(pods::run(ctx, node_name, stop.clone()));
+    let statics = pods::static_pods::start(
+        config.pod_manifest_path.clone(),
+        config.file_check_frequency,
+        &node_name,
+        &ctx.client,
+        &stop,
+    );
+    let pod_manager = tokio::spawn(pods::run(ctx, node_name, statics.pods, stop.clone()));
     shutdown.await;
     stop.cancel();
     let _ = tokio::join!(
@@ -496,7 +506,27 @@ pub async fn run_with_runtime<R: runtime::Runtime>(
         gc_task,
         eviction_task
     );
+    let _ = statics.task.await;
     Ok(())
+}
+
+/// Registers the Node, retrying (1 s, doubling to 8 s, as upstream keeps
+/// trying) until it is done or `stop`; false when stopped first.
+async fn register(agent: &NodeAgent, stop: &CancellationToken) -> bool {
+    let mut wait = std::time::Duration::from_secs(1);
+    loop {
+        match agent.register().await {
+            Ok(_) => return true,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot register the Node: trying again in {wait:?}")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => return false,
+        }
+        wait = (wait * 2).min(std::time::Duration::from_secs(8));
+    }
 }
 
 /// Who may call the kubelet API: `--client-ca-file`, else the CA of the
