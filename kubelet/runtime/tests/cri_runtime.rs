@@ -2,7 +2,9 @@
 //! as root: the busybox images imported, a sandbox on a real CNI bridge (its
 //! subnet fenced in by nftables), a container from the image on an overlay
 //! rootfs started by its shim, its log in the CRI format, ExecSync and
-//! streaming exec (pipes and a TTY) inside it, a stop with SIGTERM and its exit code, writes that stay in the
+//! streaming exec (pipes and a TTY) inside it, attach to containers made
+//! with stdin (a pipe with stdinOnce, and a TTY that is the container's
+//! controlling terminal), a stop with SIGTERM and its exit code, writes that stay in the
 //! container's upper dir and never reach the image layers, and removal that
 //! leaves no mount behind.
 
@@ -347,6 +349,145 @@ async fn a_pod_through_the_cri() {
         .await
         .unwrap_err();
     assert_eq!(both.code(), tonic::Code::InvalidArgument);
+
+    // Attach (kubectl attach, kubectl run -i): containers made with stdin,
+    // whose shim holds it; the CRI answers a URL on the same streaming
+    // server, which relays to the shim.
+    let with_stdin = |name: &str, script: &str, tty: bool| {
+        let mut request = container(name, &["sh", "-c", script]);
+        let config = request.config.as_mut().unwrap();
+        (config.stdin, config.stdin_once, config.tty) = (true, true, tty);
+        request
+    };
+    let started = async |rt: &mut RuntimeServiceClient<Channel>, request| {
+        let id = rt
+            .create_container(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .container_id;
+        rt.start_container(cri::StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap();
+        id
+    };
+    let attach = |id: &str, tty: bool| cri::AttachRequest {
+        container_id: id.into(),
+        stdin: true,
+        stdout: true,
+        stderr: !tty,
+        tty,
+    };
+    // A pipe, stdinOnce: the client's input, then its end is the
+    // container's end of input (cat ends).
+    let piped = started(
+        &mut rt,
+        with_stdin(
+            "piped",
+            "read x; echo \"got $x $GREETING\"; echo oops >&2; cat; echo done",
+            false,
+        ),
+    )
+    .await;
+    let url = rt
+        .attach(attach(&piped, false))
+        .await
+        .unwrap()
+        .into_inner()
+        .url;
+    assert!(url.contains("/attach/"), "{url}");
+    let out = session(
+        &url,
+        &[
+            b"\x00hello\n".to_vec(),
+            b"\x00more\n".to_vec(),
+            vec![255, 0],
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.stdout, "got hello hello\nmore\ndone\n", "{out:?}");
+    assert_eq!(out.stderr, "oops\n", "{out:?}");
+    assert_eq!(out.status["status"], "Success", "{out:?}");
+    let piped_log = std::fs::read_to_string(logs.join("piped/0.log")).unwrap();
+    assert!(
+        piped_log.contains(" stdout F got hello hello\n") && piped_log.contains(" stderr F oops\n"),
+        "{piped_log}"
+    );
+    // It has ended: nothing to attach to any more.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let gone = loop {
+        match rt.attach(attach(&piped, false)).await {
+            Err(e) => break e,
+            Ok(_) => {
+                assert!(Instant::now() < deadline, "still attachable");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(gone.code(), tonic::Code::FailedPrecondition, "{gone:?}");
+    // A TTY: echo, the client's size, one output stream, and the terminal
+    // is the container's controlling one (/dev/tty opens). Its exit code
+    // is the pod status's business: the attach ends in Success.
+    let term = started(
+        &mut rt,
+        with_stdin(
+            "term",
+            "read x; echo \"got $x\"; stty size; : </dev/tty && echo ctty; exit 3",
+            true,
+        ),
+    )
+    .await;
+    let url = rt
+        .attach(attach(&term, true))
+        .await
+        .unwrap()
+        .into_inner()
+        .url;
+    let out = session(
+        &url,
+        &[
+            b"\x04{\"Width\":120,\"Height\":40}".to_vec(),
+            b"\x00hi\r".to_vec(),
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(out.stdout.starts_with("hi\r\ngot hi\r\n"), "{out:?}");
+    assert!(out.stdout.contains("40 120\r\n"), "{out:?}");
+    assert!(out.stdout.contains("ctty\r\n"), "{out:?}");
+    assert_eq!(out.stderr, "");
+    assert_eq!(out.status["status"], "Success", "{out:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let st = loop {
+        let st = rt
+            .container_status(cri::ContainerStatusRequest {
+                container_id: term.clone(),
+                verbose: false,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+            .unwrap();
+        if state(&st) == cri::ContainerState::ContainerExited || Instant::now() > deadline {
+            break st;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (state(&st), st.exit_code),
+        (cri::ContainerState::ContainerExited, 3)
+    );
+    let term_log = std::fs::read_to_string(logs.join("term/0.log")).unwrap();
+    assert!(term_log.contains(" stdout F got hi\n"), "{term_log}");
+    for id in [piped, term] {
+        rt.remove_container(cri::RemoveContainerRequest { container_id: id })
+            .await
+            .unwrap();
+    }
 
     // The write went to the container's upper dir, not to any image layer.
     let layers = store.prepare("skiff/busybox").unwrap().lower_dirs;
