@@ -739,6 +739,11 @@ async fn post_status<R>(
         .await
     {
         Ok(_) => state.last_status = Some(value),
+        // A static pod's status goes to its mirror, which may not be made
+        // yet (or was just deleted): the mirror loop makes it, this is retried.
+        Err(kube::Error::Api(s)) if s.code == 404 && super::static_pods::hash_of(pod).is_some() => {
+            tracing::debug!(pod = %name(pod), "no mirror pod for the status yet")
+        }
         Err(e) => tracing::warn!(pod = %name(pod), error = %e, "cannot post the pod status"),
     }
 }
