@@ -4,7 +4,8 @@
 //! overlayfs run by per-container shims), a real API server, and the real
 //! kubectl: a pod applied with kubectl runs busybox httpd and answers HTTP on
 //! its pod IP, `kubectl logs`, `kubectl exec` (pipes, exit codes, stdin, a
-//! TTY) and `kubectl cp` (both ways) reach it; `kubectl delete` stops it and the runtime is left empty.
+//! TTY) and `kubectl cp` (both ways) reach it; `kubectl delete` stops it and the runtime is left empty;
+//! `kubectl attach` and `kubectl run -i --rm` reach a container's stdin.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -729,6 +730,173 @@ spec:
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!((containers, sandboxes), (0, 0), "the runtime is left empty");
+    cluster.stop().await;
+}
+
+/// `kubectl attach` and `kubectl run -i`, which rides on it, with the real
+/// kubectl: the WebSocket goes to the API server's `pods/attach`, on to this
+/// node's kubelet, to the runtime's streaming server, and is relayed to the
+/// container's shim, which holds its stdin (`stdin: true`, `stdinOnce`).
+/// The piped input reaches the container, its output comes back, and the
+/// end of kubectl's input is the container's (stdinOnce).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: namespaces, overlayfs, cgroups, CNI, nftables"]
+async fn kubectl_attach_and_run_i_reach_the_containers_stdin() {
+    let cluster = Cluster::start(5).await;
+    let (kubeconfig, client) = (cluster.kubeconfig.clone(), cluster.client.clone());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let kubectl_with_input = |args: &[&str], input: &str| {
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+
+    // A pod whose container waits for a line on its stdin.
+    let manifest = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: echo
+spec:
+  nodeName: e2e-node
+  restartPolicy: Never
+  containers:
+  - name: echo
+    image: skiff/busybox:latest
+    imagePullPolicy: Never
+    stdin: true
+    stdinOnce: true
+    command: [sh, -c, 'read x; echo "got $x"; echo to stderr >&2; cat; echo "eof"']
+"#;
+    kubectl(&kubeconfig, &["apply", "-f", "-"], Some(manifest));
+    wait_for("echo to run", 60, || async {
+        let p = pods.get_opt("echo").await.ok()??;
+        (p.status?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+    // Nothing was written to it yet: it waits.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = kubectl(&kubeconfig, &["logs", "echo"], None);
+    assert_eq!(log, "", "it waits for its input");
+    let out = kubectl_with_input(&["attach", "-i", "echo"], "hello\nmore\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The first line to `read`, the rest to cat, then kubectl's end of
+    // input is the container's (stdinOnce), cat ends, so does the pod.
+    assert_eq!(
+        text(&out.stdout),
+        "got hello\nmore\neof\n",
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("to stderr\n"),
+        "{}",
+        text(&out.stderr)
+    );
+    wait_for("echo to succeed", 60, || async {
+        let p = pods.get_opt("echo").await.ok()??;
+        (p.status?.phase.as_deref() == Some("Succeeded")).then_some(())
+    })
+    .await;
+    // Both streams are logged (each in its order; between them, in the
+    // order the shim read them).
+    let log = kubectl(&kubeconfig, &["logs", "echo"], None);
+    let mut lines: Vec<&str> = log.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["eof", "got hello", "more", "to stderr"], "{log}");
+
+    // kubectl run -i --rm: kubectl makes the pod (stdin, stdinOnce), waits
+    // for it to run, attaches, sends what is piped in, then takes the exit
+    // code from the pod's status and deletes the pod.
+    let out = kubectl_with_input(
+        &[
+            "run",
+            "runner",
+            "-i",
+            "--rm",
+            "--restart=Never",
+            "--image=skiff/busybox:latest",
+            "--image-pull-policy=Never",
+            // No scheduler here: the pod is put on the node directly.
+            r#"--overrides={"apiVersion":"v1","spec":{"nodeName":"e2e-node"}}"#,
+            "--",
+            "sh",
+            "-c",
+            r#"read x; echo "got $x"; exit 5"#,
+        ],
+        "there\n",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{} {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).starts_with("got there\n"),
+        "{} {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    wait_for("runner to be deleted", 60, || async {
+        pods.get_opt("runner").await.ok()?.is_none().then_some(())
+    })
+    .await;
+
+    // kubectl run -it, through a real terminal (script's pty): the
+    // container's terminal echoes what is typed, and it is its controlling
+    // terminal (/dev/tty opens).
+    let mut script = Command::new("timeout")
+        .args(["120", "script", "-qec"])
+        .arg(format!(
+            "kubectl --kubeconfig {} run shell -it --rm --restart=Never \
+             --image=skiff/busybox:latest --image-pull-policy=Never \
+             --overrides='{{\"apiVersion\":\"v1\",\"spec\":{{\"nodeName\":\"e2e-node\"}}}}' \
+             -- sh -c 'read x; echo \"got $x\"; : </dev/tty && echo ctty'",
+            kubeconfig.display()
+        ))
+        .arg("/dev/null")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut typed = script.stdin.take().unwrap();
+    // What is typed before kubectl attaches waits in the terminal.
+    typed.write_all(b"hi\r").unwrap();
+    let script = script.wait_with_output().unwrap();
+    drop(typed);
+    let screen = text(&script.stdout);
+    assert_eq!(
+        script.status.code(),
+        Some(0),
+        "{screen} {}",
+        text(&script.stderr)
+    );
+    assert!(screen.contains("got hi\r\n"), "{screen}");
+    assert!(screen.contains("ctty\r\n"), "{screen}");
+    wait_for("shell to be deleted", 60, || async {
+        pods.get_opt("shell").await.ok()?.is_none().then_some(())
+    })
+    .await;
+
+    kubectl(
+        &kubeconfig,
+        &["delete", "pod", "echo", "--timeout=60s"],
+        None,
+    );
     cluster.stop().await;
 }
 
