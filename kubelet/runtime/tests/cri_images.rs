@@ -105,6 +105,18 @@ async fn image_service_over_the_socket() {
         .into_inner();
     assert!(fs.image_filesystems[0].used_bytes.unwrap().value >= httpd.size);
 
+    // Unpacked, as a container would have it; what httpd alone has (its
+    // manifest, config and top layer) goes with it, what the other images
+    // share stays.
+    let prepared = store.prepare("skiff/httpd").unwrap();
+    let layers_before = store.layers().list().unwrap();
+    let blobs_before = store.blobs().list().unwrap();
+    assert!(prepared.lower_dirs.iter().all(|d| d.is_dir()));
+    let fs_before = images
+        .image_fs_info(cri::ImageFsInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     for _ in 0..2 {
         images
             .remove_image(cri::RemoveImageRequest {
@@ -113,6 +125,34 @@ async fn image_service_over_the_socket() {
             .await
             .expect("removal is idempotent");
     }
+    let layers_after = store.layers().list().unwrap();
+    let blobs_after = store.blobs().list().unwrap();
+    assert!(
+        layers_after.len() < layers_before.len(),
+        "{layers_before:?} -> {layers_after:?}"
+    );
+    assert!(blobs_after.len() < blobs_before.len());
+    assert!(
+        !prepared.lower_dirs[0].exists(),
+        "httpd's own top layer is gone"
+    );
+    for image in store.list() {
+        for l in &image.layers {
+            assert!(layers_after.contains(&l.diff_id) || !layers_before.contains(&l.diff_id));
+        }
+        for b in image.blobs() {
+            assert!(blobs_after.contains(&b), "{b} of {:?} stays", image.names);
+        }
+    }
+    let fs_after = images
+        .image_fs_info(cri::ImageFsInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        fs_after.image_filesystems[0].used_bytes.unwrap().value
+            < fs_before.image_filesystems[0].used_bytes.unwrap().value
+    );
     let gone = images
         .image_status(cri::ImageStatusRequest {
             image: spec("skiff/httpd"),

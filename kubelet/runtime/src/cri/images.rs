@@ -194,7 +194,32 @@ impl cri::image_service_server::ImageService for Images {
         let r = image_of(request.into_inner().image)?;
         match self.blocking(move |s| s.remove(&r)).await {
             // Idempotent, as the CRI asks: removing what is gone succeeds.
-            Ok(_) => Ok(Response::new(cri::RemoveImageResponse {})),
+            Ok(_) => {
+                // The disk is freed only when the layers and blobs no other
+                // image needs go too (not those a running container has
+                // mounted, even of this image).
+                let pruned = self
+                    .blocking(|s| {
+                        let mountinfo =
+                            std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+                        let in_use = crate::image::InUse {
+                            layers: crate::image::gc::layers_mounted(&mountinfo, s.layers().dir()),
+                            ..Default::default()
+                        };
+                        s.prune_unused(&in_use)
+                    })
+                    .await;
+                match pruned {
+                    Ok(report) => tracing::info!(
+                        layers = report.layers.len(),
+                        blobs = report.blobs.len(),
+                        bytes = report.freed_bytes,
+                        "image removed; unused layers and blobs pruned"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "image removed; pruning failed"),
+                }
+                Ok(Response::new(cri::RemoveImageResponse {}))
+            }
             Err(s) if s.code() == tonic::Code::NotFound => {
                 Ok(Response::new(cri::RemoveImageResponse {}))
             }

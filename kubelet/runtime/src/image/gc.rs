@@ -86,7 +86,50 @@ pub struct GcReport {
     pub blobs_skipped: bool,
 }
 
+/// The unpacked layers of `layers_dir` that overlay mounts in `mountinfo`
+/// (the text of `/proc/self/mountinfo`) use as lower dirs: a running
+/// container's, even when its image has been removed.
+pub fn layers_mounted(mountinfo: &str, layers_dir: &Path) -> HashSet<Digest> {
+    let mut out = HashSet::new();
+    for line in mountinfo.lines() {
+        // "… - overlay overlay rw,lowerdir=/a:/b,upperdir=…,workdir=…"
+        let Some((_, tail)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut fields = tail.split(' ');
+        if fields.next() != Some("overlay") {
+            continue;
+        }
+        let options = fields.nth(1).unwrap_or("");
+        for option in options.split(',') {
+            let Some(dirs) = option.strip_prefix("lowerdir=") else {
+                continue;
+            };
+            for dir in dirs.split(':') {
+                let dir = Path::new(dir);
+                if dir.parent() == Some(layers_dir)
+                    && let Some(d) = dir
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(|n| Digest::from_hex(n).ok())
+                {
+                    out.insert(d);
+                }
+            }
+        }
+    }
+    out
+}
+
 impl ImageStore {
+    /// Removes the layers and blobs no image in the index needs and no
+    /// mounted container uses (after an image removal: what frees the disk).
+    pub fn prune_unused(&self, in_use: &InUse) -> Result<GcReport> {
+        let mut report = GcReport::default();
+        self.prune(in_use, &mut report)?;
+        Ok(report)
+    }
+
     /// Removes layers and blobs no image uses; then, while the disk is used
     /// above `policy.high_percent`, removes unused images (least recently
     /// prepared first) with their layers and blobs until it is below
@@ -157,5 +200,27 @@ impl ImageStore {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_under_overlay_mounts_are_in_use() {
+        let a = "a".repeat(64);
+        let b = "b".repeat(64);
+        let mountinfo = format!(
+            "22 1 8:1 / / rw - ext4 /dev/vda rw\n\
+             40 22 0:50 / /skiff/containers/c1/bundle/rootfs rw - overlay overlay \
+             rw,lowerdir=/skiff/images/layers/{a}:/skiff/images/layers/{b},upperdir=/u,workdir=/w\n\
+             41 22 0:51 / /elsewhere rw - overlay overlay rw,lowerdir=/other/{a},upperdir=/u,workdir=/w\n"
+        );
+        let used = layers_mounted(&mountinfo, Path::new("/skiff/images/layers"));
+        let want: HashSet<Digest> =
+            [Digest::from_hex(&a).unwrap(), Digest::from_hex(&b).unwrap()].into();
+        assert_eq!(used, want);
+        assert!(layers_mounted(&mountinfo, Path::new("/nowhere")).is_empty());
     }
 }

@@ -85,6 +85,11 @@ impl LayerStore {
         })
     }
 
+    /// The directory every layer is unpacked in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Where the layer with this diff id is (or would be) unpacked.
     pub fn path(&self, diff_id: &Digest) -> PathBuf {
         self.dir.join(diff_id.hex())
