@@ -34,7 +34,6 @@ use usage::PodUsage;
 pub const CRITICAL_PRIORITY: i32 = 2_000_000_000;
 /// How long the manager waits for a victim's worker before it moves on.
 pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
-const MIRROR: &str = "kubernetes.io/config.mirror";
 
 /// The first threshold crossed (memory, then disk, then PIDs), with the
 /// threshold and what is available, in the resource's unit.
@@ -100,7 +99,7 @@ pub fn evictable(pod: &Pod) -> bool {
         .metadata
         .annotations
         .as_ref()
-        .is_some_and(|a| a.contains_key(MIRROR));
+        .is_some_and(|a| a.contains_key(crate::pods::static_pods::CONFIG_MIRROR));
     let critical = pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0) >= CRITICAL_PRIORITY;
     running && pod.metadata.deletion_timestamp.is_none() && !mirror && !critical
 }
