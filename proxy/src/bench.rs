@@ -83,7 +83,7 @@ struct Host {
     table: Option<String>,
     route: Option<String>,
     lo_address: Option<String>,
-    backend: Option<Child>,
+    backends: Vec<Child>,
 }
 
 impl Drop for Host {
@@ -95,7 +95,7 @@ impl Drop for Host {
                 .stderr(Stdio::null())
                 .status();
         };
-        if let Some(mut b) = self.backend.take() {
+        for mut b in self.backends.drain(..) {
             let _ = b.kill();
             let _ = b.wait();
         }
@@ -326,26 +326,40 @@ pub async fn bench(args: &BenchArgs) -> Result<(), BenchError> {
     run("ip", &["route", "add", &service_range, "dev", &veth])?;
     host.route = Some(service_range.clone());
 
-    let backend_addr: SocketAddr = format!("{backend_ip}:80")
-        .parse()
-        .map_err(|_| BenchError::Backend(SocketAddr::from(([0, 0, 0, 0], 80))))?;
+    // One backend port per path (80 direct, 81 behind the nftables
+    // ClusterIP, 82 behind the userspace one): each path's connections are
+    // new 4-tuples to the backend. With one port, a path run after another
+    // reuses client ports whose TIME-WAIT sockets the backend still holds
+    // from the earlier path, with other sequence numbers and timestamps
+    // (their offsets hash the destination address, the ClusterIP or the
+    // pod's), and some SYNs are refused and sent again: whichever path ran
+    // second showed a p99 of ~10 ms that was not its own.
+    let backend_at = |port: u16| -> Result<SocketAddr, BenchError> {
+        format!("{backend_ip}:{port}")
+            .parse()
+            .map_err(|_| BenchError::Backend(SocketAddr::from(([0, 0, 0, 0], port))))
+    };
     let exe = std::env::current_exe().map_err(|e| BenchError::Io("current exe", e))?;
-    host.backend = Some(
-        Command::new("ip")
-            .args(["netns", "exec", &netns])
-            .arg(&exe)
-            .args(["bench-backend", "--listen", &backend_addr.to_string()])
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| BenchError::Io("start the backend", e))?,
-    );
-    let ready = Instant::now();
-    while request(backend_addr).await.is_err() {
-        if ready.elapsed() > Duration::from_secs(10) {
-            return Err(BenchError::Backend(backend_addr));
+    for port in [80, 81, 82] {
+        let addr = backend_at(port)?;
+        host.backends.push(
+            Command::new("ip")
+                .args(["netns", "exec", &netns])
+                .arg(&exe)
+                .args(["bench-backend", "--listen", &addr.to_string()])
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| BenchError::Io("start the backend", e))?,
+        );
+        let ready = Instant::now();
+        while request(addr).await.is_err() {
+            if ready.elapsed() > Duration::from_secs(10) {
+                return Err(BenchError::Backend(addr));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let backend_addr = backend_at(80)?;
 
     // The nftables mode: the real rules of one made-up Service.
     let table = format!("skiff_bench_{pid}");
@@ -358,19 +372,19 @@ pub async fn bench(args: &BenchArgs) -> Result<(), BenchError> {
         cluster_dns: None,
     };
     host.table = Some(table.clone());
-    let one = |ip: &str| {
+    let one = |ip: &str, backend_port: u16| {
         vec![service(
             "web",
             ip.to_string(),
-            vec![endpoint(backend_ip.clone(), 80)],
+            vec![endpoint(backend_ip.clone(), backend_port)],
         )]
     };
-    RealNft.apply(&rules::ruleset(&one(&nft_ip), &settings))?;
+    RealNft.apply(&rules::ruleset(&one(&nft_ip, 81), &settings))?;
 
     // The userspace mode: its ClusterIP on lo, its listener in this process.
     host.lo_address = Some(format!("{user_ip}/32"));
     let mut relay = Userspace::new(Arc::new(crate::dns::link::IpLink), Duration::from_secs(30));
-    let synced = relay.sync(&one(&user_ip), None).await;
+    let synced = relay.sync(&one(&user_ip, 82), None).await;
     if synced.failed > 0 {
         relay.stop().await;
         return Err(BenchError::Command {
