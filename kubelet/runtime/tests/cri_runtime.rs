@@ -556,3 +556,276 @@ async fn a_pod_through_the_cri() {
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+/// A `hostNetwork` pod through the CRI, as the kubelet asks for one (network
+/// mode NODE, no hostname, no DNS config, a hostPort): its container is in
+/// this process's network and UTS namespaces (the node's) but has IPC and
+/// mount namespaces of its own, sees the node's interfaces, /etc/hosts and
+/// resolv.conf, the sandbox has no IP of its own, and no CNI plugin is ever
+/// called (ADD, CHECK, DEL: the recording exec stays empty), portmap included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: namespaces, overlayfs, cgroups"]
+async fn a_host_network_pod_through_the_cri() {
+    use skiff_runtime::cni::fake::FakeExec;
+    let dir = tempfile::Builder::new()
+        .prefix("skiff-rt-cri-hostnet-")
+        .tempdir()
+        .unwrap();
+    let _cleanup = Cleanup(dir.path().to_path_buf());
+    let archives = dir.path().join("archives");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/build.sh");
+    let built = Command::new("bash")
+        .arg(&script)
+        .arg(&archives)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let store = Arc::new(ImageStore::open(dir.path().join("images")).unwrap());
+    assert!(import_dir(&store, &archives).unwrap().failed.is_empty());
+    // A CNI network whose plugin calls are recorded: none may happen.
+    let cni = Arc::new(FakeExec::new("10.244.9."));
+    let sandboxes = Arc::new(Sandboxes {
+        pod_cidr: Default::default(),
+        run_dir: dir.path().join("sandboxes"),
+        namespaces: Arc::new(LinuxNamespaces),
+        cni: Some(Cni {
+            list: NetworkList::parse(
+                r#"{"cniVersion": "1.0.0", "name": "t", "plugins": [
+                    {"type": "bridge"},
+                    {"type": "portmap", "capabilities": {"portMappings": true}}]}"#,
+                "t",
+            )
+            .unwrap(),
+            exec: cni.clone(),
+            cache_dir: dir.path().join("cni-cache"),
+        }),
+    });
+    let runtime = RuntimeSvc {
+        sandboxes,
+        images: store.clone(),
+        dir: dir.path().join("containers"),
+        shim: ShimCommand {
+            exe: env!("CARGO_BIN_EXE_skiff-runtime").into(),
+            prefix: vec![],
+            log_rotation: Default::default(),
+        },
+        streams: Arc::new(skiff_runtime::stream::Streams::start().unwrap()),
+    };
+    let socket = dir.path().join("runtime.sock");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn({
+        let socket = socket.clone();
+        let images = Images::new(store.clone(), PullSettings::default());
+        async move {
+            skiff_runtime::cri::serve(&socket, images, Some(runtime), async {
+                let _ = stopped.await;
+            })
+            .await
+        }
+    });
+    while !socket.exists() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut rt = client(&socket).await;
+
+    let logs = dir.path().join("logs");
+    let sandbox_config = cri::PodSandboxConfig {
+        metadata: Some(cri::PodSandboxMetadata {
+            name: "agent".into(),
+            uid: "uid-hn".into(),
+            namespace: "kube-system".into(),
+            attempt: 0,
+        }),
+        log_directory: logs.display().to_string(),
+        port_mappings: vec![cri::PortMapping {
+            protocol: cri::Protocol::Tcp as i32,
+            container_port: 18081,
+            host_port: 18081,
+            host_ip: String::new(),
+        }],
+        linux: Some(cri::LinuxPodSandboxConfig {
+            security_context: Some(cri::LinuxSandboxSecurityContext {
+                namespace_options: Some(cri::NamespaceOption {
+                    network: cri::NamespaceMode::Node as i32,
+                    pid: cri::NamespaceMode::Container as i32,
+                    ipc: cri::NamespaceMode::Pod as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let sb = rt
+        .run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(sandbox_config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .expect("a host-network sandbox is made")
+        .into_inner()
+        .pod_sandbox_id;
+    let sb_status = rt
+        .pod_sandbox_status(cri::PodSandboxStatusRequest {
+            pod_sandbox_id: sb.clone(),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    assert_eq!(sb_status.state, cri::PodSandboxState::SandboxReady as i32);
+    assert_eq!(sb_status.network.unwrap().ip, "", "no IP of its own");
+    assert_eq!(
+        sb_status
+            .linux
+            .and_then(|l| l.namespaces)
+            .and_then(|n| n.options)
+            .map(|o| o.network),
+        Some(cri::NamespaceMode::Node as i32)
+    );
+
+    let id = rt
+        .create_container(cri::CreateContainerRequest {
+            pod_sandbox_id: sb.clone(),
+            config: Some(cri::ContainerConfig {
+                metadata: Some(cri::ContainerMetadata {
+                    name: "agent".into(),
+                    attempt: 0,
+                }),
+                image: Some(cri::ImageSpec {
+                    image: "skiff/busybox".into(),
+                    ..Default::default()
+                }),
+                command: ["sh", "-c", "echo \"net=$(readlink /proc/self/ns/net) uts=$(readlink /proc/self/ns/uts) ipc=$(readlink /proc/self/ns/ipc) host=$(hostname)\"; trap 'exit 0' TERM; sleep 300 & wait"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                log_path: "agent/0.log".into(),
+                ..Default::default()
+            }),
+            sandbox_config: Some(sandbox_config.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .container_id;
+    rt.start_container(cri::StartContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .unwrap();
+
+    // What the container's PID 1 saw, against this process (the node).
+    let mine = |kind: &str| {
+        std::fs::read_link(format!("/proc/self/ns/{kind}"))
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    let node_name = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let log = logs.join("agent/0.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut text = String::new();
+    while !text.contains(" host=") && Instant::now() < deadline {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        text.contains(&format!("net={} uts={} ", mine("net"), mine("uts"))),
+        "the node's network and UTS namespaces: {text}"
+    );
+    assert!(text.contains(&format!(" host={node_name}\n")), "{text}");
+    assert!(
+        !text.contains(&format!("ipc={} ", mine("ipc"))),
+        "an IPC namespace of its own: {text}"
+    );
+
+    // Inside (ExecSync enters the container's namespaces): the node's
+    // interfaces, its /etc/hosts under upstream's header, its resolv.conf.
+    let exec = rt
+        .exec_sync(cri::ExecSyncRequest {
+            container_id: id.clone(),
+            cmd: vec![
+                "sh".into(),
+                "-c".into(),
+                "ls /sys/class/net | sort | tr '\\n' ' '; echo; cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo ---; cat /etc/hostname".into(),
+            ],
+            timeout: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let out = String::from_utf8_lossy(&exec.stdout).into_owned();
+    assert_eq!(
+        exec.exit_code,
+        0,
+        "{out} {}",
+        String::from_utf8_lossy(&exec.stderr)
+    );
+    let mut node_links: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    node_links.sort();
+    assert!(node_links.len() > 1, "this node has more than lo");
+    let mut parts = out.split("---\n");
+    let (links_and_hosts, resolv, hostname) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    assert!(
+        links_and_hosts.starts_with(&format!("{} \n", node_links.join(" "))),
+        "the node's interfaces {node_links:?}: {out}"
+    );
+    let node_hosts = std::fs::read_to_string("/etc/hosts").unwrap();
+    assert!(
+        links_and_hosts.ends_with(&format!(
+            "# Kubernetes-managed hosts file (host network).\n{node_hosts}"
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        resolv,
+        std::fs::read_to_string("/etc/resolv.conf").unwrap(),
+        "no DNS config: the node's resolv.conf"
+    );
+    assert_eq!(hostname, format!("{node_name}\n"));
+
+    rt.stop_pod_sandbox(cri::StopPodSandboxRequest {
+        pod_sandbox_id: sb.clone(),
+    })
+    .await
+    .unwrap();
+    rt.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+        pod_sandbox_id: sb.clone(),
+    })
+    .await
+    .unwrap();
+    assert!(
+        cni.seen().is_empty(),
+        "no CNI call for a host-network pod: {:?}",
+        cni.seen()
+    );
+    let listed = rt
+        .list_pod_sandbox(cri::ListPodSandboxRequest { filter: None })
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
+    assert!(listed.is_empty());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&dir.path().display().to_string()),
+        "no mount left"
+    );
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}

@@ -21,8 +21,11 @@ pub struct ContainerSpec {
     pub hostname: String,
     pub rootfs: String,
     pub readonly_rootfs: bool,
-    /// Namespace files to join (`network`, `uts`, `ipc`); the others are new.
+    /// Namespace files to join (`network`, `uts`, `ipc`); the others are new,
+    /// except those in `host`.
     pub join: Vec<(String, String)>,
+    /// Namespaces shared with the node (`network`, `uts` of a `hostNetwork` pod).
+    pub host: Vec<String>,
     pub mounts: Vec<BindMount>,
     pub cgroups_path: String,
     pub memory_limit: Option<i64>,
@@ -51,6 +54,7 @@ impl From<&ContainerSpec> for ContainerConfig {
             rootfs: s.rootfs.clone(),
             readonly_rootfs: s.readonly_rootfs,
             join: s.join.clone(),
+            host: s.host.clone(),
             mounts: s.mounts.clone(),
             cgroups_path: s.cgroups_path.clone(),
             memory_limit: s.memory_limit,

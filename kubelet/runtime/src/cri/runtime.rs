@@ -304,6 +304,39 @@ fn state_of(s: &SandboxState) -> cri::PodSandboxState {
     }
 }
 
+/// Whether the kubelet asked for the node's network (`hostNetwork: true`):
+/// CRI network mode `NODE`. CRI has no UTS mode; as containerd, the node's
+/// network brings the node's UTS namespace with it.
+fn host_network(config: &cri::PodSandboxConfig) -> bool {
+    config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.as_ref())
+        .is_some_and(|n| n.network == cri::NamespaceMode::Node as i32)
+}
+
+/// A container's namespaces from its sandbox: those to join by file, and
+/// those it shares with the node (left out of its OCI spec).
+fn container_namespaces(s: &SandboxState) -> (Vec<(String, String)>, Vec<String>) {
+    let file = |p: &Path| p.display().to_string();
+    if s.host_network {
+        (
+            vec![("ipc".into(), file(&s.ns.ipc))],
+            vec!["network".into(), "uts".into()],
+        )
+    } else {
+        (
+            vec![
+                ("network".into(), file(&s.ns.net)),
+                ("uts".into(), file(&s.ns.uts)),
+                ("ipc".into(), file(&s.ns.ipc)),
+            ],
+            vec![],
+        )
+    }
+}
+
 fn labels_match(have: &HashMap<String, String>, want: &HashMap<String, String>) -> bool {
     want.iter().all(|(k, v)| have.get(k) == Some(v))
 }
@@ -424,16 +457,7 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
             .into_inner()
             .config
             .ok_or_else(|| Status::invalid_argument("no sandbox config"))?;
-        let ns = config
-            .linux
-            .as_ref()
-            .and_then(|l| l.security_context.as_ref())
-            .and_then(|s| s.namespace_options.as_ref());
-        if ns.is_some_and(|n| n.network == cri::NamespaceMode::Node as i32) {
-            return Err(Status::invalid_argument(
-                "hostNetwork pods are not supported by the embedded runtime yet",
-            ));
-        }
+        let host_network = host_network(&config);
         let md = config.metadata.clone().unwrap_or_default();
         let id = new_id();
         let dns = config.dns_config.clone().unwrap_or_default();
@@ -461,6 +485,7 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
                 "logDirectory": config.log_directory,
                 "cgroupParent": config.linux.as_ref().map(|l| l.cgroup_parent.clone()).unwrap_or_default(),
             }),
+            host_network,
         };
         let sandboxes = self.sandboxes.clone();
         blocking(move || sandboxes.run(&sandbox).map_err(sandbox_status)).await?;
@@ -522,19 +547,38 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
                 metadata: Some(metadata),
                 state: state_of(&s) as i32,
                 created_at: s.created_at,
+                // Empty for a host-network sandbox, as containerd's: the
+                // kubelet reports the node's IP for it.
                 network: Some(cri::PodSandboxNetworkStatus {
                     ip: s.ip.clone(),
                     additional_ips: vec![],
                 }),
-                linux: None,
+                linux: Some(cri::LinuxPodSandboxStatus {
+                    namespaces: Some(cri::Namespace {
+                        options: Some(cri::NamespaceOption {
+                            network: if s.host_network {
+                                cri::NamespaceMode::Node
+                            } else {
+                                cri::NamespaceMode::Pod
+                            } as i32,
+                            pid: cri::NamespaceMode::Container as i32,
+                            ipc: cri::NamespaceMode::Pod as i32,
+                            ..Default::default()
+                        }),
+                    }),
+                }),
                 labels,
                 annotations,
                 runtime_handler: String::new(),
             }),
             info: HashMap::from([(
                 "namespaces".to_string(),
-                json!({"network": path(&s.ns.net), "uts": path(&s.ns.uts), "ipc": path(&s.ns.ipc)})
-                    .to_string(),
+                if s.host_network {
+                    json!({"network": "host", "uts": "host", "ipc": path(&s.ns.ipc)})
+                } else {
+                    json!({"network": path(&s.ns.net), "uts": path(&s.ns.uts), "ipc": path(&s.ns.ipc)})
+                }
+                .to_string(),
             )]),
         }))
     }
@@ -662,6 +706,7 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
                 });
             }
         }
+        let (join, host) = container_namespaces(&sandbox);
         let parent = sandbox.extra["cgroupParent"]
             .as_str()
             .filter(|p| !p.is_empty())
@@ -682,11 +727,8 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
             hostname: sandbox.hostname.clone(),
             rootfs: "rootfs".into(),
             readonly_rootfs: sc.readonly_rootfs,
-            join: vec![
-                ("network".into(), sandbox.ns.net.display().to_string()),
-                ("uts".into(), sandbox.ns.uts.display().to_string()),
-                ("ipc".into(), sandbox.ns.ipc.display().to_string()),
-            ],
+            join,
+            host,
             mounts,
             cgroups_path: format!("{parent}/{id}"),
             memory_limit: (res.memory_limit_in_bytes > 0).then_some(res.memory_limit_in_bytes),
@@ -1105,6 +1147,54 @@ mod tests {
             observe(old.path()).state,
             cri::ContainerState::ContainerRunning
         );
+    }
+
+    #[test]
+    fn network_mode_node_is_the_nodes_network_and_uts() {
+        let with = |mode: Option<cri::NamespaceMode>| cri::PodSandboxConfig {
+            linux: Some(cri::LinuxPodSandboxConfig {
+                security_context: Some(cri::LinuxSandboxSecurityContext {
+                    namespace_options: mode.map(|m| cri::NamespaceOption {
+                        network: m as i32,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(host_network(&with(Some(cri::NamespaceMode::Node))));
+        assert!(!host_network(&with(Some(cri::NamespaceMode::Pod))));
+        assert!(!host_network(&with(None)));
+        assert!(!host_network(&cri::PodSandboxConfig::default()));
+
+        let dir = Path::new("/run/sb");
+        let state = |host_network| SandboxState {
+            id: "sb".into(),
+            hostname: "h".into(),
+            ns: crate::sandbox::namespaces::NsPaths::in_dir(dir),
+            ip: String::new(),
+            additional_ips: vec![],
+            ready: true,
+            cni_attached: false,
+            host_network,
+            created_at: 0,
+            dir: dir.into(),
+            cni_args: String::new(),
+            port_mappings: vec![],
+            extra: Value::Null,
+        };
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let (join, host) = container_namespaces(&state(true));
+        assert_eq!(join, [("ipc".to_string(), "/run/sb/ipc".to_string())]);
+        assert_eq!(host, s(&["network", "uts"]));
+        let (join, host) = container_namespaces(&state(false));
+        assert_eq!(
+            join.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["network", "uts", "ipc"]
+        );
+        assert!(host.is_empty());
     }
 
     #[test]

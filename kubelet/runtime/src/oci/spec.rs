@@ -96,8 +96,12 @@ pub struct ContainerConfig {
     pub rootfs: String,
     pub readonly_rootfs: bool,
     /// Namespace files to join, by OCI type (`network`, `uts`, `ipc`, `pid`);
-    /// the others are new.
+    /// the others are new, except those in `host`.
     pub join: Vec<(String, String)>,
+    /// Namespaces the container shares with the runtime's own process (the
+    /// node's: a `hostNetwork` pod's `network` and `uts`). OCI says so by
+    /// leaving them out of `linux.namespaces`.
+    pub host: Vec<String>,
     pub mounts: Vec<BindMount>,
     /// The cgroup: absolute from the hierarchy's root, or relative to the
     /// runtime's own cgroup (as runc reads it).
@@ -274,8 +278,23 @@ pub fn build(c: &ContainerConfig) -> Result<Spec, SpecError> {
         .set_no_new_privileges(Some(c.no_new_privileges));
 
     let mut namespaces = Vec::new();
+    let host: Vec<LinuxNamespaceType> = c
+        .host
+        .iter()
+        .map(|k| match ns_type(k)? {
+            // A container always gets its own mount namespace: pivot_root
+            // in the host's would move the host.
+            LinuxNamespaceType::Mount => Err(SpecError::Config(format!(
+                "cannot share the host's {k} namespace"
+            ))),
+            t => Ok(t),
+        })
+        .collect::<Result<_, _>>()?;
     for kind in ["pid", "ipc", "uts", "mount", "network"] {
         let t = ns_type(kind)?;
+        if host.contains(&t) {
+            continue;
+        }
         let b = LinuxNamespaceBuilder::default().typ(t);
         let joined = c.join.iter().find(|(k, _)| ns_type(k).ok() == Some(t));
         namespaces.push(match joined {
@@ -288,7 +307,8 @@ pub fn build(c: &ContainerConfig) -> Result<Spec, SpecError> {
             return Err(SpecError::Config(format!("cannot join a {k} namespace")));
         }
     }
-    let uts_is_new = !c.join.iter().any(|(k, _)| k == "uts");
+    let uts_is_new =
+        !c.join.iter().any(|(k, _)| k == "uts") && !host.contains(&LinuxNamespaceType::Uts);
 
     let mut resources = LinuxResourcesBuilder::default().devices(vec![
         LinuxDeviceCgroupBuilder::default()
@@ -610,6 +630,33 @@ mod tests {
                 |s| s.process().as_ref().unwrap().env().as_deref() == Some(&["PATH=/x".into()][..]),
             ),
             (
+                "the host's network and UTS (hostNetwork): left out of the list, no hostname",
+                ContainerConfig {
+                    join: vec![("ipc".into(), "/run/sb/ipc".into())],
+                    host: vec!["network".into(), "uts".into()],
+                    ..base()
+                },
+                |s| {
+                    let kinds: Vec<(LinuxNamespaceType, bool)> = s
+                        .linux()
+                        .as_ref()
+                        .unwrap()
+                        .namespaces()
+                        .as_ref()
+                        .unwrap()
+                        .iter()
+                        .map(|n| (n.typ(), n.path().is_some()))
+                        .collect();
+                    s.hostname().is_none()
+                        && kinds
+                            == [
+                                (LinuxNamespaceType::Pid, false),
+                                (LinuxNamespaceType::Ipc, true),
+                                (LinuxNamespaceType::Mount, false),
+                            ]
+                },
+            ),
+            (
                 "shares alone make no quota",
                 ContainerConfig {
                     cpu_shares: Some(2),
@@ -632,6 +679,10 @@ mod tests {
             },
             ContainerConfig {
                 join: vec![("user".into(), "/x".into())],
+                ..base()
+            },
+            ContainerConfig {
+                host: vec!["mount".into()],
                 ..base()
             },
             ContainerConfig {

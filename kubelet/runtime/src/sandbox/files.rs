@@ -14,6 +14,16 @@ pub fn hosts(hostname: &str, ip: &str) -> String {
     s
 }
 
+/// `/etc/hosts` of a host-network pod: the node's own file (`host`) under
+/// the header upstream's kubelet gives it, so names the node resolves the
+/// pod resolves too.
+pub fn host_network_hosts(host: &std::path::Path) -> String {
+    format!(
+        "# Kubernetes-managed hosts file (host network).\n{}",
+        std::fs::read_to_string(host).unwrap_or_default()
+    )
+}
+
 /// The pod's `/etc/resolv.conf`: from the CRI DNSConfig, or — when the
 /// kubelet sent none at all — the host's own file (`host`), as containerd
 /// does; an empty file would send every lookup to 127.0.0.1 inside the pod.
@@ -62,6 +72,17 @@ mod tests {
             "search shop.svc.cluster.local svc.cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"
         );
         assert_eq!(resolv_conf(&[], &[], &[]), "");
+    }
+
+    #[test]
+    fn a_host_network_pod_gets_the_nodes_hosts_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("hosts");
+        std::fs::write(&host, "127.0.0.1 localhost\n192.0.2.7 node-a\n").unwrap();
+        assert_eq!(
+            host_network_hosts(&host),
+            "# Kubernetes-managed hosts file (host network).\n127.0.0.1 localhost\n192.0.2.7 node-a\n"
+        );
     }
 
     #[test]

@@ -15,6 +15,14 @@
 //! - remove: stop if needed, unpin the namespaces, delete the directory.
 //!
 //! Every step is idempotent: stop or remove twice succeeds.
+//!
+//! A `hostNetwork` sandbox (CRI network mode `NODE`) is the node's network
+//! and hostname, as containerd makes it: only an IPC namespace of its own,
+//! no CNI call ever (no ADD, DEL or CHECK, so no portmap either: its ports
+//! are the node's), no IP of its own (the kubelet reports the node's),
+//! `/etc/hosts` the node's file under upstream's "host network" header,
+//! `/etc/hostname` the node's name. That it was made so is kept in its
+//! state, so stop, remove and a restarted runtime treat it the same way.
 
 pub mod files;
 pub mod loopback;
@@ -61,6 +69,8 @@ pub struct SandboxConfig {
     pub port_mappings: Vec<Value>,
     /// CNI_ARGS: `K8S_POD_NAMESPACE=…;K8S_POD_NAME=…`.
     pub cni_args: String,
+    /// The node's network namespace and hostname (`hostNetwork: true`).
+    pub host_network: bool,
     /// Kept as given for the CRI layer (metadata, labels, annotations).
     pub extra: Value,
 }
@@ -82,6 +92,10 @@ pub struct SandboxState {
     /// must DEL. Set *before* ADD, so a crash during ADD is still undone.
     #[serde(default)]
     pub cni_attached: bool,
+    /// The node's network and hostname: no `net`/`uts` namespace of its
+    /// own and never a CNI call. Absent in older state: false.
+    #[serde(default)]
+    pub host_network: bool,
     /// Nanoseconds since the epoch.
     pub created_at: i64,
     pub dir: PathBuf,
@@ -100,6 +114,21 @@ impl SandboxState {
     pub fn resolv_conf(&self) -> PathBuf {
         self.dir.join("resolv.conf")
     }
+    /// Whether stop and remove must give the network back through CNI
+    /// (`ready` alone: state written before `cni_attached` existed). Never
+    /// for a host-network sandbox, which was never attached.
+    pub fn needs_cni_del(&self) -> bool {
+        !self.host_network && (self.cni_attached || self.ready)
+    }
+}
+
+/// The node's hostname, which a sandbox given none takes (containerd's
+/// rule; the kubelet gives a host-network pod none).
+fn node_hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default()
 }
 
 pub struct Sandboxes {
@@ -194,12 +223,19 @@ impl Sandboxes {
         std::fs::create_dir_all(&dir).map_err(Self::io(id, "creating its directory"))?;
         let mut state = SandboxState {
             id: id.into(),
-            hostname: config.hostname.clone(),
+            // A host-network pod's UTS namespace is the node's, so its
+            // /etc/hostname says the node's name whatever it was sent.
+            hostname: if config.hostname.is_empty() || config.host_network {
+                node_hostname()
+            } else {
+                config.hostname.clone()
+            },
             ns: NsPaths::in_dir(&dir),
             ip: String::new(),
             additional_ips: Vec::new(),
             ready: false,
             cni_attached: false,
+            host_network: config.host_network,
             created_at: jiff::Timestamp::now().as_nanosecond() as i64,
             dir: dir.clone(),
             cni_args: config.cni_args.clone(),
@@ -237,9 +273,9 @@ impl Sandboxes {
         let id = config.id.as_str();
         self.save(state)?;
         self.namespaces
-            .create(&state.ns, &config.hostname)
+            .create(&state.ns, &state.hostname, state.host_network)
             .map_err(Self::io(id, "creating its namespaces"))?;
-        if let Some(cni) = &self.cni {
+        if let Some(cni) = self.cni.as_ref().filter(|_| !state.host_network) {
             state.cni_attached = true;
             self.save(state)?;
             let network = |source| SandboxError::Network {
@@ -259,7 +295,12 @@ impl Sandboxes {
                 .filter(|ip| *ip != state.ip)
                 .collect();
         }
-        std::fs::write(state.hosts_file(), files::hosts(&state.hostname, &state.ip))
+        let hosts = if state.host_network {
+            files::host_network_hosts(Path::new("/etc/hosts"))
+        } else {
+            files::hosts(&state.hostname, &state.ip)
+        };
+        std::fs::write(state.hosts_file(), hosts)
             .and_then(|()| std::fs::write(state.hostname_file(), format!("{}\n", state.hostname)))
             .and_then(|()| {
                 std::fs::write(
@@ -290,8 +331,10 @@ impl Sandboxes {
                 source: std::io::Error::other(e),
             })?;
         // Its namespaces gone (the machine rebooted): not ready, so the
-        // kubelet makes the pod a new sandbox, as after a node reboot.
-        if state.ready && !self.namespaces.pinned(&state.ns) {
+        // kubelet makes the pod a new sandbox, as after a node reboot. A
+        // host-network sandbox has no network namespace file to judge by:
+        // its IPC one says it.
+        if state.ready && !self.namespaces.pinned(state.ns.witness(state.host_network)) {
             state.ready = false;
         }
         Ok(state)
@@ -314,8 +357,7 @@ impl Sandboxes {
     /// leaves the sandbox attached, so the next stop tries again.
     pub fn stop(&self, id: &str) -> Result<(), SandboxError> {
         let mut state = self.status(id)?;
-        // `ready` alone: state written before `cni_attached` existed.
-        let attached = state.cni_attached || state.ready;
+        let attached = state.needs_cni_del();
         match &self.cni {
             Some(cni) if attached => {
                 cni.del(&self.attachment(&state))
@@ -358,6 +400,8 @@ impl Sandboxes {
     pub fn check(&self, id: &str) -> Result<(), SandboxError> {
         let state = self.status(id)?;
         match &self.cni {
+            // The node's network is not CNI's to check.
+            Some(_) if state.host_network => Ok(()),
             Some(cni) => {
                 cni.check(&self.attachment(&state))
                     .map_err(|source| SandboxError::Network {
@@ -486,6 +530,72 @@ mod tests {
         std::fs::write(dir.path().join("run/sb4/net"), "").unwrap();
         assert!(restarted.list().is_empty());
         assert!(restarted.run(&config("sb4")).unwrap().ready);
+    }
+
+    #[test]
+    fn a_host_network_sandbox_is_the_nodes_network_and_never_calls_cni() {
+        let dir = tempfile::tempdir().unwrap();
+        let cni = Arc::new(FakeExec::new("10.244.9."));
+        let (s, ns) = sandboxes(dir.path(), cni.clone());
+        // As the kubelet sends it: network mode NODE, no hostname, no DNS
+        // config of its own, the pod's hostPorts.
+        let host = SandboxConfig {
+            hostname: String::new(),
+            host_network: true,
+            port_mappings: vec![json!({"hostPort": 8080, "containerPort": 8080})],
+            ..config("hn1")
+        };
+        let state = s.run(&host).unwrap();
+        assert!(state.ready && state.host_network && !state.cni_attached);
+        assert_eq!(
+            state.ip, "",
+            "no IP of its own: the kubelet reports the node's"
+        );
+        assert_eq!(state.hostname, node_hostname());
+        assert!(!state.hostname.is_empty());
+        assert!(!state.ns.net.exists() && !state.ns.uts.exists());
+        assert!(state.ns.ipc.exists(), "its own IPC namespace");
+        assert!(
+            std::fs::read_to_string(state.hosts_file())
+                .unwrap()
+                .starts_with("# Kubernetes-managed hosts file (host network).\n")
+        );
+        assert_eq!(
+            std::fs::read_to_string(state.hostname_file()).unwrap(),
+            format!("{}\n", node_hostname())
+        );
+        // Judged by its IPC namespace, not by a network one it never had:
+        // a restarted runtime finds it ready.
+        let (restarted, _) = sandboxes(dir.path(), cni.clone());
+        assert_eq!(restarted.status("hn1").unwrap(), state);
+        restarted.check("hn1").unwrap();
+        restarted.stop("hn1").unwrap();
+        assert!(!restarted.status("hn1").unwrap().ready);
+        restarted.remove("hn1").unwrap();
+        assert!(!state.dir.exists());
+        assert!(cni.seen().is_empty(), "no CNI call: {:?}", cni.seen());
+        assert_eq!(
+            *ns.calls.lock().unwrap(),
+            [format!("create {} (host network)", state.ns.ipc.display())]
+        );
+    }
+
+    #[test]
+    fn a_sandbox_whose_namespaces_are_gone_is_not_ready() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = sandboxes(dir.path(), Arc::new(FakeExec::new("10.244.9.")));
+        let pod = s.run(&config("sb5")).unwrap();
+        let host = s
+            .run(&SandboxConfig {
+                host_network: true,
+                ..config("hn2")
+            })
+            .unwrap();
+        // What a reboot leaves: the files, no longer pins.
+        std::fs::remove_file(&pod.ns.net).unwrap();
+        std::fs::remove_file(&host.ns.ipc).unwrap();
+        assert!(!s.status("sb5").unwrap().ready);
+        assert!(!s.status("hn2").unwrap().ready);
     }
 
     #[test]
