@@ -7,8 +7,11 @@
 //! that unused images go before any pod under disk pressure, and that image
 //! GC removes unused images only.
 
+mod common;
+use common::wait_for;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ListParams, PostParams};
@@ -17,21 +20,6 @@ use skiff_kubelet::runtime::fake::FakeRuntime;
 use tokio::sync::oneshot;
 
 const NODE: &str = "pressed-node";
-
-async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 struct Setup {
     _dir: tempfile::TempDir,

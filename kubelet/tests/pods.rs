@@ -7,9 +7,12 @@
 //! containers and completes the deletion, and a restarted kubelet adopts
 //! what runs without starting anything twice.
 
+mod common;
+use common::wait_for;
+
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::api::{Api, PostParams};
@@ -18,21 +21,6 @@ use skiff_kubelet::runtime::fake::FakeRuntime;
 use tokio::sync::oneshot;
 
 const NODE: &str = "fake-node";
-
-async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 struct Kubelet {
     stop: oneshot::Sender<()>,

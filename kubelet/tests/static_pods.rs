@@ -7,10 +7,13 @@
 //! the others run on. And static pods run with the API server down at the
 //! kubelet's start, and get their mirror once it is up.
 
+mod common;
+use common::wait_within;
+
 use std::io::Write;
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::Api;
@@ -57,21 +60,6 @@ fn logged_lines(needle: &[&str]) -> usize {
     text.lines()
         .filter(|l| needle.iter().all(|n| l.contains(n)))
         .count()
-}
-
-async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 struct Kubelet {
@@ -200,7 +188,7 @@ async fn static_pods_run_from_files_and_show_as_mirror_pods() {
     let limit = Duration::from_secs(30);
 
     // The file's pod runs, and its mirror shows it with its status.
-    let mirror = wait_for("the mirror of web, Running", limit, || async {
+    let mirror = wait_within("the mirror of web, Running", limit, || async {
         let p = pods.get_opt("web-static-node").await.ok()??;
         let phase = p.status.as_ref()?.phase.clone()?;
         (phase == "Running" && running_container(&p)).then_some(p)
@@ -260,7 +248,7 @@ async fn static_pods_run_from_files_and_show_as_mirror_pods() {
             .await
             .unwrap();
     }
-    let again = wait_for("the mirror made again, with status", limit, || async {
+    let again = wait_within("the mirror made again, with status", limit, || async {
         let p = pods.get_opt("web-static-node").await.ok()??;
         (p.metadata.uid != mirror.metadata.uid
             && p.metadata.deletion_timestamp.is_none()
@@ -275,7 +263,7 @@ async fn static_pods_run_from_files_and_show_as_mirror_pods() {
     // A changed file replaces the pod: the new spec runs, the old pod is
     // stopped, the mirror carries the new hash.
     std::fs::write(&web_file, pod_yaml("web", "green")).unwrap();
-    let replaced = wait_for("the changed pod's mirror, Running", limit, || async {
+    let replaced = wait_within("the changed pod's mirror, Running", limit, || async {
         let p = pods.get_opt("web-static-node").await.ok()??;
         let new = annotation(&p, CONFIG_MIRROR)? != hash;
         (new && running_container(&p) && runtime.running().len() == 1).then_some(p)
@@ -296,7 +284,7 @@ async fn static_pods_run_from_files_and_show_as_mirror_pods() {
         v.to_string()
     })
     .unwrap();
-    wait_for("db's mirror, Running", limit, || async {
+    wait_within("db's mirror, Running", limit, || async {
         let p = pods.get_opt("db-static-node").await.ok()??;
         running_container(&p).then_some(())
     })
@@ -304,7 +292,7 @@ async fn static_pods_run_from_files_and_show_as_mirror_pods() {
 
     // A removed file stops its pod, and its mirror goes; the other stays.
     std::fs::remove_file(&web_file).unwrap();
-    wait_for("web stopped and its mirror gone", limit, || async {
+    wait_within("web stopped and its mirror gone", limit, || async {
         let gone = pods.get_opt("web-static-node").await.ok()?.is_none();
         (gone && runtime.running() == ["db-c"]).then_some(())
     })
@@ -360,7 +348,7 @@ async fn static_pods_run_without_the_api_server_and_get_their_mirror_later() {
         &manifests,
         runtime.clone(),
     );
-    wait_for(
+    wait_within(
         "the static pod running without an API server",
         Duration::from_secs(30),
         || async { (runtime.running() == ["api-c"]).then_some(()) },
@@ -379,7 +367,7 @@ async fn static_pods_run_without_the_api_server_and_get_their_mirror_later() {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     // Registration and the mirror's watch back off while the server is
     // down: allow for their retries.
-    wait_for(
+    wait_within(
         "the mirror once the API server is up",
         Duration::from_secs(90),
         || async {

@@ -128,14 +128,19 @@ mod tests {
         .unwrap()
     }
 
+    /// Every path of the usage under one test directory.
+    fn under(d: &Path) -> HostUsage {
+        HostUsage {
+            cgroup_root: d.to_path_buf(),
+            pods_dir: d.join("pods"),
+            log_root: d.join("logs").display().to_string(),
+        }
+    }
+
     #[test]
     fn cgroup_v1_and_v2_files_are_read_as_working_sets() {
         let d = tempfile::tempdir().unwrap();
-        let usage = HostUsage {
-            cgroup_root: d.path().to_path_buf(),
-            pods_dir: d.path().join("pods"),
-            log_root: d.path().join("logs").display().to_string(),
-        };
+        let usage = under(d.path());
         let p = pod("u1");
         // v1: a directory per controller.
         let mem = d.path().join("memory/skiff/besteffort/podu1");
@@ -166,11 +171,7 @@ mod tests {
     #[test]
     fn disk_counts_the_pod_directory_and_its_logs() {
         let d = tempfile::tempdir().unwrap();
-        let usage = HostUsage {
-            cgroup_root: d.path().to_path_buf(),
-            pods_dir: d.path().join("pods"),
-            log_root: d.path().join("logs").display().to_string(),
-        };
+        let usage = under(d.path());
         let p = pod("u1");
         assert_eq!(usage.disk(&p), Some(0));
         let vol = d
