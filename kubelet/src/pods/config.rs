@@ -144,6 +144,8 @@ pub fn sandbox(
                     } as i32,
                     ipc: mode(spec.host_ipc.unwrap_or(false)) as i32,
                     target_id: String::new(),
+                    // Set by the worker for `hostUsers: false` (pods/userns.rs).
+                    userns_options: None,
                 }),
                 ..Default::default()
             }),

@@ -22,6 +22,7 @@ pub mod sources;
 pub mod static_pods;
 pub mod status;
 pub mod termination;
+pub mod userns;
 pub mod volumes;
 pub mod worker;
 

@@ -23,6 +23,7 @@ use super::probe::{self, Kind, Tracker};
 use super::sources;
 use super::status::{self, Notes};
 use super::termination;
+use super::userns;
 use super::volumes::{self, mounter::Mounter};
 use crate::runtime::Runtime;
 
@@ -201,7 +202,10 @@ async fn sync<R: Runtime>(
             Action::StopSandbox { id } => ctx.runtime.stop_pod_sandbox(&id).await?,
             Action::RemoveContainer { id } => ctx.runtime.remove_container(&id).await?,
             Action::CreateSandbox { attempt } => {
-                let config = config::sandbox(pod, attempt, &ctx.log_root, &ctx.dns);
+                let mut config = config::sandbox(pod, attempt, &ctx.log_root, &ctx.dns);
+                let block = userns::block(&ctx.pods_dir, pod)
+                    .map_err(|e| tonic::Status::resource_exhausted(e.to_string()))?;
+                userns::set_sandbox(&mut config, block);
                 let id = ctx.runtime.run_pod_sandbox(config).await?;
                 tracing::info!(pod = %name(pod), sandbox = %id, "sandbox created");
                 let status = ctx.runtime.pod_sandbox_status(&id).await?;
@@ -536,18 +540,34 @@ async fn start<R: Runtime>(
         .map_err(|e| config_error(e.to_string()))?;
     let mut config = config::container(pod, &container, attempt, env);
     config.mounts.extend(mounts);
+    let block = userns::block(&ctx.pods_dir, pod).map_err(|e| config_error(e.to_string()))?;
+    userns::set_container(&mut config, block);
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let message_file = termination::file(&ctx.pods_dir, uid, c, attempt);
     termination::prepare(&message_file).map_err(|e| Waiting {
         reason: "CreateContainerConfigError".into(),
         message: format!("termination message file {}: {e}", message_file.display()),
     })?;
+    if let Some(k) = block {
+        // What the pod writes to: its root's, not host root's.
+        let empty_dirs = config
+            .mounts
+            .iter()
+            .map(|m| std::path::Path::new(&m.host_path))
+            .filter(|p| p.parent().is_some_and(|d| d.ends_with(volumes::EMPTY_DIR)));
+        for path in empty_dirs.chain([message_file.as_path()]) {
+            userns::give_to_pod(path, k).map_err(|e| {
+                config_error(format!("user namespace: chown {}: {e}", path.display()))
+            })?;
+        }
+    }
     config.mounts.push(skiff_proto::cri::Mount {
         container_path: termination::container_path(&container),
         host_path: message_file.display().to_string(),
         ..Default::default()
     });
-    let sandbox_config = config::sandbox(pod, sandbox.attempt, &ctx.log_root, &ctx.dns);
+    let mut sandbox_config = config::sandbox(pod, sandbox.attempt, &ctx.log_root, &ctx.dns);
+    userns::set_sandbox(&mut sandbox_config, block);
     let id = ctx
         .runtime
         .create_container(&sandbox.id, config, sandbox_config)

@@ -20,6 +20,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use crate::linux::namespaces::Plan;
 use crate::linux::rootfs::{self, secure_join};
 use crate::linux::syscalls::Syscalls;
+use crate::linux::userns::IdMapping;
 use crate::linux::{Result, SysError, capabilities, process};
 
 /// Everything the init needs, decided by the parent before forking.
@@ -34,11 +35,14 @@ pub struct Init {
 
 impl Init {
     pub fn new(spec: Spec, rootfs: PathBuf, cgroup_mounts: Vec<(String, PathBuf)>) -> Result<Init> {
-        let namespaces = Plan::from_spec(
-            spec.linux()
-                .as_ref()
-                .and_then(|l| l.namespaces().as_deref())
-                .unwrap_or_default(),
+        let linux = spec.linux().clone().unwrap_or_default();
+        let maps = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> Vec<IdMapping> {
+            m.iter().flatten().map(IdMapping::from_oci).collect()
+        };
+        let namespaces = Plan::from_linux(
+            linux.namespaces().as_deref().unwrap_or_default(),
+            &maps(linux.uid_mappings()),
+            &maps(linux.gid_mappings()),
         )?;
         if !namespaces.is_new(LinuxNamespaceType::Mount) {
             // pivot_root in the host's mount namespace would move the host.
@@ -88,6 +92,7 @@ impl Init {
             spec.mounts().as_deref().unwrap_or_default(),
             linux.devices().as_deref().unwrap_or_default(),
             &self.cgroup_mounts,
+            self.namespaces.user.is_some(),
         )?;
         // The working directory may be missing from the image (runc makes it).
         sys.mkdir_all(&secure_join(&self.rootfs, proc.cwd()))?;

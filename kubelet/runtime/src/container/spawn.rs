@@ -28,8 +28,12 @@ use nix::unistd::{ForkResult, Pid};
 
 use super::Error;
 use super::init::Init;
+use nix::sched::CloneFlags;
+
 use crate::linux::cgroups::Cgroup;
+use crate::linux::namespaces::Saved;
 use crate::linux::syscalls::LinuxSyscalls;
+use crate::linux::userns::{self, Mappings};
 use crate::linux::{Context, SysError};
 
 /// Exit status of an init that failed after `start` (the error is on its
@@ -69,6 +73,16 @@ pub fn spawn(init: &Init, state_dir: &Path, cgroup: &dyn Cgroup) -> Result<Pid, 
     let fifo = state_dir.join("exec.fifo");
     nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600))
         .ctx(|| format!("mkfifo {}", fifo.display()))?;
+    if let Some((uid, gid)) = init.namespaces.user.as_ref().and_then(|m| m.host_root()) {
+        // The init opens it as root of its user namespace, which is not
+        // the host's root (as runc chowns its exec fifo).
+        nix::unistd::chown(
+            &fifo,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .ctx(|| format!("chown {}", fifo.display()))?;
+    }
     let dir: OwnedFd = nix::fcntl::open(
         state_dir,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -78,31 +92,89 @@ pub fn spawn(init: &Init, state_dir: &Path, cgroup: &dyn Cgroup) -> Result<Pid, 
     let supported = caps::runtime::thread_all_supported();
     let (go_r, go_w) = pipe()?;
     let (status_r, status_w) = pipe()?;
-    init.namespaces.enter_before_fork(&LinuxSyscalls)?;
-
-    // SAFETY: the caller is single-threaded (see the module doc); the
-    // child only makes system calls and small allocations, then execs or
-    // exits.
-    match unsafe { nix::unistd::fork() }.ctx(|| "fork".into())? {
-        ForkResult::Child => {
-            drop((go_w, status_r));
-            let code = child(init, &supported, go_r, status_w, dir);
-            std::process::exit(code)
-        }
+    // With a user namespace the parent joins the namespaces the child
+    // must be born in, and comes back right after the clone (see
+    // linux/namespaces.rs).
+    let saved = Saved::save(init.namespaces.joined_by_parent())?;
+    let entered = init.namespaces.enter_before_fork(&LinuxSyscalls);
+    let forked = entered
+        .map_err(Error::from)
+        .and_then(|()| clone_init(init.namespaces.clone_flags()));
+    if let Ok(ForkResult::Child) = forked {
+        drop((go_w, status_r));
+        let code = child(init, &supported, go_r, status_w, dir);
+        std::process::exit(code)
+    }
+    let back = saved.restore();
+    match forked? {
+        ForkResult::Child => unreachable!("the child has exited"),
         ForkResult::Parent { child } => {
             drop((go_r, status_w, dir));
-            parent(child, cgroup, go_w, status_r)
+            let maps = init.namespaces.user.as_ref();
+            if let Err(e) = back {
+                return Err(kill(child, e.into()));
+            }
+            parent(child, cgroup, maps, go_w, status_r)
         }
     }
 }
 
-fn parent(child: Pid, cgroup: &dyn Cgroup, mut go: File, mut status: File) -> Result<Pid, Error> {
-    let fail = |e: Error| {
-        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(child, None);
-        e
+/// Kills and reaps a child that will not become the container.
+fn kill(child: Pid, e: Error) -> Error {
+    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(child, None);
+    e
+}
+
+/// fork(), or with flags a clone into new namespaces (`CLONE_NEWUSER`,
+/// `CLONE_NEWPID`) that otherwise behaves as fork: no new stack (the child
+/// runs on its copy of this one), SIGCHLD at its exit.
+fn clone_init(flags: CloneFlags) -> Result<ForkResult, Error> {
+    if flags.is_empty() {
+        // SAFETY: as for the fork in `spawn` (single-threaded caller).
+        return Ok(unsafe { nix::unistd::fork() }.ctx(|| "fork".into())?);
+    }
+    let raw = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: clone without CLONE_VM and with a null stack is fork with
+    // namespace flags: the child gets a copy of this (single-threaded)
+    // process and returns here with 0.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            raw,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
     };
+    match pid {
+        -1 => Err(Error::Sys(SysError::new(
+            format!("clone {flags:?}"),
+            std::io::Error::last_os_error(),
+        ))),
+        0 => Ok(ForkResult::Child),
+        pid => Ok(ForkResult::Parent {
+            child: Pid::from_raw(pid as i32),
+        }),
+    }
+}
+
+fn parent(
+    child: Pid,
+    cgroup: &dyn Cgroup,
+    maps: Option<&Mappings>,
+    mut go: File,
+    mut status: File,
+) -> Result<Pid, Error> {
+    let fail = |e: Error| kill(child, e);
     if let Err(e) = cgroup.apply(child.as_raw()) {
+        return Err(fail(e.into()));
+    }
+    // Before the child goes on: it becomes root inside first thing.
+    if let Some(m) = maps
+        && let Err(e) = userns::write_maps(child.as_raw(), m)
+    {
         return Err(fail(e.into()));
     }
     if let Err(e) = go.write_all(b"g") {

@@ -35,6 +35,8 @@ pub struct ContainerSpec {
     pub pids_limit: Option<i64>,
     /// A TTY (CRI `tty`): the process's stdin is its controlling terminal.
     pub terminal: bool,
+    /// A user namespace with these mappings (`hostUsers: false`).
+    pub user_namespace: Option<crate::linux::userns::Mappings>,
 }
 
 impl From<&ContainerSpec> for ContainerConfig {
@@ -63,6 +65,7 @@ impl From<&ContainerSpec> for ContainerConfig {
             cpu_period: s.cpu_period,
             pids_limit: s.pids_limit,
             terminal: s.terminal,
+            user_namespace: s.user_namespace.clone(),
         }
     }
 }

@@ -1,9 +1,10 @@
 //! The CRI served on a unix socket: [`images`] (the ImageService over the
 //! image store) and [`runtime`] (the RuntimeService: sandboxes and
-//! containers).
+//! containers), [`userns`] (user namespaces asked for through the CRI).
 
 pub mod images;
 pub mod runtime;
+pub mod userns;
 
 use std::future::Future;
 use std::path::Path;

@@ -458,6 +458,19 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
             .config
             .ok_or_else(|| Status::invalid_argument("no sandbox config"))?;
         let host_network = host_network(&config);
+        let ns_options = config
+            .linux
+            .as_ref()
+            .and_then(|l| l.security_context.as_ref())
+            .and_then(|s| s.namespace_options.as_ref());
+        let userns = super::userns::mappings(ns_options)?;
+        if userns.is_some()
+            && ns_options.is_some_and(|n| n.network == cri::NamespaceMode::Node as i32)
+        {
+            return Err(Status::invalid_argument(
+                "a pod in a user namespace cannot use the node's network",
+            ));
+        }
         let md = config.metadata.clone().unwrap_or_default();
         let id = new_id();
         let dns = config.dns_config.clone().unwrap_or_default();
@@ -488,7 +501,17 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
             host_network,
         };
         let sandboxes = self.sandboxes.clone();
-        blocking(move || sandboxes.run(&sandbox).map_err(sandbox_status)).await?;
+        let state = blocking(move || sandboxes.run(&sandbox).map_err(sandbox_status)).await?;
+        if userns.is_some() {
+            // Root in the containers' user namespaces is not root over this
+            // network namespace: let it bind low ports (see cri/userns.rs).
+            if let Err(e) = super::userns::allow_low_ports(&state.ns.net) {
+                let _ = self.sandboxes.remove(&id);
+                return Err(internal(format!(
+                    "sandbox {id}: ip_unprivileged_port_start: {e}"
+                )));
+            }
+        }
         Ok(Response::new(cri::RunPodSandboxResponse {
             pod_sandbox_id: id,
         }))
@@ -643,6 +666,7 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
         let linux = config.linux.clone().unwrap_or_default();
         let sc = linux.security_context.clone().unwrap_or_default();
         let res = linux.resources.clone().unwrap_or_default();
+        let userns = super::userns::mappings(sc.namespace_options.as_ref())?;
         let ic = &prepared.config;
         // Environment: the image's, then the container's (later wins).
         let mut env: Vec<String> = ic.env.clone();
@@ -737,6 +761,7 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
             cpu_period: (res.cpu_period > 0).then_some(res.cpu_period as u64),
             pids_limit: res.unified.get("pids.max").and_then(|v| v.parse().ok()),
             terminal: config.tty,
+            user_namespace: userns.clone(),
         };
         if spec.args.is_empty() {
             return Err(Status::invalid_argument(
@@ -771,25 +796,17 @@ impl cri::runtime_service_server::RuntimeService for RuntimeSvc {
             stdin_once: config.stdin && config.stdin_once,
             tty: config.tty,
         };
-        let lowerdir = prepared.lowerdir_option();
+        let overlay = crate::container::bundle::Overlay {
+            lowerdirs: prepared.lower_dirs.clone(),
+            upperdir: dir.join("upper"),
+            workdir: dir.join("work"),
+            // In a user namespace the layers are seen idmapped.
+            idmap: userns,
+        };
         blocking(move || {
-            let rootfs = dir.join("bundle/rootfs");
-            for d in [&rootfs, &dir.join("upper"), &dir.join("work")] {
-                std::fs::create_dir_all(d).map_err(internal)?;
-            }
-            let data = format!(
-                "lowerdir={lowerdir},upperdir={},workdir={}",
-                dir.join("upper").display(),
-                dir.join("work").display()
-            );
-            nix::mount::mount(
-                Some("overlay"),
-                &rootfs,
-                Some("overlay"),
-                nix::mount::MsFlags::empty(),
-                Some(data.as_str()),
-            )
-            .map_err(|e| internal(format!("overlay rootfs: {e}")))?;
+            overlay
+                .mount(&dir.join("bundle/rootfs"))
+                .map_err(|e| internal(format!("overlay rootfs: {e}")))?;
             std::fs::write(
                 dir.join("bundle/config.json"),
                 config_json(&spec).to_string(),

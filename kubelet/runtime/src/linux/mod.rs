@@ -1,7 +1,8 @@
 //! The Linux side of the container engine, one file per concern:
 //! [`namespaces`], [`rootfs`] (mounts, devices, pivot_root, masked and
 //! read-only paths), [`cgroups`] (v1 and v2), [`capabilities`] and
-//! [`process`] (user, no_new_privs, exec).
+//! [`process`] (user, no_new_privs, exec), [`userns`] (user namespaces,
+//! idmapped mounts).
 //!
 //! Every host side effect goes through the [`syscalls::Syscalls`] trait, so
 //! the order and arguments of mounts, namespace switches and privilege drops
@@ -14,6 +15,7 @@ pub mod namespaces;
 pub mod process;
 pub mod rootfs;
 pub mod syscalls;
+pub mod userns;
 
 /// A failed host operation, with what was being done.
 #[derive(Debug, thiserror::Error)]

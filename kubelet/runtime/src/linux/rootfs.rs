@@ -9,6 +9,13 @@
 //! Mount destinations are resolved inside the rootfs with [`secure_join`]:
 //! a symlink in the image (`/etc -> /`) cannot make a mount land on the
 //! host.
+//!
+//! In a user namespace (`userns`), as runc does: device nodes cannot be
+//! made (mknod needs CAP_MKNOD on the host), so the host's are bind-mounted;
+//! and a kernel filesystem the namespace may not mount because the
+//! namespace it shows belongs to the host's user namespace (the pod's
+//! network, for sysfs; its IPC, for mqueue) is replaced: `/sys` by a
+//! read-only bind of the host's, `/dev/mqueue` left out.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -156,6 +163,7 @@ pub fn prepare(
     mounts: &[Mount],
     devices: &[LinuxDevice],
     cgroups: &[(String, PathBuf)],
+    userns: bool,
 ) -> Result<()> {
     // Slave, not private (runc's default): mounts the host makes later
     // (a volume appearing) still reach the container, none go back.
@@ -175,10 +183,47 @@ pub fn prepare(
         None,
     )?;
     for m in mounts {
-        mount_entry(sys, rootfs, m, cgroups)?;
+        match mount_entry(sys, rootfs, m, cgroups) {
+            Err(e) if userns && e.source.raw_os_error() == Some(libc::EPERM) => {
+                kernel_fs_fallback(sys, rootfs, m, e)?
+            }
+            r => r?,
+        }
     }
-    make_devices(sys, rootfs, devices)?;
+    make_devices(sys, rootfs, devices, userns)?;
     Ok(())
+}
+
+/// A kernel filesystem a user namespace may not mount (see the module
+/// doc): sysfs becomes a read-only bind of the host's `/sys` (runc's
+/// answer), mqueue is left out; anything else stays an error.
+fn kernel_fs_fallback(
+    sys: &dyn Syscalls,
+    rootfs: &Path,
+    m: &Mount,
+    err: super::SysError,
+) -> Result<()> {
+    let dest = secure_join(rootfs, m.destination());
+    match m.typ().as_deref() {
+        Some("sysfs") => {
+            let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+            sys.mount(Some(Path::new("/sys")), &dest, None, flags, None)?;
+            sys.mount(
+                None,
+                &dest,
+                None,
+                MsFlags::MS_BIND
+                    | MsFlags::MS_REMOUNT
+                    | MsFlags::MS_RDONLY
+                    | MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV
+                    | MsFlags::MS_NOEXEC,
+                None,
+            )
+        }
+        Some("mqueue") => Ok(()),
+        _ => Err(err),
+    }
 }
 
 fn mount_entry(
@@ -281,11 +326,25 @@ fn mount_cgroups(
     Ok(())
 }
 
-/// The default device nodes, the spec's own, and the usual links.
-fn make_devices(sys: &dyn Syscalls, rootfs: &Path, devices: &[LinuxDevice]) -> Result<()> {
+/// The default device nodes, the spec's own, and the usual links; in a
+/// user namespace binds of the host's nodes instead of new ones.
+fn make_devices(
+    sys: &dyn Syscalls,
+    rootfs: &Path,
+    devices: &[LinuxDevice],
+    userns: bool,
+) -> Result<()> {
     let dev = rootfs.join("dev");
     sys.mkdir_all(&dev)?;
+    let bind = |host: &Path, at: &Path| -> Result<()> {
+        sys.touch(at)?;
+        sys.mount(Some(host), at, None, MsFlags::MS_BIND, None)
+    };
     for (name, major, minor) in DEFAULT_DEVICES {
+        if userns {
+            bind(&Path::new("/dev").join(name), &dev.join(name))?;
+            continue;
+        }
         sys.mknod(
             &dev.join(name),
             SFlag::S_IFCHR,
@@ -303,6 +362,10 @@ fn make_devices(sys: &dyn Syscalls, rootfs: &Path, devices: &[LinuxDevice]) -> R
         let path = secure_join(rootfs, d.path());
         if let Some(parent) = path.parent() {
             sys.mkdir_all(parent)?;
+        }
+        if userns {
+            bind(d.path(), &path)?;
+            continue;
         }
         sys.mknod(
             &path,
@@ -485,7 +548,7 @@ mod tests {
                 &["rbind", "rprivate"],
             ),
         ];
-        prepare(&sys, Path::new("/r"), &mounts, &[], &[]).unwrap();
+        prepare(&sys, Path::new("/r"), &mounts, &[], &[], false).unwrap();
         let calls = sys.calls();
         assert_eq!(
             &calls[..11],
@@ -510,6 +573,49 @@ mod tests {
             !calls.iter().any(|c| c.contains("/dev/core")),
             "no /proc/kcore"
         );
+    }
+
+    #[test]
+    fn in_a_user_namespace_devices_are_the_hosts_bound() {
+        let sys = RecordingSyscalls::new();
+        prepare(&sys, Path::new("/r"), &[], &[], &[], true).unwrap();
+        let calls = sys.calls();
+        assert!(!calls.iter().any(|c| c.starts_with("mknod")), "{calls:#?}");
+        let null = calls.iter().position(|c| c == "touch /r/dev/null").unwrap();
+        assert_eq!(calls[null + 1], "mount /dev/null /r/dev/null - bind -");
+        assert!(calls.contains(&"mount /dev/tty /r/dev/tty - bind -".to_string()));
+    }
+
+    #[test]
+    fn in_a_user_namespace_sysfs_falls_back_to_a_read_only_bind_and_mqueue_goes() {
+        let mut sys = RecordingSyscalls::new();
+        sys.refused_fstypes = ["sysfs", "mqueue", "proc"].map(String::from).into();
+        let mounts = [
+            mount(
+                "/sys",
+                "sysfs",
+                "sysfs",
+                &["nosuid", "noexec", "nodev", "ro"],
+            ),
+            mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid"]),
+        ];
+        prepare(&sys, Path::new("/r"), &mounts, &[], &[], true).unwrap();
+        let calls = sys.calls();
+        assert_eq!(
+            &calls[2..6],
+            [
+                "mkdir /r/sys",
+                "mount /sys /r/sys - bind|rec -",
+                "mount - /r/sys - rdonly|nosuid|nodev|noexec|remount|bind -",
+                "mkdir /r/dev/mqueue",
+            ]
+        );
+        assert!(!calls.iter().any(|c| c.contains("mqueue ")), "{calls:#?}");
+        // Other kernel filesystems, and every one outside a user namespace,
+        // stay errors.
+        let proc = [mount("/proc", "proc", "proc", &[])];
+        assert!(prepare(&sys, Path::new("/r"), &proc, &[], &[], true).is_err());
+        assert!(prepare(&sys, Path::new("/r"), &mounts, &[], &[], false).is_err());
     }
 
     #[test]

@@ -248,6 +248,9 @@ pub struct RecordingSyscalls {
     pub kinds: HashMap<PathBuf, PathKind>,
     /// What `is_executable` answers yes to.
     pub executables: HashSet<PathBuf>,
+    /// Filesystem types whose mount fails with EPERM (as in a user
+    /// namespace that does not own the namespace they show).
+    pub refused_fstypes: HashSet<String>,
 }
 
 impl RecordingSyscalls {
@@ -295,6 +298,12 @@ impl Syscalls for RecordingSyscalls {
         flags: MsFlags,
         data: Option<&str>,
     ) -> Result<()> {
+        if fstype.is_some_and(|t| self.refused_fstypes.contains(t)) {
+            return Err(SysError::new(
+                format!("mount {}", target.display()),
+                std::io::Error::from_raw_os_error(libc::EPERM),
+            ));
+        }
         self.record(format!(
             "mount {} {} {} {} {}",
             source

@@ -19,6 +19,7 @@ use oci_spec::runtime::{
 };
 
 use super::SpecError;
+use crate::linux::userns::Mappings;
 
 /// Kubernetes' default container capabilities (containerd's list).
 pub const DEFAULT_CAPABILITIES: [&str; 14] = [
@@ -116,6 +117,9 @@ pub struct ContainerConfig {
     /// `process.terminal`: stdin is a terminal (the shim's, with a TTY)
     /// that becomes the process's controlling terminal.
     pub terminal: bool,
+    /// A new user namespace with these mappings (`hostUsers: false`): OCI
+    /// `user` in `linux.namespaces`, `linux.uidMappings`/`gidMappings`.
+    pub user_namespace: Option<Mappings>,
 }
 
 fn capability(name: &str) -> Result<Capability, SpecError> {
@@ -339,6 +343,19 @@ pub fn build(c: &ContainerConfig) -> Result<Spec, SpecError> {
     if let Some(p) = c.pids_limit.filter(|p| *p > 0) {
         resources = resources.pids(LinuxPidsBuilder::default().limit(p).build().map_err(err)?);
     }
+    if let Some(m) = &c.user_namespace {
+        for maps in [&m.uids, &m.gids] {
+            crate::linux::userns::validate(maps).map_err(|e| SpecError::Config(e.to_string()))?;
+        }
+        // First, as runc lists it: the others are made inside it.
+        namespaces.insert(
+            0,
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::User)
+                .build()
+                .map_err(err)?,
+        );
+    }
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .resources(resources.build().map_err(err)?)
@@ -348,6 +365,12 @@ pub fn build(c: &ContainerConfig) -> Result<Spec, SpecError> {
         .map_err(err)?;
     if !c.cgroups_path.is_empty() {
         linux.set_cgroups_path(Some(c.cgroups_path.clone().into()));
+    }
+    if let Some(m) = &c.user_namespace {
+        let oci =
+            |maps: &[crate::linux::userns::IdMapping]| maps.iter().map(|m| m.to_oci()).collect();
+        linux.set_uid_mappings(Some(oci(&m.uids)));
+        linux.set_gid_mappings(Some(oci(&m.gids)));
     }
 
     let mut root = Root::default();
@@ -595,6 +618,38 @@ mod tests {
             mounts[8].options().as_deref().unwrap(),
             ["rbind", "rprivate"]
         );
+    }
+
+    #[test]
+    fn a_user_namespace_is_listed_first_with_its_mappings() {
+        let c = ContainerConfig {
+            join: vec![("network".into(), "/run/sb/net".into())],
+            user_namespace: Some(Mappings::pod(65536 * 2)),
+            ..base()
+        };
+        let json = serde_json::to_value(build(&c).unwrap()).unwrap();
+        let linux = &json["linux"];
+        assert_eq!(linux["namespaces"][0], serde_json::json!({"type": "user"}));
+        assert_eq!(linux["namespaces"].as_array().unwrap().len(), 6);
+        let map = serde_json::json!([{"containerID": 0, "hostID": 131072, "size": 65536}]);
+        assert_eq!(linux["uidMappings"], map);
+        assert_eq!(linux["gidMappings"], map);
+        // Without one: no user entry, no mappings.
+        let json = serde_json::to_value(build(&base()).unwrap()).unwrap();
+        assert!(json["linux"].get("uidMappings").is_none());
+        assert!(
+            !json["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["type"] == "user")
+        );
+        // Mappings the kernel would refuse are refused here.
+        let empty = ContainerConfig {
+            user_namespace: Some(Mappings::default()),
+            ..base()
+        };
+        assert!(build(&empty).is_err());
     }
 
     #[test]
