@@ -5,7 +5,8 @@
 //! kubectl: a pod applied with kubectl runs busybox httpd and answers HTTP on
 //! its pod IP, `kubectl logs`, `kubectl exec` (pipes, exit codes, stdin, a
 //! TTY) and `kubectl cp` (both ways) reach it; `kubectl delete` stops it and the runtime is left empty;
-//! `kubectl attach` and `kubectl run -i --rm` reach a container's stdin.
+//! `kubectl attach` and `kubectl run -i --rm` reach a container's stdin; the
+//! same exec, attach, cp and port-forward over SPDY/3.1.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -620,21 +621,6 @@ spec:
         text(&refused.stderr)
     );
 
-    // SPDY/3.1 (what kubectl before 1.30 speaks) is refused in words.
-    let spdy = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(["exec", "web", "--", "true"])
-        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
-        .output()
-        .unwrap();
-    assert!(!spdy.status.success());
-    assert!(
-        text(&spdy.stderr).contains("use kubectl 1.30 or later"),
-        "{}",
-        text(&spdy.stderr)
-    );
-
     // Termination messages: what a container writes to
     // /dev/termination-log (a file the kubelet mounts there), or with
     // FallbackToLogsOnError the end of a failed container's log.
@@ -895,6 +881,270 @@ spec:
     kubectl(
         &kubeconfig,
         &["delete", "pod", "echo", "--timeout=60s"],
+        None,
+    );
+    cluster.stop().await;
+}
+
+/// The SPDY/3.1 protocols, with the real kubectl 1.32 told to speak them
+/// (`KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`,
+/// `KUBECTL_PORT_FORWARD_WEBSOCKETS=false`), as kubectl 1.27–1.29 always do:
+/// the API server passes the `Upgrade: SPDY/3.1` POST on to this node's
+/// kubelet, which agrees `v4.channel.k8s.io` (exec, attach) or
+/// `portforward.k8s.io` and serves SPDY itself — exec and attach translated
+/// to the runtime's streaming session, port-forward spliced with the pod's
+/// port. Everything in a namespace the test makes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: namespaces, overlayfs, cgroups, CNI, nftables"]
+async fn kubectl_over_spdy_execs_attaches_and_forwards_ports() {
+    let cluster = Cluster::start(7).await;
+    let (kubeconfig, client) = (cluster.kubeconfig.clone(), cluster.client.clone());
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let manifest = r#"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: spdy
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  namespace: spdy
+spec:
+  nodeName: e2e-node
+  containers:
+  - name: httpd
+    image: skiff/httpd:latest
+    imagePullPolicy: Never
+    readinessProbe:
+      httpGet: {path: /index.html, port: 80}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: echo
+  namespace: spdy
+spec:
+  nodeName: e2e-node
+  restartPolicy: Never
+  containers:
+  - name: echo
+    image: skiff/busybox:latest
+    imagePullPolicy: Never
+    stdin: true
+    stdinOnce: true
+    command: [sh, -c, 'read x; echo "got $x"; echo to stderr >&2; cat; echo "eof"']
+"#;
+    kubectl(&kubeconfig, &["apply", "-f", "-"], Some(manifest));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "spdy");
+    for name in ["web", "echo"] {
+        wait_for("the pods to run (web ready)", 60, || async {
+            let s = pods.get_opt(name).await.ok()??.status?;
+            let ready = s
+                .conditions
+                .as_ref()?
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            (s.phase.as_deref() == Some("Running") && ready).then_some(())
+        })
+        .await;
+    }
+
+    // kubectl in namespace spdy, with WebSocket off for every command.
+    let spdy = |args: &[&str], stdin: Option<&str>| {
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["-n", "spdy"])
+            .args(args)
+            .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+            .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(t) = stdin {
+            input.write_all(t.as_bytes()).unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    };
+
+    // exec: stdout and stderr on their streams.
+    let out = spdy(
+        &[
+            "exec",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "hostname; echo to stderr >&2",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "web\n", "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "to stderr\n");
+    // The exit code, from the v4 Status on the error stream.
+    let out = spdy(&["exec", "web", "--", "sh", "-c", "exit 7"], None);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "command terminated with exit code 7"
+    );
+    // -i: stdin through, and its end (FIN) closes the command's.
+    let out = spdy(
+        &["exec", "-i", "web", "--", "tr", "a-z", "A-Z"],
+        Some("shout\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "SHOUT\n");
+    // The API server's checks come first, as for WebSocket.
+    let out = spdy(&["exec", "web", "-c", "nope", "--", "true"], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("container nope is not valid for pod web"),
+        "{}",
+        text(&out.stderr)
+    );
+    // kubectl cp rides on exec: tar through stdin, and back through stdout.
+    let scratch = tempfile::tempdir().unwrap();
+    let sent = scratch.path().join("sent.txt");
+    std::fs::write(&sent, "copied over spdy\n").unwrap();
+    let out = spdy(&["cp", sent.to_str().unwrap(), "web:/tmp/sent.txt"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let back = scratch.path().join("back.txt");
+    let out = spdy(&["cp", "web:/tmp/sent.txt", back.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&back).unwrap(),
+        "copied over spdy\n"
+    );
+
+    // -it through a real terminal (script's pty) sized 45x123: the
+    // container's terminal takes that size from the resize stream, and
+    // the exit code comes back.
+    let script = Command::new("timeout")
+        .args(["60", "script", "-qec"])
+        .arg(format!(
+            "stty rows 45 cols 123; kubectl --kubeconfig {} -n spdy exec -it web -- \
+             sh -c 'sleep 1; stty size; tty; exit 3'",
+            kubeconfig.display()
+        ))
+        .arg("/dev/null")
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+        .stdin(Stdio::piped())
+        .output()
+        .unwrap();
+    let screen = text(&script.stdout);
+    assert_eq!(script.status.code(), Some(3), "{screen}");
+    assert!(screen.contains("45 123\r\n"), "{screen}");
+    assert!(screen.contains("/dev/pts/0"), "{screen}");
+
+    // attach -i: the input to the container's stdin, its end (stdinOnce)
+    // the container's, its stdout and stderr back.
+    let out = spdy(&["attach", "-i", "echo"], Some("hello\nmore\n"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "got hello\nmore\neof\n",
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("to stderr\n"),
+        "{}",
+        text(&out.stderr)
+    );
+    wait_for("echo to succeed", 60, || async {
+        let p = pods.get_opt("echo").await.ok()??;
+        (p.status?.phase.as_deref() == Some("Succeeded")).then_some(())
+    })
+    .await;
+
+    // port-forward over raw SPDY: two requests through 127.0.0.1, each its
+    // own pair of streams.
+    let through = |port: u16| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").ok()?;
+        let mut page = String::new();
+        s.read_to_string(&mut page).ok()?;
+        Some(page)
+    };
+    let start_forward = |remote: &str| {
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["-n", "spdy", "port-forward", "pod/web", remote])
+            .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:")
+                    && let Some(port) = rest.split(' ').next().and_then(|p| p.parse::<u16>().ok())
+                {
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        (child, rx.recv_timeout(Duration::from_secs(20)))
+    };
+    let (mut forward, local) = start_forward(":80");
+    let pages: Vec<Option<String>> = match local {
+        Ok(port) => (0..2).map(|_| through(port)).collect(),
+        Err(_) => vec![],
+    };
+    forward.kill().unwrap();
+    let fwd = forward.wait_with_output().unwrap();
+    assert!(local.is_ok(), "never said where: {}", text(&fwd.stderr));
+    assert_eq!(pages.len(), 2);
+    for page in &pages {
+        assert!(
+            page.as_ref()
+                .is_some_and(|p| p.contains("Hello from Skiff")),
+            "{page:?} {}",
+            text(&fwd.stderr)
+        );
+    }
+    // A port nothing listens on: the reason on the error stream.
+    let (mut refused, port81) = start_forward(":81");
+    if let Ok(port) = port81 {
+        let got = through(port);
+        assert!(got.as_deref().unwrap_or_default().is_empty(), "{got:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let _ = refused.kill();
+    let refused = refused.wait_with_output().unwrap();
+    assert!(
+        text(&refused.stderr).contains("error forwarding port 81 to pod"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    // No namespace controller runs here: the pods go, the namespace goes
+    // with the test's API server.
+    kubectl(
+        &kubeconfig,
+        &[
+            "-n",
+            "spdy",
+            "delete",
+            "pod",
+            "web",
+            "echo",
+            "--timeout=60s",
+        ],
         None,
     );
     cluster.stop().await;

@@ -1,4 +1,5 @@
-//! One hop of an HTTP/1.1 upgrade (the WebSocket `kubectl exec` opens):
+//! One hop of an HTTP/1.1 upgrade (the WebSocket or SPDY/3.1 connection
+//! `kubectl exec`, `attach` and `port-forward` open):
 //! the request's upgrade headers are sent on over a connection the caller
 //! made (TLS to a kubelet, TCP to the runtime's streaming server); when the
 //! far side switches protocols, its 101 is what the caller answers with,
@@ -6,7 +7,10 @@
 //!
 //! This is how upstream's API server and kubelet pass exec through
 //! (`UpgradeAwareHandler`): neither looks inside the stream, so the
-//! protocol is agreed between kubectl and the runtime alone.
+//! protocol is agreed by the far end. The API server passes WebSocket and
+//! SPDY/3.1 upgrades on alike to the kubelet; the kubelet passes WebSocket
+//! on to the runtime and answers SPDY/3.1 itself (the runtime's streaming
+//! server speaks WebSocket only).
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
@@ -55,10 +59,6 @@ pub enum UpgradeError {
     Request(#[from] http::Error),
 }
 
-/// What a request that is not a WebSocket upgrade (kubectl's SPDY/3.1
-/// fallback) is told, by the API server and the kubelet alike.
-pub const WEBSOCKET_ONLY: &str = "exec is served over WebSocket (v5.channel.k8s.io) only; this Skiff does not speak SPDY/3.1: use kubectl 1.30 or later";
-
 /// The 101 to answer with once the far side has switched.
 pub fn switching_protocols<B: Default>(headers: HeaderMap) -> http::Response<B> {
     let mut r = http::Response::new(B::default());
@@ -72,6 +72,15 @@ pub fn is_websocket(headers: &HeaderMap) -> bool {
     headers.get_all(http::header::UPGRADE).iter().any(|v| {
         v.to_str()
             .is_ok_and(|v| v.eq_ignore_ascii_case("websocket"))
+    })
+}
+
+/// Is this request an upgrade to SPDY/3.1 (what kubectl 1.27–1.29 speak
+/// for exec, attach and port-forward, and kubectl 1.30+ falls back to)?
+pub fn is_spdy(headers: &HeaderMap) -> bool {
+    headers.get_all(http::header::UPGRADE).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.trim().eq_ignore_ascii_case("SPDY/3.1"))
     })
 }
 
@@ -150,12 +159,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn websocket_upgrades_are_told_from_others() {
+    fn websocket_and_spdy_upgrades_are_told_apart() {
         let mut h = HeaderMap::new();
-        assert!(!is_websocket(&h));
+        assert!(!is_websocket(&h) && !is_spdy(&h));
         h.insert(http::header::UPGRADE, "SPDY/3.1".parse().unwrap());
-        assert!(!is_websocket(&h));
+        assert!(!is_websocket(&h) && is_spdy(&h));
         h.insert(http::header::UPGRADE, "WebSocket".parse().unwrap());
-        assert!(is_websocket(&h));
+        assert!(is_websocket(&h) && !is_spdy(&h));
+        h.insert(http::header::UPGRADE, "SPDY/3".parse().unwrap());
+        assert!(!is_spdy(&h), "only 3.1 is spoken");
     }
 }

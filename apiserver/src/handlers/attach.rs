@@ -1,15 +1,14 @@
 //! `pods/attach`: `kubectl attach`, and `kubectl run -i`, which attaches to
 //! the pod it made. Checked as exec is ([`super::exec`]) — the pod exists,
-//! has not completed, is on a node, has the container — then the WebSocket
-//! upgrade goes on to the pod's kubelet
+//! has not completed, is on a node, has the container — then the upgrade
+//! (WebSocket, or kubectl's SPDY/3.1 fallback) goes on to the pod's kubelet
 //! (`/attach/<ns>/<pod>/<container>?<same query>`) and the connections are
-//! spliced. WebSocket only: the SPDY/3.1 fallback gets the same 400 as exec.
+//! spliced.
 
 use axum::response::Response;
 use http::request::Parts;
-use skiff_proto::upgrade;
 
-use super::exec::to_kubelet;
+use super::exec::{to_kubelet, upgrade_required};
 use super::log::{container_for, pod};
 use super::{Api, Query};
 use crate::error::{ApiError, ApiResult};
@@ -42,9 +41,7 @@ pub async fn attach(
             "pod {name} does not have a host assigned"
         )));
     };
-    if !upgrade::is_websocket(&parts.headers) {
-        return Err(ApiError::bad_request(upgrade::WEBSOCKET_ONLY));
-    }
+    upgrade_required(parts)?;
     let path = format!(
         "/attach/{}/{name}/{container}?{}",
         target.namespace,

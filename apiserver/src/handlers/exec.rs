@@ -1,14 +1,16 @@
 //! `pods/exec`: `kubectl exec`. The API server checks the request against
 //! the pod — it exists, has not completed, is on a node, and has the
-//! container — then passes the WebSocket upgrade on to the pod's kubelet
+//! container — then passes the upgrade on to the pod's kubelet
 //! (`https://<node>:<port>/exec/<ns>/<pod>/<container>?<same query>`) with
 //! its kubelet-client certificate, and splices the two connections once
 //! both sides have switched ([`skiff_proto::upgrade`]).
 //!
 //! kubectl 1.30+ tries WebSocket (`GET`, `v5.channel.k8s.io`) first and, on
-//! any answer but a 101, retries as SPDY/3.1 (`POST`). So every check here
-//! comes before the protocol check, giving both attempts the same Status,
-//! and the SPDY attempt is told plainly that only WebSocket is served.
+//! any answer but a 101, retries as SPDY/3.1 (`POST`, with its
+//! `X-Stream-Protocol-Version` offers); kubectl 1.27–1.29 speak SPDY only.
+//! Both go the same way, untouched: like upstream's, this API server is a
+//! transparent upgrade proxy, and the kubelet agrees the protocol. Every
+//! check comes first, so both attempts of one command get the same Status.
 
 use axum::response::Response;
 use http::request::Parts;
@@ -45,9 +47,7 @@ pub async fn exec(
             "pod {name} does not have a host assigned"
         )));
     };
-    if !upgrade::is_websocket(&parts.headers) {
-        return Err(ApiError::bad_request(upgrade::WEBSOCKET_ONLY));
-    }
+    upgrade_required(parts)?;
     let path = format!(
         "/exec/{}/{name}/{container}?{}",
         target.namespace,
@@ -56,10 +56,21 @@ pub async fn exec(
     to_kubelet(api, parts, node_name, &path).await
 }
 
+/// Upstream's answer to a request on an upgrade-only subresource that
+/// asks for no (known) upgrade: WebSocket and SPDY/3.1 are passed on.
+pub fn upgrade_required(parts: &Parts) -> Result<(), ApiError> {
+    if upgrade::is_websocket(&parts.headers) || upgrade::is_spdy(&parts.headers) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("Upgrade request required"))
+    }
+}
+
 /// Passes the request's upgrade on to `node_name`'s kubelet at `path` (with
 /// the API server's kubelet-client certificate) and, once it switches,
 /// answers 101 and splices the connections; the kubelet's refusal as a
-/// Status otherwise. Exec and port-forward both go this way.
+/// Status otherwise. Exec, attach and port-forward all go this way, with
+/// the client's method (kubectl's SPDY attempts are `POST`s).
 pub async fn to_kubelet(
     api: &Api,
     parts: &mut Parts,
@@ -76,7 +87,7 @@ pub async fn to_kubelet(
     let stream = dial(tls, &address, &url).await?;
     match upgrade::forward(
         stream,
-        &http::Method::GET,
+        &parts.method,
         path,
         &address,
         &parts.headers,
@@ -94,6 +105,26 @@ pub async fn to_kubelet(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn websocket_and_spdy_upgrades_go_on_and_nothing_else() {
+        let parts = |upgrade: Option<&str>| {
+            let mut r = http::Request::builder().method("POST").uri("/x");
+            if let Some(u) = upgrade {
+                r = r.header("connection", "Upgrade").header("upgrade", u);
+            }
+            r.body(()).unwrap().into_parts().0
+        };
+        assert!(upgrade_required(&parts(Some("websocket"))).is_ok());
+        assert!(upgrade_required(&parts(Some("SPDY/3.1"))).is_ok());
+        for refused in [None, Some("h2c")] {
+            let e = upgrade_required(&parts(refused)).unwrap_err();
+            assert_eq!(
+                (e.code, e.message.as_str()),
+                (400, "Upgrade request required")
+            );
+        }
+    }
 
     #[test]
     fn completed_pods_cannot_be_exec_d_into() {

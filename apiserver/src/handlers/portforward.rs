@@ -1,14 +1,15 @@
 //! `pods/portforward`: `kubectl port-forward`. As for exec, the API server
-//! checks the pod (it exists and is on a node) and passes the WebSocket
-//! upgrade on to the pod's kubelet (`/portForward/<ns>/<pod>`) with its
-//! kubelet-client certificate, then splices the two connections; kubectl
-//! and the kubelet speak SPDY/3.1 inside (`SPDY/3.1+portforward.k8s.io`).
-//! kubectl's SPDY-only fallback (no WebSocket) is refused in words.
+//! checks the pod (it exists and is on a node) and passes the upgrade on to
+//! the pod's kubelet (`/portForward/<ns>/<pod>`) with its kubelet-client
+//! certificate, then splices the two connections. kubectl and the kubelet
+//! speak SPDY/3.1, inside a WebSocket (`SPDY/3.1+portforward.k8s.io`,
+//! kubectl 1.31+) or, on kubectl's fallback and before 1.31, as the raw
+//! upgraded connection (`Upgrade: SPDY/3.1`, `portforward.k8s.io`).
 
 use axum::response::Response;
 use http::request::Parts;
-use skiff_proto::upgrade;
 
+use super::exec::upgrade_required;
 use super::log::pod;
 use super::{Api, Query};
 use crate::error::{ApiError, ApiResult};
@@ -28,11 +29,7 @@ pub async fn port_forward(
             "pod {name} does not have a host assigned"
         )));
     };
-    if !upgrade::is_websocket(&parts.headers) {
-        return Err(ApiError::bad_request(
-            "port-forward is served over WebSocket (SPDY/3.1+portforward.k8s.io) only; this Skiff does not speak plain SPDY/3.1: use kubectl 1.31 or later",
-        ));
-    }
+    upgrade_required(parts)?;
     let path = format!(
         "/portForward/{}/{name}?{}",
         target.namespace,

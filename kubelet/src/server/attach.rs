@@ -4,18 +4,19 @@
 //!
 //! As exec ([`super::exec`]): the kubelet checks the request, asks the
 //! runtime for a streaming URL (CRI `Attach`), and forwards the WebSocket
-//! upgrade there; the runtime relays the session to the container's shim,
-//! which holds its stdio. WebSocket only, as exec.
+//! upgrade there, or answers a SPDY/3.1 one and translates it
+//! ([`super::spdy_remotecommand`]); the runtime relays the session to the
+//! container's shim, which holds its stdio.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use skiff_proto::cri;
-use skiff_proto::upgrade;
 
-use super::exec::{ExecOptions, error, to_streaming_server};
+use super::exec::{ExecOptions, error, spdy_protocol, to_streaming_server};
+use super::spdy_remotecommand;
 use crate::runtime::Runtime;
 
 /// The handler.
@@ -28,9 +29,10 @@ pub async fn attach<R: Runtime>(
         Ok(o) => o,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    if !upgrade::is_websocket(request.headers()) {
-        return error(StatusCode::BAD_REQUEST, upgrade::WEBSOCKET_ONLY.into());
-    }
+    let spdy = match spdy_protocol(request.headers()) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
     let Some(incoming) = request
         .extensions_mut()
         .remove::<hyper::upgrade::OnUpgrade>()
@@ -61,7 +63,10 @@ pub async fn attach<R: Runtime>(
         })
         .await;
     match url {
-        Ok(url) => to_streaming_server(&url, request.headers(), incoming).await,
+        Ok(url) => match spdy {
+            Some(protocol) => spdy_remotecommand::upgrade(&url, protocol, opts, incoming).await,
+            None => to_streaming_server(&url, request.headers(), incoming).await,
+        },
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("failed to attach to container: {e}"),

@@ -1,13 +1,13 @@
 //! `/exec/<namespace>/<pod>/<container>?command=…&stdin=…&stdout=…&stderr=…&tty=…`:
 //! `kubectl exec`, passed on by the API server's `pods/exec`.
 //!
-//! The kubelet checks the request, asks the runtime for a streaming URL
-//! (CRI `Exec`), and forwards the WebSocket upgrade there
+//! The kubelet checks the request and asks the runtime for a streaming URL
+//! (CRI `Exec`). A WebSocket upgrade (kubectl 1.30+) is forwarded there
 //! ([`skiff_proto::upgrade`]): from then on kubectl and the runtime's
-//! streaming server talk `v5.channel.k8s.io` through us, untouched.
-//!
-//! Only WebSocket is served. kubectl 1.30 and later try it first; the
-//! SPDY/3.1 fallback older kubectls use gets a 400 saying so.
+//! streaming server talk `v5.channel.k8s.io` through us, untouched. A
+//! SPDY/3.1 upgrade (kubectl 1.27–1.29, and later kubectls' fallback) is
+//! answered here and translated to the runtime's WebSocket
+//! ([`super::spdy_remotecommand`]).
 
 use std::sync::Arc;
 
@@ -17,6 +17,7 @@ use http::StatusCode;
 use skiff_proto::cri;
 use skiff_proto::upgrade::{self, Forwarded};
 
+use super::{spdy_remotecommand, spdy_upgrade};
 use crate::runtime::Runtime;
 
 /// The query as upstream's `ExecOptions`: `command` once per argv element,
@@ -78,9 +79,10 @@ pub async fn exec<R: Runtime>(
         Ok(o) => o,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    if !upgrade::is_websocket(request.headers()) {
-        return error(StatusCode::BAD_REQUEST, upgrade::WEBSOCKET_ONLY.into());
-    }
+    let spdy = match spdy_protocol(request.headers()) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
     let Some(incoming) = request
         .extensions_mut()
         .remove::<hyper::upgrade::OnUpgrade>()
@@ -104,7 +106,7 @@ pub async fn exec<R: Runtime>(
     let url = runtime
         .exec(cri::ExecRequest {
             container_id: status.id.clone(),
-            cmd: opts.command,
+            cmd: opts.command.clone(),
             tty: opts.tty,
             stdin: opts.stdin,
             stdout: opts.stdout,
@@ -112,12 +114,27 @@ pub async fn exec<R: Runtime>(
         })
         .await;
     match url {
-        Ok(url) => to_streaming_server(&url, request.headers(), incoming).await,
+        Ok(url) => match spdy {
+            Some(protocol) => spdy_remotecommand::upgrade(&url, protocol, opts, incoming).await,
+            None => to_streaming_server(&url, request.headers(), incoming).await,
+        },
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("failed to exec in container: {e}"),
         ),
     }
+}
+
+/// How the client asks to switch: WebSocket (`None`, passed on to the
+/// runtime), SPDY/3.1 with the remote-command protocol agreed, or neither
+/// (refused as upstream's kubelet refuses it).
+pub(super) fn spdy_protocol(
+    headers: &http::HeaderMap,
+) -> Result<Option<&'static str>, spdy_upgrade::HandshakeError> {
+    if upgrade::is_websocket(headers) {
+        return Ok(None);
+    }
+    spdy_upgrade::negotiate(headers, &spdy_upgrade::REMOTECOMMAND).map(Some)
 }
 
 /// Forwards the client's upgrade (`headers`, `incoming`) to the runtime's

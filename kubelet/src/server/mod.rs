@@ -2,7 +2,9 @@
 //! calls for what only the node has: container logs ([`logs`], behind
 //! `kubectl logs`), exec ([`exec`], behind `kubectl exec`), attach
 //! ([`attach`], behind `kubectl attach` and `kubectl run -i`), port-forward
-//! ([`portforward`]), and `/healthz`.
+//! ([`portforward`]), and `/healthz`. Exec, attach and port-forward take
+//! WebSocket and SPDY/3.1 upgrades alike ([`spdy_upgrade`], [`spdy_conn`],
+//! [`spdy_remotecommand`]).
 //!
 //! TLS as upstream's kubelet does it without a serving certificate given:
 //! a self-signed certificate for the node's name and address, made once in
@@ -16,6 +18,9 @@ pub mod attach;
 pub mod exec;
 pub mod logs;
 pub mod portforward;
+pub mod spdy_conn;
+pub mod spdy_remotecommand;
+pub mod spdy_upgrade;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};

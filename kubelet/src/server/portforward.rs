@@ -3,13 +3,17 @@
 //!
 //! kubectl 1.31+ opens a WebSocket with the sub-protocol
 //! `SPDY/3.1+portforward.k8s.io` and speaks SPDY/3.1 inside it
-//! ([`skiff_proto::spdy`]). For each local connection it opens two streams
+//! ([`skiff_proto::spdy`]); kubectl before 1.31, and later ones on their
+//! fallback, upgrade to SPDY/3.1 itself (`X-Stream-Protocol-Version:
+//! portforward.k8s.io`, [`super::spdy_upgrade`]). Both carry the same
+//! session ([`super::spdy_conn`] turns either into frames). For each local
+//! connection kubectl opens two streams
 //! with the same `requestid` header: an `error` stream (which it closes at
 //! once on its side) and a `data` stream, both naming the pod's `port`.
 //! Each stream is answered with a SYN_REPLY; the data stream is spliced
 //! with a TCP connection to the pod's address on that port; if that
 //! connection cannot be made, the reason goes down the error stream, as
-//! upstream's kubelet reports it. PINGs are echoed.
+//! upstream's kubelet reports it.
 //!
 //! Difference from upstream: the connection is made to the pod's IP from
 //! the node rather than to `localhost` inside the pod's network namespace,
@@ -20,17 +24,17 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
-use futures::{SinkExt, StreamExt};
 use http::StatusCode;
 use hyper_util::rt::TokioIo;
-use skiff_proto::spdy::{self, Codec, FLAG_FIN, Frame};
+use skiff_proto::spdy::{self, FLAG_FIN, Frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
+use super::spdy_conn::SpdyConn;
+use super::spdy_upgrade;
 use crate::pods::observed::{POD_NAME, POD_NAMESPACE};
 use crate::runtime::Runtime;
 
@@ -62,27 +66,42 @@ async fn pod_ip<R: Runtime>(runtime: &R, namespace: &str, pod: &str) -> Result<S
     ))
 }
 
-/// The handler: answers the WebSocket upgrade itself, then serves SPDY.
+/// How the client asked to switch.
+enum Upgrade {
+    /// WebSocket with SPDY inside; its `Sec-WebSocket-Key`.
+    WebSocket(http::HeaderValue),
+    /// SPDY/3.1 itself, speaking this protocol.
+    Spdy(&'static str),
+}
+
+/// The handler: answers the upgrade itself, then serves SPDY.
 pub async fn port_forward<R: Runtime>(
     State(runtime): State<Arc<R>>,
     Path((namespace, pod)): Path<(String, String)>,
     mut request: Request,
 ) -> Response {
     let headers = request.headers();
-    let offered = headers
-        .get_all("sec-websocket-protocol")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|p| p.trim() == PROTOCOL);
-    let key = headers.get("sec-websocket-key").cloned();
-    let (true, Some(key)) = (skiff_proto::upgrade::is_websocket(headers) && offered, key) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "port-forward is served over WebSocket ({PROTOCOL}) only: use kubectl 1.31 or later"
-            ),
-        );
+    let upgrade = if skiff_proto::upgrade::is_websocket(headers) {
+        let offered = headers
+            .get_all("sec-websocket-protocol")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| p.trim() == PROTOCOL);
+        match (offered, headers.get("sec-websocket-key")) {
+            (true, Some(key)) => Upgrade::WebSocket(key.clone()),
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("port-forward over WebSocket needs the sub-protocol {PROTOCOL}"),
+                );
+            }
+        }
+    } else {
+        match spdy_upgrade::negotiate(headers, &spdy_upgrade::PORTFORWARD) {
+            Ok(p) => Upgrade::Spdy(p),
+            Err(e) => return e.into_response(),
+        }
     };
     let Some(incoming) = request
         .extensions_mut()
@@ -97,17 +116,27 @@ pub async fn port_forward<R: Runtime>(
         Ok(ip) => ip,
         Err(r) => return r,
     };
+    let websocket = matches!(upgrade, Upgrade::WebSocket(_));
     tokio::spawn(async move {
-        match incoming.await {
-            Ok(upgraded) => {
-                let ws =
-                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
-                        .await;
-                serve(ws, ip).await;
+        let upgraded = match incoming.await {
+            Ok(u) => TokioIo::new(u),
+            Err(e) => {
+                tracing::debug!(error = %e, "port-forward: the client never switched");
+                return;
             }
-            Err(e) => tracing::debug!(error = %e, "port-forward: the client never switched"),
-        }
+        };
+        let conn = if websocket {
+            let ws = WebSocketStream::from_raw_socket(upgraded, Role::Server, None).await;
+            SpdyConn::over_websocket(ws)
+        } else {
+            SpdyConn::over_io(upgraded)
+        };
+        serve(conn, ip).await;
     });
+    let key = match upgrade {
+        Upgrade::Spdy(protocol) => return spdy_upgrade::switching_protocols(protocol),
+        Upgrade::WebSocket(key) => key,
+    };
     let mut r = Response::new(axum::body::Body::empty());
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
@@ -152,14 +181,8 @@ enum Event {
     Connected(String, ToPod),
 }
 
-/// One SPDY session over the WebSocket, until either side ends it.
-async fn serve<S>(ws: WebSocketStream<S>, ip: String)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let (mut sink, mut source) = ws.split();
-    let mut codec = Codec::new();
-    let mut buf: Vec<u8> = Vec::new();
+/// One SPDY session, until either side ends it.
+async fn serve(mut conn: SpdyConn, ip: String) {
     let (events, mut event_rx) = mpsc::unbounded_channel::<Event>();
     let mut pairs: HashMap<String, Pair> = HashMap::new();
     // Stream id → requestid.
@@ -167,75 +190,58 @@ where
     loop {
         let mut out: Vec<Frame> = Vec::new();
         tokio::select! {
-            msg = source.next() => {
-                let Some(Ok(msg)) = msg else { break };
-                let bytes = match msg {
-                    Message::Binary(b) => b.to_vec(),
-                    Message::Close(_) => break,
-                    _ => continue,
-                };
-                buf.extend_from_slice(&bytes);
-                loop {
-                    let frame = match codec.decode(&mut buf) {
-                        Ok(Some(f)) => f,
-                        Ok(None) => break,
-                        Err(e) => {
-                            tracing::debug!(error = %e, "port-forward: bad SPDY frame");
-                            return;
+            frame = conn.incoming.recv() => {
+                let Some(frame) = frame else { break };
+                match frame {
+                    Frame::SynStream { id, headers, .. } => {
+                        out.push(Frame::SynReply { id, flags: 0, headers: vec![] });
+                        let request = spdy::header(&headers, "requestid").unwrap_or("0").to_string();
+                        let kind = spdy::header(&headers, "streamtype").unwrap_or_default().to_string();
+                        let port = spdy::header(&headers, "port").unwrap_or_default().to_string();
+                        request_of.insert(id, request.clone());
+                        let pair = pairs.entry(request.clone()).or_default();
+                        match kind.as_str() {
+                            "error" => pair.error = Some(id),
+                            "data" => {
+                                pair.data = Some((id, None));
+                                connect(&ip, &port, id, request, events.clone());
+                            }
+                            _ => out.push(Frame::RstStream { id, status: spdy::REFUSED_STREAM }),
                         }
-                    };
-                    match frame {
-                        Frame::SynStream { id, headers, .. } => {
-                            out.push(Frame::SynReply { id, flags: 0, headers: vec![] });
-                            let request = spdy::header(&headers, "requestid").unwrap_or("0").to_string();
-                            let kind = spdy::header(&headers, "streamtype").unwrap_or_default().to_string();
-                            let port = spdy::header(&headers, "port").unwrap_or_default().to_string();
-                            request_of.insert(id, request.clone());
-                            let pair = pairs.entry(request.clone()).or_default();
-                            match kind.as_str() {
-                                "error" => pair.error = Some(id),
-                                "data" => {
-                                    pair.data = Some((id, None));
-                                    connect(&ip, &port, id, request, events.clone());
-                                }
-                                _ => out.push(Frame::RstStream { id, status: spdy::REFUSED_STREAM }),
-                            }
-                        }
-                        Frame::Data { id, flags, data } => {
-                            let Some(pair) = request_of.get(&id).and_then(|r| pairs.get_mut(r)) else {
-                                continue;
-                            };
-                            // Only the data stream carries bytes for the pod.
-                            let Some((_, writer)) = pair.data.as_ref().filter(|(d, _)| *d == id) else {
-                                continue;
-                            };
-                            let mut chunks = Vec::new();
-                            if !data.is_empty() {
-                                chunks.push(Some(data));
-                            }
-                            if flags & FLAG_FIN != 0 {
-                                chunks.push(None);
-                            }
-                            match writer {
-                                Some(w) => {
-                                    for c in chunks {
-                                        let _ = w.send(c);
-                                    }
-                                }
-                                None => pair.pending.extend(chunks),
-                            }
-                        }
-                        Frame::Ping { id } => out.push(Frame::Ping { id }),
-                        Frame::GoAway { .. } => return,
-                        Frame::RstStream { id, .. } => {
-                            if let Some(p) = request_of.get(&id).and_then(|r| pairs.get_mut(r))
-                                && let Some((_, Some(w))) = p.data.take()
-                            {
-                                let _ = w.send(None);
-                            }
-                        }
-                        _ => {}
                     }
+                    Frame::Data { id, flags, data } => {
+                        let Some(pair) = request_of.get(&id).and_then(|r| pairs.get_mut(r)) else {
+                            continue;
+                        };
+                        // Only the data stream carries bytes for the pod.
+                        let Some((_, writer)) = pair.data.as_ref().filter(|(d, _)| *d == id) else {
+                            continue;
+                        };
+                        let mut chunks = Vec::new();
+                        if !data.is_empty() {
+                            chunks.push(Some(data));
+                        }
+                        if flags & FLAG_FIN != 0 {
+                            chunks.push(None);
+                        }
+                        match writer {
+                            Some(w) => {
+                                for c in chunks {
+                                    let _ = w.send(c);
+                                }
+                            }
+                            None => pair.pending.extend(chunks),
+                        }
+                    }
+                    Frame::GoAway { .. } => return,
+                    Frame::RstStream { id, .. } => {
+                        if let Some(p) = request_of.get(&id).and_then(|r| pairs.get_mut(r))
+                            && let Some((_, Some(w))) = p.data.take()
+                        {
+                            let _ = w.send(None);
+                        }
+                    }
+                    _ => {}
                 }
             }
             Some(event) = event_rx.recv() => match event {
@@ -270,8 +276,7 @@ where
             },
         }
         for f in out {
-            let bytes = codec.encode(&f);
-            if sink.send(Message::Binary(bytes.into())).await.is_err() {
+            if conn.outgoing.send(f).await.is_err() {
                 return;
             }
         }
