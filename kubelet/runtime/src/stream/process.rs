@@ -57,13 +57,15 @@ pub fn command(pid: i32, cmd: &[String], tty: bool) -> tokio::process::Command {
     } else {
         tokio::process::Command::new(nsenter)
     };
-    c.args(["--target", &pid.to_string()])
-        .args([
-            "--mount", "--uts", "--ipc", "--net", "--pid", "--root", "--wd",
-        ])
-        .arg("--")
-        .args(cmd)
-        .kill_on_drop(true);
+    c.args(["--target", &pid.to_string()]).args([
+        "--mount", "--uts", "--ipc", "--net", "--pid", "--root", "--wd",
+    ]);
+    if in_own_user_namespace(pid) {
+        // `hostUsers: false`: root of the container's user namespace (nsenter
+        // becomes uid/gid 0 there), not the host's.
+        c.arg("--user");
+    }
+    c.arg("--").args(cmd).kill_on_drop(true);
     if let Some(env) = environment(pid) {
         c.env_clear().envs(env);
         if tty && std::env::var_os("TERM").is_none() {
@@ -71,6 +73,19 @@ pub fn command(pid: i32, cmd: &[String], tty: bool) -> tokio::process::Command {
         }
     }
     c
+}
+
+/// Whether process `pid` is in a user namespace other than ours.
+pub fn in_own_user_namespace(pid: i32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let ino = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+    match (
+        ino(&format!("/proc/{pid}/ns/user")),
+        ino("/proc/self/ns/user"),
+    ) {
+        (Some(theirs), Some(ours)) => theirs != ours,
+        _ => false,
+    }
 }
 
 /// The exit code of a finished process, as a shell reports it
