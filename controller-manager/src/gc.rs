@@ -28,7 +28,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Endpoints, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
+    ConfigMap, Endpoints, Node, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -49,7 +49,8 @@ pub const NAME: &str = "garbage-collector-controller";
 pub const ORPHAN: &str = "orphan";
 pub const FOREGROUND: &str = "foregroundDeletion";
 
-/// The namespaced kinds whose ownerReferences the collector follows.
+/// The kinds whose ownerReferences the collector follows: namespaced ones,
+/// and Nodes (which own their mirror pods and Leases).
 pub fn resources() -> Vec<ApiResource> {
     vec![
         ApiResource::erase::<Pod>(&()),
@@ -65,7 +66,13 @@ pub fn resources() -> Vec<ApiResource> {
         ApiResource::erase::<EndpointSlice>(&()),
         ApiResource::erase::<PersistentVolumeClaim>(&()),
         ApiResource::erase::<ServiceAccount>(&()),
+        ApiResource::erase::<Node>(&()),
     ]
+}
+
+/// Kinds in `resources` that live outside namespaces.
+pub fn cluster_scoped(ar: &ApiResource) -> bool {
+    ar.api_version == "v1" && ar.kind == "Node"
 }
 
 /// How an owner stands, for one of its dependents.
@@ -255,7 +262,11 @@ impl<C: Cluster> GarbageCollector<C> {
             return Ok(Owner::Solid); // a kind we do not follow
         };
         // Not in the cache: ask the API server before calling it gone.
-        let ns = dependent.object.metadata.namespace.as_deref();
+        let ns = if cluster_scoped(&ar) {
+            None
+        } else {
+            dependent.object.metadata.namespace.as_deref()
+        };
         match self.cluster.get_dyn(&ar, ns, &r.name).await? {
             Some(live) if live["metadata"]["uid"].as_str() == Some(r.uid.as_str()) => {
                 let o: DynamicObject =
@@ -699,6 +710,41 @@ mod tests {
                     json!({"metadata": {"finalizers": ["example.com/keep"], "resourceVersion": "5"}})
                 ),
             ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_mirror_pod_goes_with_its_node() {
+        let mirror = obj(
+            "Pod",
+            "web-n1",
+            "p-uid",
+            json!({"ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": "n-uid"}]}),
+        );
+        let g = gc(vec![(PODS, mirror)]);
+        // The Node is asked for by name, outside any namespace: still there.
+        g.cluster.live.lock().unwrap().insert(
+            ("nodes".into(), None, "n1".into()),
+            json!({"metadata": {"name": "n1", "uid": "n-uid"}}),
+        );
+        g.cluster.live.lock().unwrap().insert(
+            ("pods".into(), Some("default".into()), "web-n1".into()),
+            json!({"metadata": {"name": "web-n1", "uid": "p-uid",
+                                "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": "n-uid"}]}}),
+        );
+        g.reconcile(&uid_key("p-uid")).await.unwrap();
+        assert!(g.cluster.writes().is_empty());
+        // Gone: the mirror is deleted.
+        g.cluster
+            .live
+            .lock()
+            .unwrap()
+            .remove(&("nodes".into(), None, "n1".into()));
+        g.reconcile(&uid_key("p-uid")).await.unwrap();
+        assert!(
+            matches!(&g.cluster.writes()[..], [Write::DynDelete { resource, name, .. }] if resource == "pods" && name == "web-n1"),
+            "{:?}",
+            g.cluster.writes()
         );
     }
 

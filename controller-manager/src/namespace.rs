@@ -24,7 +24,10 @@ pub const FINALIZER: &str = "kubernetes";
 
 /// Every namespaced kind whose objects a namespace deletion removes.
 pub fn content_resources() -> Vec<ApiResource> {
-    let mut all = crate::gc::resources();
+    let mut all: Vec<ApiResource> = crate::gc::resources()
+        .into_iter()
+        .filter(|ar| !crate::gc::cluster_scoped(ar))
+        .collect();
     all.push(ApiResource::erase::<Event>(&()));
     all.push(ApiResource::erase::<Lease>(&()));
     all
@@ -124,6 +127,15 @@ impl<C: Cluster> Reconcile for NamespaceController<C> {
 mod tests {
     use super::*;
     use crate::client::fake::{FakeCluster, Write};
+
+    #[test]
+    fn a_namespace_holds_no_cluster_scoped_kind() {
+        // The collector also follows Nodes; a namespace deletion must not
+        // ask for "the nodes of namespace lab" (it would never finish).
+        let kinds: Vec<String> = content_resources().into_iter().map(|ar| ar.kind).collect();
+        assert!(!kinds.contains(&"Node".to_string()), "{kinds:?}");
+        assert!(kinds.contains(&"Pod".to_string()) && kinds.contains(&"Lease".to_string()));
+    }
     use kube::runtime::reflector;
     use kube::runtime::watcher::Event as WatchEvent;
     use serde_json::json;
