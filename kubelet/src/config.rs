@@ -104,6 +104,12 @@ pub struct Config {
     #[arg(long, default_value = "cluster.local")]
     pub cluster_domain: String,
 
+    /// The node's resolver file: what `dnsPolicy: Default` pods (and
+    /// `hostNetwork` pods with `ClusterFirst`) get, and whose searches follow
+    /// the cluster's. Empty: none (such pods get `nameserver 127.0.0.1`).
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    pub resolv_conf: String,
+
     /// The port of the kubelet's own HTTPS API (container logs), as upstream; 0 picks a free
     /// one (tests), which the Node reports in `status.daemonEndpoints`.
     #[arg(long, default_value_t = 10250)]

@@ -442,6 +442,8 @@ pub async fn run_with_runtime<R: runtime::Runtime>(
         dns: pods::config::DnsSettings {
             servers: config.cluster_dns.clone(),
             domain: config.cluster_domain.clone(),
+            resolv_conf: (!config.resolv_conf.is_empty())
+                .then(|| std::path::PathBuf::from(&config.resolv_conf)),
         },
         max_restart_period: config.max_container_restart_period,
         mounter: Arc::new(pods::volumes::mounter::HostMounter),

@@ -11,12 +11,7 @@ use skiff_proto::cri;
 use super::observed::{CONTAINER_NAME, POD_NAME, POD_NAMESPACE, POD_UID};
 use crate::node::quantity::{parse_bytes, parse_cpu};
 
-/// What the sandbox's DNS points at.
-#[derive(Debug, Clone, Default)]
-pub struct DnsSettings {
-    pub servers: Vec<String>,
-    pub domain: String,
-}
+pub use super::dns::DnsSettings;
 
 fn pod_labels(pod: &Pod) -> HashMap<String, String> {
     let m = &pod.metadata;
@@ -73,22 +68,16 @@ pub fn sandbox(
         m.namespace.clone().unwrap_or_default(),
         m.uid.clone().unwrap_or_default(),
     );
-    // hostname: spec.hostname, else the pod's name, cut to a DNS label.
-    let mut hostname = spec.hostname.clone().unwrap_or_else(|| name.clone());
-    hostname.truncate(63);
     let host_network = spec.host_network.unwrap_or(false);
-    let dns_config = (!host_network).then(|| cri::DnsConfig {
-        servers: dns.servers.clone(),
-        searches: [
-            format!("{namespace}.svc.{}", dns.domain),
-            format!("svc.{}", dns.domain),
-            dns.domain.clone(),
-        ]
-        .into_iter()
-        .filter(|s| !dns.domain.is_empty() && !s.is_empty())
-        .collect(),
-        options: vec!["ndots:5".into()],
-    });
+    // hostname: spec.hostname, else the pod's name, cut to a DNS label;
+    // none for a host-network pod, whose hostname is the node's (upstream).
+    let mut hostname = if host_network {
+        String::new()
+    } else {
+        spec.hostname.clone().unwrap_or_else(|| name.clone())
+    };
+    hostname.truncate(63);
+    let dns_config = Some(super::dns::pod_dns(pod, dns, dns.node_resolver().as_ref()));
     let port_mappings = spec
         .containers
         .iter()
@@ -671,6 +660,7 @@ mod tests {
             &DnsSettings {
                 servers: vec!["10.96.0.10".into()],
                 domain: "cluster.local".into(),
+                resolv_conf: None,
             },
         );
         assert_eq!(s.hostname, "web-1");
@@ -696,6 +686,44 @@ mod tests {
             .namespace_options
             .unwrap();
         assert_eq!(ns.pid, cri::NamespaceMode::Container as i32);
+        assert_eq!(ns.network, cri::NamespaceMode::Pod as i32);
+    }
+
+    #[test]
+    fn a_host_network_sandbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let resolv = dir.path().join("resolv.conf");
+        std::fs::write(&resolv, "nameserver 192.0.2.53\nsearch lab.example\n").unwrap();
+        let dns = DnsSettings {
+            servers: vec!["10.96.0.10".into()],
+            domain: "cluster.local".into(),
+            resolv_conf: Some(resolv),
+        };
+        let mut p = pod();
+        p.spec.as_mut().unwrap().host_network = Some(true);
+        let s = sandbox(&p, 0, "/var/log/pods", &dns);
+        assert_eq!(s.hostname, "", "the node's hostname: none sent");
+        let ns = s
+            .linux
+            .unwrap()
+            .security_context
+            .unwrap()
+            .namespace_options
+            .unwrap();
+        assert_eq!(ns.network, cri::NamespaceMode::Node as i32);
+        // ClusterFirst on the node's network: the node's resolver.
+        let d = s.dns_config.unwrap();
+        assert_eq!(
+            (d.servers, d.searches),
+            (
+                vec!["192.0.2.53".to_string()],
+                vec!["lab.example".to_string()]
+            )
+        );
+        p.spec.as_mut().unwrap().dns_policy = Some("ClusterFirstWithHostNet".into());
+        let d = sandbox(&p, 0, "/var/log/pods", &dns).dns_config.unwrap();
+        assert_eq!(d.servers, ["10.96.0.10"]);
+        assert_eq!(d.searches[0], "shop.svc.cluster.local");
     }
 
     #[test]

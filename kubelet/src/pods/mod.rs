@@ -1,7 +1,8 @@
 //! The pods bound to this node: a watch on `spec.nodeName=<node>` feeds one
 //! [`worker`] per pod (keyed by uid); each worker [`plan`]s from what the
 //! runtime holds ([`observed`]), acts through the CRI, and posts the
-//! [`status`]. [`config`] builds the CRI configs, [`backoff`] times restarts,
+//! [`status`]. [`config`] builds the CRI configs ([`dns`] the pod's DNS per
+//! `dnsPolicy`), [`backoff`] times restarts,
 //! [`probe`] runs startup, liveness and readiness probes, [`hooks`] the
 //! postStart and preStop lifecycle hooks, [`volumes`] the pod's volumes
 //! (from the objects [`sources`] fetches, which the environment reads too).
@@ -12,6 +13,7 @@
 
 pub mod backoff;
 pub mod config;
+pub mod dns;
 pub mod evict;
 pub mod hooks;
 pub mod mirror;

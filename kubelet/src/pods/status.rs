@@ -108,6 +108,21 @@ fn container_status(
     }
 }
 
+/// The pod's IP: its sandbox's, or for a `hostNetwork` pod the node's (as
+/// upstream's kubelet: its sandbox has none, the pod is reached at the
+/// node's address) — for the status, the downward API, probes and hooks.
+pub fn pod_ip(pod: &Pod, sandbox_ip: Option<&str>, host_ip: &str) -> Option<String> {
+    let host_network = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false);
+    if host_network && !host_ip.is_empty() {
+        return Some(host_ip.to_string());
+    }
+    sandbox_ip.filter(|ip| !ip.is_empty()).map(String::from)
+}
+
 /// `status` for `pod` at `now`; `previous` is the status last written, whose
 /// condition transition times and start time are kept.
 pub fn status(
@@ -219,7 +234,7 @@ pub fn status(
         conditions.push(scheduled.clone());
     }
 
-    let ip = sandbox.map(|s| s.ip.clone()).filter(|ip| !ip.is_empty());
+    let ip = pod_ip(pod, sandbox.map(|s| s.ip.as_str()), host_ip);
     PodStatus {
         phase: Some(phase.into()),
         conditions: Some(conditions),
@@ -391,6 +406,41 @@ mod tests {
         assert_eq!((last.exit_code, last.reason.as_deref()), (2, Some("Error")));
         assert_eq!(c.restart_count, 3);
         assert!(!c.ready);
+    }
+
+    #[test]
+    fn a_host_network_pod_has_the_nodes_ip() {
+        let mut p = pod("Always");
+        p.spec.as_mut().unwrap().host_network = Some(true);
+        // Its sandbox has no IP of its own (the runtime reports none).
+        let mut o = observed(Cri::ContainerRunning, 0, 0);
+        for sb in o.sandboxes.iter_mut() {
+            sb.ip.clear();
+        }
+        let s = status(&p, &o, &Notes::default(), "192.168.56.11", now());
+        assert_eq!(s.pod_ip.as_deref(), Some("192.168.56.11"));
+        assert_eq!(
+            s.pod_ips.unwrap()[0].ip,
+            "192.168.56.11",
+            "podIPs too, as upstream"
+        );
+        assert_eq!(s.host_ip.as_deref(), Some("192.168.56.11"));
+        // The helper's table: the node's for hostNetwork whatever the
+        // sandbox says; else the sandbox's, none when it has none.
+        let own = pod("Always");
+        for (pod, sandbox, want) in [
+            (&p, Some("10.244.0.7"), Some("192.168.56.11")),
+            (&p, None, Some("192.168.56.11")),
+            (&own, Some("10.244.0.7"), Some("10.244.0.7")),
+            (&own, Some(""), None),
+            (&own, None, None),
+        ] {
+            assert_eq!(
+                pod_ip(pod, sandbox, "192.168.56.11").as_deref(),
+                want,
+                "{sandbox:?}"
+            );
+        }
     }
 
     #[test]

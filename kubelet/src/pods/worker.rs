@@ -304,10 +304,12 @@ async fn run_probes<R: Runtime>(
 ) -> Probed {
     let mut probed = Probed::default();
     let spec = pod.spec.clone().unwrap_or_default();
-    let pod_ip = observed
-        .current_sandbox()
-        .map(|s| s.ip.clone())
-        .unwrap_or_default();
+    let pod_ip = status::pod_ip(
+        pod,
+        observed.current_sandbox().map(|s| s.ip.as_str()),
+        &ctx.host_ip,
+    )
+    .unwrap_or_default();
     let now = now_nanos();
     let mut due = Vec::new();
     let mut keep = std::collections::BTreeSet::new();
@@ -533,7 +535,8 @@ async fn start<R: Runtime>(
         reason: "CreateContainerConfigError".into(),
         message,
     };
-    let env = config::environment(pod, &container, &sources, &ctx.host_ip, &sandbox.ip)
+    let pod_ip = status::pod_ip(pod, Some(&sandbox.ip), &ctx.host_ip).unwrap_or_default();
+    let env = config::environment(pod, &container, &sources, &ctx.host_ip, &pod_ip)
         .map_err(|e| config_error(e.to_string()))?;
     let vars: BTreeMap<String, String> = env.iter().cloned().collect();
     let mounts = volumes::container_mounts(&container, &state.volumes, &vars)
@@ -601,7 +604,7 @@ async fn start<R: Runtime>(
     .await;
     tracing::info!(pod = %name(pod), container = %c, attempt, "container started");
     if let Some(h) = hooks::Which::PostStart.of(&container) {
-        let hook = hooks::hook(h, &container, &sandbox.ip);
+        let hook = hooks::hook(h, &container, &pod_ip);
         let grace = spec.termination_grace_period_seconds.unwrap_or(30);
         let limit = Duration::from_secs(grace.max(1) as u64);
         let outcome = hooks::run(ctx.runtime.as_ref(), &id, &hook, limit, c, &hook_pod(pod)).await;
@@ -784,10 +787,12 @@ pub(super) async fn teardown<R: Runtime>(
             return;
         }
     };
-    let pod_ip = observed
-        .current_sandbox()
-        .map(|s| s.ip.clone())
-        .unwrap_or_default();
+    let sandbox_ip = observed.current_sandbox().map(|s| s.ip.as_str());
+    let pod_ip = match pod {
+        Some(p) => status::pod_ip(p, sandbox_ip, &ctx.host_ip),
+        None => sandbox_ip.map(String::from),
+    }
+    .unwrap_or_default();
     let stops = observed
         .containers
         .iter()
