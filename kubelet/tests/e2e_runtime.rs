@@ -6,7 +6,8 @@
 //! its pod IP, `kubectl logs`, `kubectl exec` (pipes, exit codes, stdin, a
 //! TTY) and `kubectl cp` (both ways) reach it; `kubectl delete` stops it and the runtime is left empty;
 //! `kubectl attach` and `kubectl run -i --rm` reach a container's stdin; the
-//! same exec, attach, cp and port-forward over SPDY/3.1.
+//! same exec, attach, cp and port-forward over SPDY/3.1; a `hostNetwork`
+//! pod answers on the node's loopback with the node's IP as its pod IP.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -1431,4 +1432,131 @@ fn reset_unmounts_the_tmpfs_of_pod_volumes() {
     let removed = skiff_runtime::cleanup::remove_all(&root);
     assert_eq!(removed.mounts, 2);
     assert!(HostMounter.mounts_under(&pods).is_empty());
+}
+
+/// A `hostNetwork` pod end to end: busybox httpd on a free high port of the
+/// node's loopback only (127.0.0.1, never a public address), reached from
+/// this process — the node — at 127.0.0.1:<port> with no CNI in between;
+/// its readiness probe goes to the node's address; `status.podIP` is the
+/// node's IP (also in `kubectl get pods -o wide`); inside it the network
+/// namespace and hostname are the node's and /etc/hosts is the node's file;
+/// deleted, the port is free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: namespaces, overlayfs, cgroups, CNI, nftables"]
+async fn a_host_network_pod_answers_on_the_nodes_loopback() {
+    let cluster = Cluster::start(6).await;
+    let (kubeconfig, client) = (cluster.kubeconfig.clone(), cluster.client.clone());
+    // A free port on loopback; the listener is closed before httpd binds it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let manifest = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: hostweb
+spec:
+  nodeName: e2e-node
+  hostNetwork: true
+  containers:
+  - name: httpd
+    image: skiff/httpd:latest
+    imagePullPolicy: Never
+    args: ["-p", "127.0.0.1:{port}", "-h", "/var/www"]
+    ports:
+    - containerPort: {port}
+    readinessProbe:
+      httpGet: {{path: /index.html, port: {port}}}
+      periodSeconds: 1
+"#
+    );
+    kubectl(&kubeconfig, &["apply", "-f", "-"], Some(&manifest));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let (pod_ip, host_ip) = wait_for("hostweb to run and be ready", 60, || async {
+        let p = pods.get_opt("hostweb").await.ok()??;
+        let s = p.status?;
+        let ready = s
+            .conditions
+            .as_ref()?
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        (s.phase.as_deref() == Some("Running") && ready).then_some((s.pod_ip?, s.host_ip?))
+    })
+    .await;
+    assert_eq!(
+        pod_ip, "127.0.0.1",
+        "the node's IP (--node-ip) as the pod's"
+    );
+    assert_eq!(pod_ip, host_ip);
+    let table = kubectl(&kubeconfig, &["get", "pods", "-o", "wide"], None);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("hostweb ") && l.contains("Running") && l.contains("127.0.0.1")),
+        "{table}"
+    );
+
+    // From the node, on its own loopback: no bridge, no portmap.
+    let get = || async move {
+        let mut s = std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_secs(2),
+        )
+        .ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        s.write_all(b"GET / HTTP/1.0\r\nHost: hostweb\r\n\r\n")
+            .ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        Some(body)
+    };
+    let page = wait_for("httpd to answer on 127.0.0.1", 20, get).await;
+    assert!(page.contains("Hello from Skiff"), "{page}");
+
+    // Inside: the node's network namespace and hostname, the node's hosts.
+    let inside = kubectl(
+        &kubeconfig,
+        &[
+            "exec",
+            "hostweb",
+            "--",
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/net; hostname; head -n 1 /etc/hosts",
+        ],
+        None,
+    );
+    let node_net = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let node_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let node_name = node_name.trim();
+    assert_eq!(
+        inside,
+        format!(
+            "{}\n{node_name}\n# Kubernetes-managed hosts file (host network).\n",
+            node_net.display()
+        )
+    );
+
+    kubectl(
+        &kubeconfig,
+        &["delete", "pod", "hostweb", "--grace-period=1"],
+        None,
+    );
+    wait_for("hostweb to be gone", 60, || async {
+        pods.get_opt("hostweb").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    // httpd is stopped: nothing listens on the port any more.
+    assert!(
+        std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_secs(1),
+        )
+        .is_err(),
+        "httpd still listens on 127.0.0.1:{port}"
+    );
+    cluster.stop().await;
 }
