@@ -43,8 +43,19 @@ pub async fn serve(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(listen_err(e)),
     }
-    let listener = tokio::net::UnixListener::bind(socket).map_err(listen_err)?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(listen_err)?;
+    // Bound under a temporary name, made 0600, then renamed into place: the
+    // socket never exists at its path with the mode bind(2) gave it (0755
+    // under the usual umask), so nobody else can connect in between — and
+    // whoever waits for the path sees it only once it is ready.
+    let staged = socket.with_extension(format!("sock.{}", std::process::id()));
+    let _ = std::fs::remove_file(&staged);
+    let listener = tokio::net::UnixListener::bind(&staged).map_err(listen_err)?;
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| std::fs::rename(&staged, socket))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&staged);
+            listen_err(e)
+        })?;
     tracing::info!(socket = %socket.display(), "serving the CRI");
     let incoming = futures::stream::unfold(listener, |l| async move {
         let accepted = l.accept().await.map(|(stream, _)| stream);
