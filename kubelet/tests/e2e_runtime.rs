@@ -1516,6 +1516,50 @@ spec:
     let page = wait_for("httpd to answer on 127.0.0.1", 20, get).await;
     assert!(page.contains("Hello from Skiff"), "{page}");
 
+    // kubectl port-forward to it: the kubelet dials the node's loopback,
+    // where the pod listens (it has no address of its own).
+    let mut forward = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["port-forward", "pod/hostweb", &format!(":{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = forward.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Read every line, so kubectl's "Handling connection" lines never meet
+    // a closed pipe.
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(p) = line
+                .strip_prefix("Forwarding from 127.0.0.1:")
+                .and_then(|r| r.split(' ').next()?.parse::<u16>().ok())
+            {
+                let _ = tx.send(p);
+            }
+        }
+    });
+    let local = rx.recv_timeout(Duration::from_secs(20)).ok();
+    let forwarded = local.and_then(|local| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", local)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        Some(body)
+    });
+    forward.kill().unwrap();
+    let fwd = forward.wait_with_output().unwrap();
+    assert!(
+        forwarded
+            .as_deref()
+            .is_some_and(|b| b.contains("Hello from Skiff")),
+        "{forwarded:?} {}",
+        String::from_utf8_lossy(&fwd.stderr)
+    );
+
     // Inside: the node's network namespace and hostname, the node's hosts.
     let inside = kubectl(
         &kubeconfig,
@@ -1559,4 +1603,126 @@ spec:
         "httpd still listens on 127.0.0.1:{port}"
     );
     cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: namespaces, overlayfs, idmapped mounts, cgroups, CNI, nftables"]
+async fn a_pod_without_host_users_is_root_only_inside() {
+    let cluster = Cluster::start(8).await;
+    let (kubeconfig, client) = (cluster.kubeconfig.clone(), cluster.client.clone());
+    let manifest = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: userns
+spec:
+  nodeName: e2e-node
+  hostUsers: false
+  containers:
+  - name: sh
+    image: skiff/busybox:latest
+    imagePullPolicy: Never
+    command: ["sh", "-c", "echo hello > /made-inside; sleep 3600"]
+"#;
+    kubectl(&kubeconfig, &["apply", "-f", "-"], Some(manifest));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    wait_for("userns to run", 60, || async {
+        let p = pods.get_opt("userns").await.ok()??;
+        (p.status?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+    // Inside: root, with a mapping of 65536 IDs from a block above the host's first.
+    let id = kubectl(&kubeconfig, &["exec", "userns", "--", "id", "-u"], None);
+    assert_eq!(id.trim(), "0");
+    let map = kubectl(
+        &kubeconfig,
+        &["exec", "userns", "--", "cat", "/proc/self/uid_map"],
+        None,
+    );
+    let fields: Vec<u64> = map.split_whitespace().map(|f| f.parse().unwrap()).collect();
+    assert_eq!(fields.len(), 3, "{map}");
+    let (inside, outside, count) = (fields[0], fields[1], fields[2]);
+    assert_eq!((inside, count), (0, 65536), "{map}");
+    assert!(outside >= 65536 && outside % 65536 == 0, "{map}");
+    // The image's files are root's inside (idmapped layers).
+    let ls = kubectl(
+        &kubeconfig,
+        &["exec", "userns", "--", "stat", "-c", "%u", "/bin/busybox"],
+        None,
+    );
+    assert_eq!(ls.trim(), "0");
+    // Outside: what root wrote belongs to the mapped ID, not to the host's root.
+    let written: Vec<std::path::PathBuf> = walk(&cluster.root.join("runtime/containers"))
+        .into_iter()
+        .filter(|p| p.ends_with("upper/made-inside"))
+        .collect();
+    assert_eq!(written.len(), 1, "{written:?}");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(&written[0]).unwrap().uid() as u64,
+        outside
+    );
+    // A pod with host users sees the host's mapping.
+    let plain = kubectl(
+        &kubeconfig,
+        &[
+            "run",
+            "plain",
+            "--image=skiff/busybox:latest",
+            "--image-pull-policy=Never",
+            "--restart=Never",
+            "--overrides",
+            r#"{"spec":{"nodeName":"e2e-node"}}"#,
+            "--command",
+            "--",
+            "sleep",
+            "3600",
+        ],
+        None,
+    );
+    assert!(plain.contains("created"), "{plain}");
+    wait_for("plain to run", 60, || async {
+        let p = pods.get_opt("plain").await.ok()??;
+        (p.status?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+    let host_map = kubectl(
+        &kubeconfig,
+        &["exec", "plain", "--", "cat", "/proc/self/uid_map"],
+        None,
+    );
+    assert_eq!(
+        host_map.split_whitespace().collect::<Vec<_>>(),
+        ["0", "0", "4294967295"]
+    );
+    kubectl(
+        &kubeconfig,
+        &["delete", "pod", "userns", "plain", "--grace-period=1"],
+        None,
+    );
+    wait_for("both pods gone", 60, || async {
+        let l = pods.list(&Default::default()).await.ok()?;
+        l.items.is_empty().then_some(())
+    })
+    .await;
+    cluster.stop().await;
+}
+
+/// Every path under `dir` (not following links).
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out
 }

@@ -56,6 +56,17 @@ async fn pod_ip<R: Runtime>(runtime: &R, namespace: &str, pod: &str) -> Result<S
     sandboxes.sort_by_key(|s| std::cmp::Reverse(s.created_at));
     for sb in sandboxes {
         let status = runtime.pod_sandbox_status(&sb.id).await.map_err(internal)?;
+        // A hostNetwork pod has no IP of its own: it listens in the node's
+        // network namespace, where upstream's runtimes dial localhost.
+        let host_network = status
+            .linux
+            .as_ref()
+            .and_then(|l| l.namespaces.as_ref())
+            .and_then(|n| n.options.as_ref())
+            .is_some_and(|o| o.network == skiff_proto::cri::NamespaceMode::Node as i32);
+        if host_network {
+            return Ok("127.0.0.1".into());
+        }
         if let Some(ip) = status.network.map(|n| n.ip).filter(|ip| !ip.is_empty()) {
             return Ok(ip);
         }
