@@ -8,23 +8,10 @@
 use axum::response::Response;
 use http::request::Parts;
 
-use super::exec::{to_kubelet, upgrade_required};
-use super::log::{container_for, pod};
+use super::exec::{Stdio, to_container};
 use super::{Api, Query};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::http::request::Target;
-use crate::object::str_at;
-
-/// kubectl's own check, made here too so that every client gets it: a
-/// completed pod's containers have no stdio left to attach to.
-pub fn check_phase(pod: &serde_json::Value) -> Result<(), ApiError> {
-    match str_at(pod, &["status", "phase"]) {
-        Some(phase @ ("Succeeded" | "Failed")) => Err(ApiError::bad_request(format!(
-            "cannot attach a container in a completed pod; current phase is {phase}"
-        ))),
-        _ => Ok(()),
-    }
-}
 
 pub async fn attach(
     api: &Api,
@@ -33,34 +20,21 @@ pub async fn attach(
     target: &Target,
     name: &str,
 ) -> ApiResult<Response> {
-    let pod = pod(api, target, name).await?;
-    check_phase(&pod)?;
-    let container = container_for(&pod, query.get("container"), false)?;
-    let Some(node_name) = str_at(&pod, &["spec", "nodeName"]).filter(|n| !n.is_empty()) else {
-        return Err(ApiError::bad_request(format!(
-            "pod {name} does not have a host assigned"
-        )));
-    };
-    upgrade_required(parts)?;
-    let path = format!(
-        "/attach/{}/{name}/{container}?{}",
-        target.namespace,
-        parts.uri.query().unwrap_or_default()
-    );
-    to_kubelet(api, parts, node_name, &path).await
+    to_container(api, parts, query, target, name, Stdio::Attach).await
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::exec::check_phase;
     use super::*;
     use serde_json::json;
 
     #[test]
     fn completed_pods_cannot_be_attached_to() {
-        assert!(check_phase(&json!({"status": {"phase": "Running"}})).is_ok());
-        assert!(check_phase(&json!({"status": {"phase": "Pending"}})).is_ok());
+        assert!(check_phase(&json!({"status": {"phase": "Running"}}), Stdio::Attach).is_ok());
+        assert!(check_phase(&json!({"status": {"phase": "Pending"}}), Stdio::Attach).is_ok());
         for phase in ["Succeeded", "Failed"] {
-            let e = check_phase(&json!({"status": {"phase": phase}})).unwrap_err();
+            let e = check_phase(&json!({"status": {"phase": phase}}), Stdio::Attach).unwrap_err();
             assert_eq!(e.code, 400);
             assert!(e.message.starts_with("cannot attach a container"));
             assert!(e.message.ends_with(&format!("current phase is {phase}")));

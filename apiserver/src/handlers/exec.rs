@@ -22,11 +22,39 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::request::Target;
 use crate::object::str_at;
 
-/// Upstream's check that a pod can still be exec'd into.
-pub fn check_phase(pod: &serde_json::Value) -> Result<(), ApiError> {
+/// The two subresources that stream a container's stdio, checked and
+/// passed on alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdio {
+    Exec,
+    Attach,
+}
+
+impl Stdio {
+    /// The kubelet's path segment.
+    fn path(self) -> &'static str {
+        match self {
+            Stdio::Exec => "exec",
+            Stdio::Attach => "attach",
+        }
+    }
+
+    /// Upstream's words for what cannot be done to a completed pod.
+    fn verb(self) -> &'static str {
+        match self {
+            Stdio::Exec => "exec into",
+            Stdio::Attach => "attach",
+        }
+    }
+}
+
+/// Upstream's check that a pod can still be exec'd into or attached to: a
+/// completed pod's containers have no stdio left.
+pub fn check_phase(pod: &serde_json::Value, stdio: Stdio) -> Result<(), ApiError> {
     match str_at(pod, &["status", "phase"]) {
         Some(phase @ ("Succeeded" | "Failed")) => Err(ApiError::bad_request(format!(
-            "cannot exec into a container in a completed pod; current phase is {phase}"
+            "cannot {} a container in a completed pod; current phase is {phase}",
+            stdio.verb()
         ))),
         _ => Ok(()),
     }
@@ -39,8 +67,22 @@ pub async fn exec(
     target: &Target,
     name: &str,
 ) -> ApiResult<Response> {
+    to_container(api, parts, query, target, name, Stdio::Exec).await
+}
+
+/// Exec and attach: the pod exists, has not completed, has the container
+/// and a node; the request is an upgrade; then it goes to the kubelet's
+/// `/<exec|attach>/<ns>/<pod>/<container>?<same query>`.
+pub async fn to_container(
+    api: &Api,
+    parts: &mut Parts,
+    query: &Query,
+    target: &Target,
+    name: &str,
+    stdio: Stdio,
+) -> ApiResult<Response> {
     let pod = pod(api, target, name).await?;
-    check_phase(&pod)?;
+    check_phase(&pod, stdio)?;
     let container = container_for(&pod, query.get("container"), false)?;
     let Some(node_name) = str_at(&pod, &["spec", "nodeName"]).filter(|n| !n.is_empty()) else {
         return Err(ApiError::bad_request(format!(
@@ -49,7 +91,8 @@ pub async fn exec(
     };
     upgrade_required(parts)?;
     let path = format!(
-        "/exec/{}/{name}/{container}?{}",
+        "/{}/{}/{name}/{container}?{}",
+        stdio.path(),
         target.namespace,
         parts.uri.query().unwrap_or_default()
     );
@@ -128,10 +171,10 @@ mod tests {
 
     #[test]
     fn completed_pods_cannot_be_exec_d_into() {
-        assert!(check_phase(&json!({"status": {"phase": "Running"}})).is_ok());
-        assert!(check_phase(&json!({})).is_ok());
+        assert!(check_phase(&json!({"status": {"phase": "Running"}}), Stdio::Exec).is_ok());
+        assert!(check_phase(&json!({}), Stdio::Exec).is_ok());
         for phase in ["Succeeded", "Failed"] {
-            let e = check_phase(&json!({"status": {"phase": phase}})).unwrap_err();
+            let e = check_phase(&json!({"status": {"phase": phase}}), Stdio::Exec).unwrap_err();
             assert_eq!(e.code, 400);
             assert!(e.message.ends_with(&format!("current phase is {phase}")));
         }

@@ -73,12 +73,46 @@ pub(super) fn error(code: StatusCode, message: String) -> Response {
 pub async fn exec<R: Runtime>(
     State(runtime): State<Arc<R>>,
     Path((namespace, pod, container)): Path<(String, String, String)>,
-    mut request: Request,
+    request: Request,
 ) -> Response {
     let opts = match ExecOptions::parse(request.uri().query()) {
         Ok(o) => o,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
+    let target = (namespace.as_str(), pod.as_str(), container.as_str());
+    let asked = opts.clone();
+    stream_into(runtime.as_ref(), target, request, opts, "exec in", |id| {
+        runtime.exec(cri::ExecRequest {
+            container_id: id,
+            cmd: asked.command,
+            tty: asked.tty,
+            stdin: asked.stdin,
+            stdout: asked.stdout,
+            stderr: asked.stderr,
+        })
+    })
+    .await
+}
+
+/// What exec and attach share once their query is read: the upgrade is
+/// WebSocket or SPDY/3.1, the container runs, the runtime gives a
+/// streaming URL (`start`, with the container's id), and the connection
+/// goes there — forwarded as it is (WebSocket) or translated
+/// ([`spdy_remotecommand`]). `what` names the call in the error
+/// ("failed to exec in container: …").
+pub(super) async fn stream_into<R, F, Fut>(
+    runtime: &R,
+    (namespace, pod, container): (&str, &str, &str),
+    mut request: Request,
+    opts: ExecOptions,
+    what: &str,
+    start: F,
+) -> Response
+where
+    R: Runtime,
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = crate::runtime::Result<String>>,
+{
     let spdy = match spdy_protocol(request.headers()) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
@@ -92,35 +126,24 @@ pub async fn exec<R: Runtime>(
             "this connection cannot be upgraded".into(),
         );
     };
-    let status =
-        match super::logs::find(runtime.as_ref(), &namespace, &pod, &container, false).await {
-            Ok(s) => s,
-            Err(r) => return r,
-        };
+    let status = match super::logs::find(runtime, namespace, pod, container, false).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     if status.state != cri::ContainerState::ContainerRunning as i32 {
         return error(
             StatusCode::BAD_REQUEST,
             format!("container \"{container}\" in pod \"{pod}\" is not running"),
         );
     }
-    let url = runtime
-        .exec(cri::ExecRequest {
-            container_id: status.id.clone(),
-            cmd: opts.command.clone(),
-            tty: opts.tty,
-            stdin: opts.stdin,
-            stdout: opts.stdout,
-            stderr: opts.stderr,
-        })
-        .await;
-    match url {
+    match start(status.id.clone()).await {
         Ok(url) => match spdy {
             Some(protocol) => spdy_remotecommand::upgrade(&url, protocol, opts, incoming).await,
             None => to_streaming_server(&url, request.headers(), incoming).await,
         },
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("failed to exec in container: {e}"),
+            format!("failed to {what} container: {e}"),
         ),
     }
 }
